@@ -1,0 +1,128 @@
+//! Configuration as data: what figment merges, before anything is validated.
+//!
+//! Layers, lowest first: built-in defaults < `sync.toml` (or `--config FILE`) < `SITESYNC_*`
+//! environment variables < command-line flags. [`RawConfig`] is only the merged data;
+//! [`Config`](build::Config) is the validated runtime form, built once, whose errors name the file
+//! (or variable, or flag) and the key that is wrong.
+
+mod build;
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use build::{Config, ConfigError};
+
+/// Every key of `sync.toml`, with its default. `sync.toml.example` documents each one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// The local directory to publish.
+    pub source: Option<PathBuf>,
+    /// `s3://BUCKET[/PREFIX]`.
+    pub destination: Option<String>,
+    /// An S3-compatible endpoint; `AWS_ENDPOINT_URL` is also honoured.
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing (`http://host/bucket/key`), which most S3-compatible servers need.
+    pub path_style: bool,
+    pub region: Option<String>,
+    /// A profile of the shared AWS config files; `AWS_PROFILE` is also honoured.
+    pub profile: Option<String>,
+    /// Serve an embedded S3-compatible store from this directory and sync to it.
+    pub local_store: Option<PathBuf>,
+    /// Concurrent S3 operations.
+    pub workers: usize,
+    /// Delete objects that have no file any more.
+    pub delete: bool,
+    /// Refuse a run that would delete more objects than this.
+    pub max_delete: u64,
+    /// Refuse a run that would delete more than this percentage of the objects under the prefix.
+    pub max_delete_percent: u8,
+    /// Margin in seconds for the mtime comparison, on top of the measured clock offset.
+    pub clock_fudge: f64,
+    /// How file names on disk are decoded into keys.
+    pub encoding: String,
+    /// Unicode normalisation of keys: "none" or "nfc".
+    pub normalize: String,
+    /// Files of at least this many bytes are uploaded in parts.
+    pub multipart_threshold: u64,
+    pub multipart_chunk_size: u64,
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            source: None,
+            destination: None,
+            endpoint_url: None,
+            path_style: false,
+            region: None,
+            profile: None,
+            local_store: None,
+            workers: 64,
+            delete: true,
+            max_delete: 1000,
+            max_delete_percent: 50,
+            clock_fudge: 0.5,
+            encoding: "utf-8".into(),
+            normalize: "none".into(),
+            multipart_threshold: 16 * 1024 * 1024,
+            multipart_chunk_size: 8 * 1024 * 1024,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// Values given on the command line. Unset flags are skipped, so they do not hide the file's.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_style: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_store: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_delete: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_fudge: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+}
+
+/// The default config file, used when it exists and no `--config` is given.
+pub const DEFAULT_FILE: &str = "sync.toml";
+
+/// Which config file a run reads: the one named, or `./sync.toml` when present.
+pub fn config_file(named: Option<&Path>) -> Result<Option<PathBuf>, ConfigError> {
+    match named {
+        Some(path) if path.is_file() => Ok(Some(path.to_owned())),
+        Some(path) => Err(ConfigError::Missing(path.to_owned())),
+        None => Ok(Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file())),
+    }
+}
+
+/// Merges the layers. Building the result validates it.
+pub fn figment(file: Option<&Path>, overrides: &Overrides) -> Figment {
+    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment.merge(Env::prefixed("SITESYNC_")).merge(Serialized::defaults(overrides.clone()).profile(figment::Profile::Default))
+}

@@ -1,0 +1,272 @@
+//! Matching the local tree against the bucket while both are still being scanned.
+//!
+//! Each side's keys go into a map of keys the other side has not yet shown; a key seen on both
+//! sides is judged and forgotten at once. Both scans yield keys in S3's order (UTF-8 bytes), so a
+//! key still unmatched once the other side has moved past it never will be: it is retired as an
+//! upload or a delete straight away. Memory therefore holds only the keys between the two scan
+//! positions, not two maps of the whole tree. If a side ever yields keys out of order, the diff
+//! stays correct and only stops retiring early from that side's position.
+
+use std::collections::BTreeMap;
+
+use crate::clock::{ChangeRule, Offset, Verdict};
+use crate::model::{Event, LocalFile, LocalItem, Reason, RemoteObject};
+
+/// How far one side has got.
+#[derive(Debug, Default)]
+struct Side {
+    /// The greatest key seen so far.
+    last: Option<String>,
+    /// False once a key arrived out of order: `last` then proves nothing.
+    disordered: bool,
+    done: bool,
+}
+
+impl Side {
+    fn saw(&mut self, key: &str) {
+        match &mut self.last {
+            Some(last) if key <= last.as_str() => self.disordered = true,
+            Some(last) => {
+                last.clear();
+                last.push_str(key);
+            }
+            None => self.last = Some(key.to_owned()),
+        }
+    }
+
+    /// Every key up to this bound that this side will ever yield has been yielded.
+    fn passed(&self) -> Option<&str> {
+        if self.disordered { None } else { self.last.as_deref() }
+    }
+}
+
+/// Running totals, for the report and for delete safety.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub local_files: u64,
+    pub remote_objects: u64,
+    pub unchanged: u64,
+    pub uploads: u64,
+    pub deletes: u64,
+    pub problems: u64,
+}
+
+pub struct Diff {
+    rule: ChangeRule,
+    local: BTreeMap<String, LocalFile>,
+    remote: BTreeMap<String, RemoteObject>,
+    local_side: Side,
+    remote_side: Side,
+    /// Pairs the clock offset could not settle yet.
+    unsure: Vec<(LocalFile, RemoteObject)>,
+    tally: Tally,
+}
+
+impl Diff {
+    pub fn new(rule: ChangeRule) -> Diff {
+        Diff {
+            rule,
+            local: BTreeMap::new(),
+            remote: BTreeMap::new(),
+            local_side: Side::default(),
+            remote_side: Side::default(),
+            unsure: Vec::new(),
+            tally: Tally::default(),
+        }
+    }
+
+    pub fn tally(&self) -> Tally {
+        self.tally
+    }
+
+    /// Keys held because the other side has not reached them yet.
+    pub fn pending(&self) -> usize {
+        self.local.len() + self.remote.len() + self.unsure.len()
+    }
+
+    /// The greatest key each side has yielded, to read from the side that is behind.
+    pub fn positions(&self) -> (Option<&str>, Option<&str>) {
+        (self.local_side.last.as_deref(), self.remote_side.last.as_deref())
+    }
+
+    pub fn local_batch(&mut self, batch: Vec<LocalItem>, offset: Offset, out: &mut Vec<Event>) {
+        for item in batch {
+            match item {
+                LocalItem::File(file) => {
+                    self.tally.local_files += 1;
+                    self.local_side.saw(&file.key);
+                    match self.remote.remove(&file.key) {
+                        Some(object) => self.judge(file, object, offset, out),
+                        None => {
+                            self.local.insert(file.key.clone(), file);
+                        }
+                    }
+                }
+                LocalItem::Problem(p) => {
+                    self.tally.problems += 1;
+                    out.push(Event::Problem(p));
+                }
+            }
+        }
+        self.retire(out);
+    }
+
+    pub fn remote_batch(&mut self, batch: Vec<RemoteObject>, offset: Offset, out: &mut Vec<Event>) {
+        for object in batch {
+            self.tally.remote_objects += 1;
+            self.remote_side.saw(&object.key);
+            match self.local.remove(&object.key) {
+                Some(file) => self.judge(file, object, offset, out),
+                None => {
+                    self.remote.insert(object.key.clone(), object);
+                }
+            }
+        }
+        self.retire(out);
+    }
+
+    pub fn local_done(&mut self, out: &mut Vec<Event>) {
+        self.local_side.done = true;
+        self.retire(out);
+    }
+
+    pub fn remote_done(&mut self, out: &mut Vec<Event>) {
+        self.remote_side.done = true;
+        self.retire(out);
+    }
+
+    /// Whether any pair is waiting for a narrower clock offset.
+    pub fn has_unsure(&self) -> bool {
+        !self.unsure.is_empty()
+    }
+
+    /// Settles the deferred pairs with the final offset; a pair still unsure is uploaded, since
+    /// a needless upload costs a request while a skipped change leaves the site stale.
+    pub fn finish(&mut self, offset: Offset, out: &mut Vec<Event>) {
+        debug_assert!(self.local_side.done && self.remote_side.done);
+        for (file, object) in std::mem::take(&mut self.unsure) {
+            match self.rule.judge(&file, &object, offset) {
+                Verdict::Same => self.tally.unchanged += 1,
+                Verdict::Upload(reason) => self.upload(file, reason, out),
+                Verdict::Unsure => self.upload(file, Reason::Newer, out),
+            }
+        }
+    }
+
+    fn judge(&mut self, file: LocalFile, object: RemoteObject, offset: Offset, out: &mut Vec<Event>) {
+        match self.rule.judge(&file, &object, offset) {
+            Verdict::Same => self.tally.unchanged += 1,
+            Verdict::Upload(reason) => self.upload(file, reason, out),
+            Verdict::Unsure => self.unsure.push((file, object)),
+        }
+    }
+
+    fn upload(&mut self, file: LocalFile, reason: Reason, out: &mut Vec<Event>) {
+        self.tally.uploads += 1;
+        out.push(Event::Upload { file, reason });
+    }
+
+    fn retire(&mut self, out: &mut Vec<Event>) {
+        let missing_remotely = retire_upto(&mut self.local, &self.remote_side);
+        for file in missing_remotely {
+            self.upload(file, Reason::New, out);
+        }
+        for object in retire_upto(&mut self.remote, &self.local_side) {
+            self.tally.deletes += 1;
+            out.push(Event::Delete { object });
+        }
+    }
+}
+
+/// Removes from `unmatched` every key the other side has passed without yielding it.
+fn retire_upto<T>(unmatched: &mut BTreeMap<String, T>, other: &Side) -> Vec<T> {
+    if other.done {
+        return std::mem::take(unmatched).into_values().collect();
+    }
+    let Some(bound) = other.passed() else { return Vec::new() };
+    let first_kept = unmatched.range::<str, _>((std::ops::Bound::Excluded(bound), std::ops::Bound::Unbounded)).next();
+    match first_kept.map(|(k, _)| k.clone()) {
+        Some(k) => {
+            let kept = unmatched.split_off(&k);
+            std::mem::replace(unmatched, kept).into_values().collect()
+        }
+        None => std::mem::take(unmatched).into_values().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Time;
+
+    const S: i64 = Time::NANOS_PER_SEC;
+
+    fn local(key: &str, size: u64, mtime: i64) -> LocalItem {
+        LocalItem::File(LocalFile { key: key.into(), path: key.into(), size, mtime: Time(mtime * S) })
+    }
+
+    fn remote(key: &str, size: u64, lm: i64) -> RemoteObject {
+        RemoteObject { key: key.into(), size, last_modified: Time(lm * S) }
+    }
+
+    fn names(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::Upload { file, reason } => format!("upload {} {}", file.key, reason.as_str()),
+                Event::Delete { object } => format!("delete {}", object.key),
+                Event::Problem(p) => format!("problem {}", p.place),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_as_soon_as_both_sides_have_seen_a_key() {
+        let mut diff = Diff::new(ChangeRule { fudge: 0 });
+        let off = Offset::exact(0);
+        let mut out = Vec::new();
+        diff.remote_batch(vec![remote("a.b", 1, 100), remote("a/b", 1, 100), remote("old", 1, 100)], off, &mut out);
+        assert_eq!(diff.pending(), 3);
+        diff.local_batch(vec![local("a.b", 1, 50), local("a/b", 2, 50)], off, &mut out);
+        assert_eq!(names(&out), ["upload a/b size"]);
+        assert_eq!(diff.pending(), 1, "only `old` waits for the local side");
+        diff.local_batch(vec![local("new", 1, 50), local("p", 1, 50)], off, &mut out);
+        // Each side passed a key the other holds: `new` < `old` is not listed, `old` < `p` not on disk.
+        assert_eq!(names(&out), ["upload a/b size", "upload new new", "delete old"]);
+        assert_eq!(diff.pending(), 1, "`p` waits: the listing may still yield it");
+        diff.remote_done(&mut out);
+        diff.local_done(&mut out);
+        assert_eq!(names(&out), ["upload a/b size", "upload new new", "delete old", "upload p new"]);
+        assert_eq!(diff.pending(), 0);
+        let t = diff.tally();
+        assert_eq!((t.unchanged, t.uploads, t.deletes), (1, 3, 1));
+    }
+
+    #[test]
+    fn out_of_order_input_is_still_correct() {
+        let mut diff = Diff::new(ChangeRule { fudge: 0 });
+        let off = Offset::exact(0);
+        let mut out = Vec::new();
+        diff.remote_batch(vec![remote("z", 1, 100), remote("a", 1, 100)], off, &mut out);
+        diff.local_batch(vec![local("b", 1, 50), local("a", 1, 50)], off, &mut out);
+        assert!(out.is_empty(), "nothing can be retired from a disordered side: {:?}", names(&out));
+        diff.local_done(&mut out);
+        diff.remote_done(&mut out);
+        assert_eq!(names(&out), ["delete z", "upload b new"]);
+    }
+
+    #[test]
+    fn unsure_pairs_wait_for_the_final_offset() {
+        let mut diff = Diff::new(ChangeRule { fudge: 0 });
+        let mut out = Vec::new();
+        let wide = Offset { lo: 0, hi: 2 * S };
+        diff.remote_batch(vec![remote("a", 1, 100), remote("b", 1, 100)], wide, &mut out);
+        diff.local_batch(vec![local("a", 1, 99), local("b", 1, 99)], wide, &mut out);
+        assert!(diff.has_unsure());
+        diff.local_done(&mut out);
+        diff.remote_done(&mut out);
+        diff.finish(Offset::exact(S / 2), &mut out);
+        assert!(out.is_empty());
+        assert_eq!(diff.tally().unchanged, 2);
+    }
+}

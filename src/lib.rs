@@ -1,0 +1,34 @@
+//! sitesync: make an S3 prefix match a local directory tree, fast.
+//!
+//! The pipeline is config → local scan ‖ S3 scan → diff → sink; each stage is a module named
+//! after what it owns, and the data between them lives in [`model`]. The binary only parses the
+//! command line, calls [`execute`] and maps the outcome to an exit status.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod diff;
+pub mod error;
+pub mod local_store;
+pub mod model;
+pub mod names;
+pub mod pipeline;
+pub mod plan;
+pub mod report;
+pub mod s3client;
+pub mod scan;
+pub mod sink;
+pub mod target;
+
+pub use error::Error;
+pub use report::Report;
+
+/// Runs one command: loads the layered configuration, then syncs or plans.
+pub async fn execute(command: &cli::Command) -> Result<Report, Error> {
+    let args = command.args();
+    let file = config::config_file(args.config.as_deref())?;
+    let figment = config::figment(file.as_deref(), &args.overrides());
+    let config = config::Config::build(&figment)?;
+    let opts = pipeline::RunOptions { dry_run: command.dry_run(), force_delete: args.force_delete };
+    pipeline::run(&config, &opts).await
+}

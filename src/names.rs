@@ -1,0 +1,124 @@
+//! Turning on-disk file names into S3 key components.
+//!
+//! Names on disk are bytes. The configured encoding decodes them (UTF-8 strictly by default;
+//! latin-1, the original tool's default, maps every byte to the code point of the same value), and
+//! optional NFC normalisation folds the decomposed names that macOS writes. A name that does not
+//! decode is refused with its escaped bytes, never replaced with look-alike characters: a mangled
+//! key would upload under one name and delete under another on the next run.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Charset {
+    Utf8,
+    Latin1,
+    Other(&'static encoding_rs::Encoding),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NameDecoder {
+    charset: Charset,
+    nfc: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NameError {
+    #[error("unknown encoding {0:?} (try utf-8, latin-1, windows-1252, shift_jis, ...)")]
+    UnknownEncoding(String),
+    #[error("unknown normalization {0:?} (expected \"none\" or \"nfc\")")]
+    UnknownNormalization(String),
+}
+
+impl NameDecoder {
+    pub fn new(encoding: &str, normalize: &str) -> Result<NameDecoder, NameError> {
+        let label = encoding.trim().to_ascii_lowercase();
+        let charset = match label.as_str() {
+            "utf-8" | "utf8" => Charset::Utf8,
+            // WHATWG maps these labels to windows-1252; Python's latin-1 is the real ISO-8859-1.
+            "latin-1" | "latin1" | "iso-8859-1" | "iso8859-1" | "l1" => Charset::Latin1,
+            _ => match encoding_rs::Encoding::for_label_no_replacement(label.as_bytes()) {
+                Some(e) if e == encoding_rs::UTF_8 => Charset::Utf8,
+                Some(e) => Charset::Other(e),
+                None => return Err(NameError::UnknownEncoding(encoding.to_owned())),
+            },
+        };
+        let nfc = match normalize.trim().to_ascii_lowercase().as_str() {
+            "" | "none" => false,
+            "nfc" => true,
+            _ => return Err(NameError::UnknownNormalization(normalize.to_owned())),
+        };
+        Ok(NameDecoder { charset, nfc })
+    }
+
+    /// Decodes one path component, or returns why it cannot be a key component.
+    pub fn decode(&self, name: &OsStr) -> Result<String, String> {
+        let bytes = name.as_bytes();
+        let decoded = match self.charset {
+            Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
+            Charset::Latin1 => Some(bytes.iter().map(|&b| char::from(b)).collect()),
+            Charset::Other(e) => e
+                .decode_without_bom_handling_and_without_replacement(bytes)
+                .map(|s| s.into_owned()),
+        };
+        let Some(decoded) = decoded else {
+            return Err(format!("name {:?} is not valid {}", escape(bytes), self.charset_name()));
+        };
+        Ok(if self.nfc && !decoded.is_ascii() { decoded.nfc().collect() } else { decoded })
+    }
+
+    fn charset_name(&self) -> &'static str {
+        match self.charset {
+            Charset::Utf8 => "UTF-8",
+            Charset::Latin1 => "latin-1",
+            Charset::Other(e) => e.name(),
+        }
+    }
+}
+
+/// Escaped bytes of a name, as printable ASCII (`caf\xe9`).
+pub fn escape(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn os(bytes: &[u8]) -> &OsStr {
+        OsStr::from_bytes(bytes)
+    }
+
+    #[test]
+    fn utf8_is_strict() {
+        let d = NameDecoder::new("utf-8", "none").unwrap();
+        assert_eq!(d.decode(os("café.html".as_bytes())).unwrap(), "café.html");
+        let err = d.decode(os(b"caf\xe9.html")).unwrap_err();
+        assert!(err.contains(r"caf\xe9.html"), "{err}");
+    }
+
+    #[test]
+    fn latin1_maps_bytes_to_code_points() {
+        let d = NameDecoder::new("latin-1", "none").unwrap();
+        assert_eq!(d.decode(os(b"caf\xe9")).unwrap(), "café");
+        // 0x80 is U+0080 in ISO-8859-1, not the euro sign of windows-1252.
+        assert_eq!(d.decode(os(b"\x80")).unwrap(), "\u{80}");
+        let w = NameDecoder::new("windows-1252", "none").unwrap();
+        assert_eq!(w.decode(os(b"\x80")).unwrap(), "€");
+    }
+
+    #[test]
+    fn nfc_folds_decomposed_names() {
+        let d = NameDecoder::new("utf-8", "nfc").unwrap();
+        assert_eq!(d.decode(os("cafe\u{301}".as_bytes())).unwrap(), "caf\u{e9}");
+    }
+
+    #[test]
+    fn unknown_settings_are_named() {
+        assert!(matches!(NameDecoder::new("klingon", "none"), Err(NameError::UnknownEncoding(_))));
+        assert!(matches!(NameDecoder::new("utf-8", "nfd"), Err(NameError::UnknownNormalization(_))));
+    }
+}

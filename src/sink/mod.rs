@@ -1,0 +1,177 @@
+//! The sink: applies the diff's events with a pool of workers fed from a bounded queue.
+//!
+//! A site must never point at an asset that is not there yet, so the sink works in phases: assets
+//! are uploaded as the diff finds them, pages (HTML) wait until every asset is up, and deletes come
+//! last, in batches of up to 1,000 keys, and only if nothing failed. In a dry run the same events
+//! become [`Step`]s of the plan and nothing is sent.
+
+mod delete;
+mod upload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
+
+use crate::model::{Event, LocalFile, Reason, RemoteObject};
+use crate::plan::{self, Step, is_page};
+use crate::report::Tracker;
+use crate::target::Target;
+
+/// What every worker needs.
+pub struct SinkContext {
+    pub client: aws_sdk_s3::Client,
+    pub target: Target,
+    pub tracker: Arc<Tracker>,
+    pub multipart_threshold: u64,
+    pub multipart_chunk_size: u64,
+    /// Set when the run is stopping: queued work is dropped, in-flight requests finish.
+    pub cancel: Arc<AtomicBool>,
+}
+
+enum Job {
+    Upload(LocalFile),
+    Delete(Vec<String>),
+}
+
+/// A set of workers sharing one bounded queue.
+struct Pool {
+    tx: mpsc::Sender<Job>,
+    workers: JoinSet<()>,
+}
+
+impl Pool {
+    fn start(ctx: &Arc<SinkContext>, workers: usize) -> Pool {
+        let (tx, rx) = mpsc::channel(workers * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut set = JoinSet::new();
+        for _ in 0..workers {
+            let (ctx, rx) = (ctx.clone(), rx.clone());
+            set.spawn(async move {
+                loop {
+                    let job = rx.lock().await.recv().await;
+                    let Some(job) = job else { break };
+                    if ctx.cancel.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    match job {
+                        Job::Upload(file) => upload::run(&ctx, &file).await,
+                        Job::Delete(keys) => delete::run(&ctx, keys).await,
+                    }
+                }
+            });
+        }
+        Pool { tx, workers: set }
+    }
+
+    async fn send(&self, job: Job) {
+        // The workers only stop after the sender is dropped, so this cannot fail.
+        let _ = self.tx.send(job).await;
+    }
+
+    async fn finish(self) {
+        drop(self.tx);
+        let mut workers = self.workers;
+        while let Some(joined) = workers.join_next().await {
+            if let Err(e) = joined
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+}
+
+pub struct Sink {
+    ctx: Arc<SinkContext>,
+    workers: usize,
+    assets: Option<Pool>,
+    pages: Vec<LocalFile>,
+    /// False with `--no-delete`: delete events are dropped.
+    delete: bool,
+    deletes: Vec<RemoteObject>,
+    /// `Some` in a dry run: the plan being collected.
+    plan: Option<Vec<Step>>,
+}
+
+impl Sink {
+    pub fn new(ctx: Arc<SinkContext>, workers: usize, dry_run: bool, delete: bool) -> Sink {
+        let assets = (!dry_run).then(|| Pool::start(&ctx, workers));
+        let plan = dry_run.then(Vec::new);
+        Sink { ctx, workers, assets, pages: Vec::new(), delete, deletes: Vec::new(), plan }
+    }
+
+    pub async fn accept(&mut self, events: Vec<Event>) {
+        for event in events {
+            if matches!(event, Event::Delete { .. }) && !self.delete {
+                continue;
+            }
+            if let Some(plan) = &mut self.plan {
+                if let Event::Problem(p) = &event {
+                    self.ctx.tracker.failed(p.place.clone(), "scan", p.message.clone());
+                }
+                plan.push(plan::step(&event, &self.ctx.target));
+                continue;
+            }
+            match event {
+                Event::Upload { file, reason } => self.upload(file, reason).await,
+                Event::Delete { object } => self.deletes.push(object),
+                Event::Problem(p) => self.ctx.tracker.failed(p.place, "scan", p.message),
+            }
+        }
+    }
+
+    async fn upload(&mut self, file: LocalFile, reason: Reason) {
+        tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
+        match &self.assets {
+            Some(pool) if !is_page(&file.key) => pool.send(Job::Upload(file)).await,
+            _ => self.pages.push(file),
+        }
+    }
+
+    /// Number of deletes the diff asked for so far.
+    pub fn deletes_planned(&self) -> u64 {
+        match &self.plan {
+            Some(plan) => plan.iter().filter(|s| s.phase == plan::Phase::Deletes).count() as u64,
+            None => self.deletes.len() as u64,
+        }
+    }
+
+    /// Finishes the uploads, then sends the deletes if `allow_deletes` and nothing failed.
+    /// Returns the plan in a dry run, and how many deletes were withheld.
+    pub async fn finish(mut self, allow_deletes: bool) -> (Option<Vec<Step>>, u64) {
+        if let Some(plan) = self.plan.take() {
+            return (Some(plan), 0);
+        }
+        if let Some(assets) = self.assets.take() {
+            assets.finish().await;
+        }
+        let pages = std::mem::take(&mut self.pages);
+        if !pages.is_empty() && !self.ctx.cancel.load(Ordering::Relaxed) {
+            let pool = Pool::start(&self.ctx, self.workers);
+            for file in pages {
+                pool.send(Job::Upload(file)).await;
+            }
+            pool.finish().await;
+        }
+        let deletes = std::mem::take(&mut self.deletes);
+        let cancelled = self.ctx.cancel.load(Ordering::Relaxed);
+        if deletes.is_empty() {
+            return (None, 0);
+        }
+        if !allow_deletes || cancelled || self.ctx.tracker.failure_count() > 0 {
+            if self.ctx.tracker.failure_count() > 0 {
+                tracing::warn!("{} deletes withheld because something failed; a clean run will send them", deletes.len());
+            }
+            return (None, deletes.len() as u64);
+        }
+        let pool = Pool::start(&self.ctx, self.workers.min(8));
+        for chunk in deletes.chunks(1000) {
+            let keys = chunk.iter().map(|o| self.ctx.target.key(&o.key)).collect();
+            pool.send(Job::Delete(keys)).await;
+        }
+        pool.finish().await;
+        (None, 0)
+    }
+}

@@ -1,0 +1,132 @@
+//! Uploading one file: a single PutObject, or a multipart upload above the threshold.
+//!
+//! The file is stat'ed before and after the upload. If its size or mtime moved meanwhile, what
+//! reached S3 may be a mix of old and new content, and `LastModified` may already be later than the
+//! new mtime, so the next run would not notice: the file is sent again, and reported as failed if
+//! it keeps changing.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use aws_sdk_s3::primitives::{ByteStream, Length};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use super::SinkContext;
+use crate::model::LocalFile;
+use crate::s3client::describe;
+
+const ATTEMPTS: usize = 3;
+
+pub(super) async fn run(ctx: &SinkContext, file: &LocalFile) {
+    match upload(ctx, file).await {
+        Ok(bytes) => ctx.tracker.uploaded(bytes),
+        Err(error) => ctx.tracker.failed(file.key.clone(), "upload", error),
+    }
+}
+
+async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
+    let key = ctx.target.key(&file.key);
+    let content_type = mime_guess::from_path(&file.key).first_raw().unwrap_or("application/octet-stream");
+    for attempt in 1..=ATTEMPTS {
+        let before = stat(&file.path).await?;
+        if before.0 >= ctx.multipart_threshold {
+            multipart(ctx, &key, &file.path, before.0, content_type).await?;
+        } else {
+            let body = ByteStream::read_from()
+                .path(&file.path)
+                .length(Length::Exact(before.0))
+                .build()
+                .await
+                .map_err(|e| format!("cannot read file: {e}"))?;
+            ctx.client
+                .put_object()
+                .bucket(&ctx.target.bucket)
+                .key(&key)
+                .content_length(before.0 as i64)
+                .content_type(content_type)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| describe(&e))?;
+        }
+        let after = stat(&file.path).await.map_err(|e| format!("changed during upload: {e}"))?;
+        if after == before {
+            return Ok(before.0);
+        }
+        tracing::warn!("{key} changed during upload (attempt {attempt} of {ATTEMPTS})");
+    }
+    Err(format!("kept changing during upload ({ATTEMPTS} attempts); the object may not match the file"))
+}
+
+async fn stat(path: &Path) -> Result<(u64, Option<SystemTime>), String> {
+    let meta = tokio::fs::metadata(path).await.map_err(|e| format!("cannot read file: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    Ok((meta.len(), meta.modified().ok()))
+}
+
+async fn multipart(ctx: &SinkContext, key: &str, path: &Path, size: u64, content_type: &str) -> Result<(), String> {
+    let created = ctx
+        .client
+        .create_multipart_upload()
+        .bucket(&ctx.target.bucket)
+        .key(key)
+        .content_type(content_type)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    let upload_id = created.upload_id().ok_or("CreateMultipartUpload returned no upload id")?.to_owned();
+    let result = upload_parts(ctx, key, &upload_id, path, size).await;
+    let parts = match result {
+        Ok(parts) => parts,
+        Err(e) => {
+            let _ = ctx.client.abort_multipart_upload().bucket(&ctx.target.bucket).key(key).upload_id(&upload_id).send().await;
+            return Err(e);
+        }
+    };
+    ctx.client
+        .complete_multipart_upload()
+        .bucket(&ctx.target.bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(())
+}
+
+async fn upload_parts(ctx: &SinkContext, key: &str, upload_id: &str, path: &Path, size: u64) -> Result<Vec<CompletedPart>, String> {
+    // S3 allows at most 10,000 parts: grow the part size for very large files.
+    let chunk = ctx.multipart_chunk_size.max(size.div_ceil(10_000));
+    let mut parts = Vec::new();
+    let mut offset = 0;
+    let mut number = 1;
+    while offset < size || number == 1 {
+        let length = chunk.min(size - offset);
+        let body = ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(Length::Exact(length))
+            .build()
+            .await
+            .map_err(|e| format!("cannot read file: {e}"))?;
+        let part = ctx
+            .client
+            .upload_part()
+            .bucket(&ctx.target.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(length as i64)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        parts.push(CompletedPart::builder().set_e_tag(part.e_tag().map(str::to_owned)).part_number(number).build());
+        offset += length;
+        number += 1;
+    }
+    Ok(parts)
+}

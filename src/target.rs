@@ -1,0 +1,105 @@
+//! The destination: an `s3://BUCKET[/PREFIX]` URL, validated once.
+//!
+//! The prefix is always treated as a folder: `s3://b/site` means keys under `site/`, so a run can
+//! never reach `site2/x` or `sitea.txt`. Prefixes that could be read two ways (`..`, `//`, a
+//! leading `/`) are refused rather than guessed at.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: String,
+    /// Empty, or a folder prefix ending with `/`.
+    pub prefix: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid destination {url:?}: {why}")]
+pub struct TargetError {
+    pub url: String,
+    pub why: &'static str,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, TargetError> {
+        let fail = |why| TargetError { url: url.to_owned(), why };
+        let rest = url.strip_prefix("s3://").ok_or_else(|| fail("expected s3://BUCKET[/PREFIX]"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if !valid_bucket(bucket) {
+            return Err(fail(
+                "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens",
+            ));
+        }
+        let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+        if prefix.starts_with('/') {
+            return Err(fail("the prefix must not start with '/'"));
+        }
+        if !prefix.is_empty() {
+            for segment in prefix.split('/') {
+                match segment {
+                    "" => return Err(fail("the prefix must not contain '//'")),
+                    "." | ".." => return Err(fail("the prefix must not contain '.' or '..' segments")),
+                    _ => {}
+                }
+            }
+        }
+        if prefix.len() > 512 {
+            return Err(fail("the prefix is longer than 512 bytes"));
+        }
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        Ok(Target { bucket: bucket.to_owned(), prefix })
+    }
+
+    /// The full S3 key for a key relative to the prefix.
+    pub fn key(&self, relative: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + relative.len());
+        key.push_str(&self.prefix);
+        key.push_str(relative);
+        key
+    }
+}
+
+fn valid_bucket(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric()
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_a_folder() {
+        let t = Target::parse("s3://bucket/site").unwrap();
+        assert_eq!(t.prefix, "site/");
+        assert_eq!(t.key("a.html"), "site/a.html");
+        assert_eq!(Target::parse("s3://bucket/site/").unwrap(), t);
+        assert_eq!(Target::parse("s3://bucket").unwrap().prefix, "");
+        assert_eq!(Target::parse("s3://bucket/").unwrap().prefix, "");
+        assert_eq!(Target::parse("s3://bucket/a/b").unwrap().prefix, "a/b/");
+    }
+
+    #[test]
+    fn ambiguous_prefixes_are_refused() {
+        for bad in [
+            "s3://bucket//site",
+            "s3://bucket/a//b",
+            "s3://bucket/a/../b",
+            "s3://bucket/./b",
+            "bucket/site",
+            "s3://B/site",
+            "s3://ab",
+            "http://bucket/x",
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+}
