@@ -57,6 +57,10 @@ fn init_logging(verbose: u8, quiet: u8) {
     };
     let others = if verbose >= 2 { Level::DEBUG } else { Level::ERROR };
     let filter = tracing_subscriber::filter::Targets::new().with_target("sitesync", ours).with_default(others);
-    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).without_time().with_target(false).with_ansi(false);
+    let format = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false);
     tracing_subscriber::registry().with(format).with(filter).init();
 }

@@ -59,9 +59,7 @@ impl NameDecoder {
         let decoded = match self.charset {
             Charset::Utf8 => std::str::from_utf8(bytes).ok().map(str::to_owned),
             Charset::Latin1 => Some(bytes.iter().map(|&b| char::from(b)).collect()),
-            Charset::Other(e) => e
-                .decode_without_bom_handling_and_without_replacement(bytes)
-                .map(|s| s.into_owned()),
+            Charset::Other(e) => e.decode_without_bom_handling_and_without_replacement(bytes).map(|s| s.into_owned()),
         };
         let Some(decoded) = decoded else {
             return Err(format!("name {:?} is not valid {}", escape(bytes), self.charset_name()));

@@ -157,8 +157,7 @@ async fn finish_listing(lister: Option<tokio::task::JoinHandle<Result<(), scan::
 /// Refuses a missing source, one that is not a directory, and (unless forced) an empty one: an
 /// empty directory is the usual sign of a failed build, and syncing it would delete the site.
 fn check_source(source: &Path, force: bool) -> Result<(), Error> {
-    let meta = std::fs::metadata(source)
-        .map_err(|e| Error::Usage(format!("source {}: {e}", source.display())))?;
+    let meta = std::fs::metadata(source).map_err(|e| Error::Usage(format!("source {}: {e}", source.display())))?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!("source {} is not a directory", source.display())));
     }
@@ -187,7 +186,9 @@ fn delete_limit(config: &Config, opts: &RunOptions, deletes: u64, tally: Option<
     }
     let tally = tally?;
     if tally.local_files == 0 {
-        return Some(format!("refusing to delete {deletes} objects: the source holds no files; pass --force-delete to do it anyway"));
+        return Some(format!(
+            "refusing to delete {deletes} objects: the source holds no files; pass --force-delete to do it anyway"
+        ));
     }
     let percent = u64::from(config.max_delete_percent);
     if deletes >= 2 && deletes * 100 > percent * tally.remote_objects {

@@ -41,8 +41,12 @@ pub fn step(event: &Event, target: &Target) -> Step {
             let phase = if is_page(&file.key) { Phase::Pages } else { Phase::Assets };
             Step::upload(phase, target.key(&file.key), file, *reason)
         }
-        Event::Delete { object } => Step { phase: Phase::Deletes, key: target.key(&object.key), detail: String::new(), bytes: 0 },
-        Event::Problem(p) => Step { phase: Phase::Problems, key: target.key(&p.place), detail: p.message.clone(), bytes: 0 },
+        Event::Delete { object } => {
+            Step { phase: Phase::Deletes, key: target.key(&object.key), detail: String::new(), bytes: 0 }
+        }
+        Event::Problem(p) => {
+            Step { phase: Phase::Problems, key: target.key(&p.place), detail: p.message.clone(), bytes: 0 }
+        }
     }
 }
 

@@ -26,9 +26,7 @@ impl Target {
         let rest = url.strip_prefix("s3://").ok_or_else(|| fail("expected s3://BUCKET[/PREFIX]"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if !valid_bucket(bucket) {
-            return Err(fail(
-                "bucket names are 3 to 63 lowercase letters, digits, dots and hyphens",
-            ));
+            return Err(fail("bucket names are 3 to 63 lowercase letters, digits, dots and hyphens"));
         }
         let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
         if prefix.starts_with('/') {

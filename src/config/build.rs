@@ -58,7 +58,10 @@ impl Config {
             return Err(bad("workers", format!("{} is out of range (1 to 4096)", raw.workers)));
         }
         if raw.max_delete_percent > 100 {
-            return Err(bad("max_delete_percent", format!("{} is not a percentage (0 to 100)", raw.max_delete_percent)));
+            return Err(bad(
+                "max_delete_percent",
+                format!("{} is not a percentage (0 to 100)", raw.max_delete_percent),
+            ));
         }
         if !raw.clock_fudge.is_finite() || !(0.0..=86_400.0).contains(&raw.clock_fudge) {
             return Err(bad("clock_fudge", format!("{} is out of range (0 to 86400 seconds)", raw.clock_fudge)));
@@ -70,10 +73,16 @@ impl Config {
         const MIN_PART: u64 = 5 * 1024 * 1024;
         const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
         if !(MIN_PART..=MAX_PART).contains(&raw.multipart_chunk_size) {
-            return Err(bad("multipart_chunk_size", format!("{} is out of range (5 MiB to 5 GiB)", raw.multipart_chunk_size)));
+            return Err(bad(
+                "multipart_chunk_size",
+                format!("{} is out of range (5 MiB to 5 GiB)", raw.multipart_chunk_size),
+            ));
         }
         if raw.multipart_threshold < MIN_PART {
-            return Err(bad("multipart_threshold", format!("{} is below S3's 5 MiB minimum part size", raw.multipart_threshold)));
+            return Err(bad(
+                "multipart_threshold",
+                format!("{} is below S3's 5 MiB minimum part size", raw.multipart_threshold),
+            ));
         }
         if !(1..=20).contains(&raw.max_attempts) {
             return Err(bad("max_attempts", format!("{} is out of range (1 to 20)", raw.max_attempts)));

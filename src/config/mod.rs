@@ -124,5 +124,7 @@ pub fn figment(file: Option<&Path>, overrides: &Overrides) -> Figment {
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment.merge(Env::prefixed("SITESYNC_")).merge(Serialized::defaults(overrides.clone()).profile(figment::Profile::Default))
+    figment
+        .merge(Env::prefixed("SITESYNC_"))
+        .merge(Serialized::defaults(overrides.clone()).profile(figment::Profile::Default))
 }

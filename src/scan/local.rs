@@ -116,7 +116,10 @@ impl Walk {
                 size: meta.len(),
                 mtime: meta.modified().map(Time::from_system).unwrap_or(Time(0)),
             }),
-            Ok(_) => LocalItem::Problem(Problem { place: child.key, message: "not a regular file (FIFO, socket or device)".into() }),
+            Ok(_) => LocalItem::Problem(Problem {
+                place: child.key,
+                message: "not a regular file (FIFO, socket or device)".into(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 LocalItem::Problem(Problem { place: child.key, message: "broken symlink or vanished file".into() })
             }

@@ -20,7 +20,11 @@ pub struct ListError {
 
 /// Lists every object under the prefix in S3 order, one batch per page, until done or until the
 /// receiver is dropped.
-pub async fn list(client: &aws_sdk_s3::Client, target: &Target, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), ListError> {
+pub async fn list(
+    client: &aws_sdk_s3::Client,
+    target: &Target,
+    tx: mpsc::Sender<Vec<RemoteObject>>,
+) -> Result<(), ListError> {
     let mut token: Option<String> = None;
     loop {
         let page = client

@@ -162,7 +162,10 @@ impl Sink {
         }
         if !allow_deletes || cancelled || self.ctx.tracker.failure_count() > 0 {
             if self.ctx.tracker.failure_count() > 0 {
-                tracing::warn!("{} deletes withheld because something failed; a clean run will send them", deletes.len());
+                tracing::warn!(
+                    "{} deletes withheld because something failed; a clean run will send them",
+                    deletes.len()
+                );
             }
             return (None, deletes.len() as u64);
         }

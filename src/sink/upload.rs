@@ -81,7 +81,14 @@ async fn multipart(ctx: &SinkContext, key: &str, path: &Path, size: u64, content
     let parts = match result {
         Ok(parts) => parts,
         Err(e) => {
-            let _ = ctx.client.abort_multipart_upload().bucket(&ctx.target.bucket).key(key).upload_id(&upload_id).send().await;
+            let _ = ctx
+                .client
+                .abort_multipart_upload()
+                .bucket(&ctx.target.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
             return Err(e);
         }
     };
@@ -97,7 +104,13 @@ async fn multipart(ctx: &SinkContext, key: &str, path: &Path, size: u64, content
     Ok(())
 }
 
-async fn upload_parts(ctx: &SinkContext, key: &str, upload_id: &str, path: &Path, size: u64) -> Result<Vec<CompletedPart>, String> {
+async fn upload_parts(
+    ctx: &SinkContext,
+    key: &str,
+    upload_id: &str,
+    path: &Path,
+    size: u64,
+) -> Result<Vec<CompletedPart>, String> {
     // S3 allows at most 10,000 parts: grow the part size for very large files.
     let chunk = ctx.multipart_chunk_size.max(size.div_ceil(10_000));
     let mut parts = Vec::new();
