@@ -62,7 +62,7 @@ impl NameDecoder {
             Charset::Other(e) => e.decode_without_bom_handling_and_without_replacement(bytes).map(|s| s.into_owned()),
         };
         let Some(decoded) = decoded else {
-            return Err(format!("name {:?} is not valid {}", escape(bytes), self.charset_name()));
+            return Err(format!("name \"{}\" is not valid {}", escape(bytes), self.charset_name()));
         };
         Ok(if self.nfc && !decoded.is_ascii() { decoded.nfc().collect() } else { decoded })
     }
