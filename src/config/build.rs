@@ -121,7 +121,8 @@ fn origin(figment: &Figment, key: &str) -> String {
             _ if md.name.contains("environment") => {
                 format!("environment variable SITESYNC_{}", key.to_ascii_uppercase())
             }
-            _ if md.name.contains("Serialized") => "command line".into(),
+            _ if md.name.contains("Overrides") => "command line".into(),
+            _ if md.name.contains("RawConfig") => "built-in default".into(),
             _ => md.name.to_string(),
         },
         None => "configuration".into(),
@@ -134,7 +135,9 @@ fn describe(error: figment::Error) -> String {
     let mut lines = Vec::new();
     for e in error {
         let mut key = e.path.clone();
-        if let Kind::UnknownField(field, _) = &e.kind {
+        if let Kind::UnknownField(field, _) = &e.kind
+            && key.last() != Some(field)
+        {
             key.push(field.clone());
         }
         let origin = match e.metadata.as_ref() {
@@ -143,7 +146,8 @@ fn describe(error: figment::Error) -> String {
                 _ if md.name.contains("environment") && !key.is_empty() => {
                     format!("environment variable SITESYNC_{}", key.join("_").to_ascii_uppercase())
                 }
-                _ if md.name.contains("Serialized") => "command line".into(),
+                _ if md.name.contains("Overrides") => "command line".into(),
+                _ if md.name.contains("RawConfig") => "built-in default".into(),
                 _ => md.name.to_string(),
             },
             None => "configuration".into(),

@@ -128,3 +128,6 @@ pub fn figment(file: Option<&Path>, overrides: &Overrides) -> Figment {
         .merge(Env::prefixed("SITESYNC_"))
         .merge(Serialized::defaults(overrides.clone()).profile(figment::Profile::Default))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,108 @@
+//! Layering and error messages of the configuration, in figment jails.
+
+use std::path::Path;
+
+use figment::Jail;
+
+use super::{Config, Overrides, RawConfig, figment};
+
+const FILE: &str = "sync.toml";
+
+fn build(jail: &Jail, overrides: &Overrides) -> Result<Config, String> {
+    let _ = jail;
+    Config::build(&figment(Some(Path::new(FILE)), overrides)).map_err(|e| e.to_string())
+}
+
+fn with_target() -> Overrides {
+    Overrides { source: Some("public".into()), destination: Some("s3://bucket/site".into()), ..Overrides::default() }
+}
+
+#[test]
+fn each_layer_overrides_the_one_below() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "")?;
+        assert_eq!(build(jail, &with_target()).unwrap().workers, RawConfig::default().workers);
+
+        jail.create_file(FILE, "workers = 7\nmax_delete = 10")?;
+        let config = build(jail, &with_target()).unwrap();
+        assert_eq!((config.workers, config.max_delete), (7, 10));
+
+        jail.set_env("SITESYNC_WORKERS", "8");
+        let config = build(jail, &with_target()).unwrap();
+        assert_eq!((config.workers, config.max_delete), (8, 10), "env beats the file, file keys it lacks stay");
+
+        let flags = Overrides { workers: Some(9), ..with_target() };
+        let config = build(jail, &flags).unwrap();
+        assert_eq!((config.workers, config.max_delete), (9, 10), "flags beat the environment");
+        Ok(())
+    });
+}
+
+#[test]
+fn unset_flags_do_not_hide_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            FILE,
+            "delete = false\npath_style = true\nsource = \"site\"\ndestination = \"s3://bucket/p\"",
+        )?;
+        let config = build(jail, &Overrides::default()).unwrap();
+        assert!(!config.delete);
+        assert!(config.path_style);
+        assert_eq!(config.source, Path::new("site"));
+        assert_eq!(config.target.prefix, "p/");
+        Ok(())
+    });
+}
+
+#[test]
+fn errors_name_the_file_and_the_key() {
+    Jail::expect_with(|jail| {
+        let cases = [
+            ("wrokers = 3", "unknown key `wrokers`"),
+            ("workers = \"many\"", "key `workers`"),
+            ("workers = 0", "key `workers`: 0 is out of range"),
+            ("clock_fudge = -1.0", "key `clock_fudge`"),
+            ("encoding = \"klingon\"", "key `encoding`: unknown encoding"),
+            ("max_delete_percent = 150", "key `max_delete_percent`"),
+            ("destination = \"s3://b/a/../c\"", "key `destination`"),
+            ("workers = [", "sync.toml"),
+        ];
+        for (text, expected) in cases {
+            jail.create_file(FILE, text)?;
+            let overrides = if text.starts_with("destination") {
+                Overrides { source: Some("public".into()), ..Overrides::default() }
+            } else {
+                with_target()
+            };
+            let error = build(jail, &overrides).expect_err(text);
+            assert!(error.contains(expected), "{text:?}: {error:?} lacks {expected:?}");
+            assert!(error.contains(FILE), "{text:?}: {error:?} does not name the file");
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "")?;
+        jail.set_env("SITESYNC_WORKERS", "0");
+        let error = build(jail, &with_target()).unwrap_err();
+        assert!(error.contains("SITESYNC_WORKERS"), "{error}");
+        jail.set_env("SITESYNC_WORKERS", "4");
+        jail.set_env("SITESYNC_WROKERS", "4");
+        let error = build(jail, &with_target()).unwrap_err();
+        assert!(error.contains("SITESYNC_WROKERS"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
+fn flag_errors_name_the_command_line() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "")?;
+        let error = build(jail, &Overrides { workers: Some(0), ..with_target() }).unwrap_err();
+        assert!(error.contains("command line") && error.contains("workers"), "{error}");
+        Ok(())
+    });
+}
