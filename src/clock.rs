@@ -82,6 +82,9 @@ pub enum Verdict {
 }
 
 /// Size first (free), then mtime against `LastModified` moved to the local clock, less a margin.
+/// With the offset measured, the margin only has to cover what the measurement cannot see, such
+/// as a file system with timestamps coarser than a second (FAT's two seconds); whole-second
+/// mtimes are already read as "some time within that second".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChangeRule {
     /// Margin in nanoseconds: a file modified up to this long before its upload is sent again.
@@ -97,9 +100,12 @@ impl ChangeRule {
         let written = object.last_modified.0;
         let latest_write = written - offset.lo - self.fudge;
         let earliest_write = written - offset.hi - self.fudge;
-        if file.mtime.0 > latest_write {
+        // A whole-second mtime may come from a file system that truncates: the file may have been
+        // written as late as the end of that second.
+        let mtime = if file.mtime.0 % Time::NANOS_PER_SEC == 0 { file.mtime.0 + Time::NANOS_PER_SEC - 1 } else { file.mtime.0 };
+        if mtime > latest_write {
             Verdict::Upload(Reason::Newer)
-        } else if file.mtime.0 <= earliest_write {
+        } else if mtime <= earliest_write {
             Verdict::Same
         } else {
             Verdict::Unsure
@@ -142,14 +148,16 @@ mod tests {
         let rule = ChangeRule { fudge: S / 2 };
         let exact = Offset::exact(0);
         assert_eq!(rule.judge(&file(1, 0), &object(2, 100 * S), exact), Verdict::Upload(Reason::Size));
-        assert_eq!(rule.judge(&file(1, 99 * S), &object(1, 100 * S), exact), Verdict::Same);
+        assert_eq!(rule.judge(&file(1, 99 * S + 1), &object(1, 100 * S), exact), Verdict::Same);
+        // A whole-second mtime may be truncated: 99.0 s could be as late as 99.999 s.
+        assert_eq!(rule.judge(&file(1, 99 * S), &object(1, 99 * S + S / 2), Offset::exact(0)), Verdict::Upload(Reason::Newer));
         assert_eq!(rule.judge(&file(1, 100 * S - S / 4), &object(1, 100 * S), exact), Verdict::Upload(Reason::Newer));
         // Server 60 s ahead: an object stamped 100 s was written at local 40 s.
         let ahead = Offset::exact(60 * S);
-        assert_eq!(rule.judge(&file(1, 50 * S), &object(1, 100 * S), ahead), Verdict::Upload(Reason::Newer));
-        assert_eq!(rule.judge(&file(1, 30 * S), &object(1, 100 * S), ahead), Verdict::Same);
+        assert_eq!(rule.judge(&file(1, 50 * S + 1), &object(1, 100 * S), ahead), Verdict::Upload(Reason::Newer));
+        assert_eq!(rule.judge(&file(1, 30 * S + 1), &object(1, 100 * S), ahead), Verdict::Same);
         // An interval that straddles the mtime cannot decide.
         let wide = Offset { lo: 0, hi: S };
-        assert_eq!(rule.judge(&file(1, 99 * S), &object(1, 100 * S), wide), Verdict::Unsure);
+        assert_eq!(rule.judge(&file(1, 99 * S + 1), &object(1, 100 * S), wide), Verdict::Unsure);
     }
 }

@@ -135,9 +135,9 @@ impl Diff {
         self.retire(out);
     }
 
-    /// Whether any pair is waiting for a narrower clock offset.
-    pub fn has_unsure(&self) -> bool {
-        !self.unsure.is_empty()
+    /// Whether some deferred pair still cannot be settled with this offset.
+    pub fn unsure_under(&self, offset: Offset) -> bool {
+        self.unsure.iter().any(|(file, object)| self.rule.judge(file, object, offset) == Verdict::Unsure)
     }
 
     /// Settles the deferred pairs with the final offset; a pair still unsure is uploaded, since
@@ -262,10 +262,11 @@ mod tests {
         let wide = Offset { lo: 0, hi: 2 * S };
         diff.remote_batch(vec![remote("a", 1, 100), remote("b", 1, 100)], wide, &mut out);
         diff.local_batch(vec![local("a", 1, 99), local("b", 1, 99)], wide, &mut out);
-        assert!(diff.has_unsure());
+        assert!(diff.unsure_under(wide));
+        assert!(!diff.unsure_under(Offset::exact(0)));
         diff.local_done(&mut out);
         diff.remote_done(&mut out);
-        diff.finish(Offset::exact(S / 2), &mut out);
+        diff.finish(Offset::exact(0), &mut out);
         assert!(out.is_empty());
         assert_eq!(diff.tally().unchanged, 2);
     }

@@ -115,9 +115,7 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
         return Err(e);
     }
     if refused.is_none() {
-        if diff.has_unsure() {
-            refine(&client, config, &clock).await;
-        }
+        refine(&client, config, &clock, &diff).await;
         diff.finish(offset(&clock), &mut events);
         sink.accept(std::mem::take(&mut events)).await;
         refused = delete_limit(config, opts, sink.deletes_planned(), Some(diff.tally()));
@@ -174,7 +172,7 @@ fn check_source(source: &Path, force: bool) -> Result<(), Error> {
 
 /// Why the planned deletes exceed a safety limit, if they do. Without the final tally only the
 /// count limit can be checked, which is done as deletes are found so a run stops early.
-fn delete_limit(config: &Config, opts: &RunOptions, deletes: u64, tally: Option<Tally>) -> Option<String> {
+pub fn delete_limit(config: &Config, opts: &RunOptions, deletes: u64, tally: Option<Tally>) -> Option<String> {
     if !config.delete || opts.force_delete || deletes == 0 {
         return None;
     }
@@ -200,17 +198,14 @@ fn delete_limit(config: &Config, opts: &RunOptions, deletes: u64, tally: Option<
     None
 }
 
-/// Narrows the clock offset with a few cheap requests spread over a second, when some decision
-/// depends on it. Each request is sent at a different sub-second phase, and each `Date` answer
-/// cuts the interval.
-async fn refine(client: &aws_sdk_s3::Client, config: &Config, clock: &Clock) {
-    const TARGET_WIDTH: i64 = 20_000_000;
-    for _ in 0..10 {
-        if clock.offset().is_some_and(|o| o.width() <= TARGET_WIDTH) {
-            break;
-        }
+/// Narrows the clock offset while some decision depends on it: a file modified within about a
+/// second of its last upload. Requests go out at many sub-second phases, and each `Date` answer
+/// cuts the interval; this costs at most about a second, and nothing when no decision waits.
+async fn refine(client: &aws_sdk_s3::Client, config: &Config, clock: &Clock, diff: &Diff) {
+    let started = Instant::now();
+    while diff.unsure_under(offset(clock)) && started.elapsed() < Duration::from_millis(1200) {
         let _ = client.head_bucket().bucket(&config.target.bucket).send().await;
-        tokio::time::sleep(Duration::from_millis(97)).await;
+        tokio::time::sleep(Duration::from_millis(37)).await;
     }
 }
 

@@ -67,7 +67,7 @@ impl Default for RawConfig {
             delete: true,
             max_delete: 1000,
             max_delete_percent: 50,
-            clock_fudge: 0.5,
+            clock_fudge: 0.0,
             encoding: "utf-8".into(),
             normalize: "none".into(),
             multipart_threshold: 16 * 1024 * 1024,
