@@ -48,6 +48,9 @@ impl LocalStore {
         tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
             while let Ok((socket, _)) = listener.accept().await {
+                // Responses are written in pieces; with Nagle each small one waits ~40 ms for
+                // the client's delayed ACK.
+                let _ = socket.set_nodelay(true);
                 let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;
