@@ -83,6 +83,9 @@ pub struct SyncArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// When another run holds the target's lock, wait for it instead of failing.
+    #[arg(long)]
+    pub wait_lock: bool,
     /// Print a machine-readable report on stdout.
     #[arg(long)]
     pub json: bool,

@@ -102,7 +102,8 @@ impl ChangeRule {
         let earliest_write = written - offset.hi - self.fudge;
         // A whole-second mtime may come from a file system that truncates: the file may have been
         // written as late as the end of that second.
-        let mtime = if file.mtime.0 % Time::NANOS_PER_SEC == 0 { file.mtime.0 + Time::NANOS_PER_SEC - 1 } else { file.mtime.0 };
+        let mtime =
+            if file.mtime.0 % Time::NANOS_PER_SEC == 0 { file.mtime.0 + Time::NANOS_PER_SEC - 1 } else { file.mtime.0 };
         if mtime > latest_write {
             Verdict::Upload(Reason::Newer)
         } else if mtime <= earliest_write {
@@ -120,7 +121,7 @@ mod tests {
     const S: i64 = Time::NANOS_PER_SEC;
 
     fn file(size: u64, mtime: i64) -> LocalFile {
-        LocalFile { key: "k".into(), path: "k".into(), size, mtime: Time(mtime) }
+        LocalFile::new("k".into(), "k".into(), size, Time(mtime))
     }
 
     fn object(size: u64, last_modified: i64) -> RemoteObject {
@@ -150,7 +151,10 @@ mod tests {
         assert_eq!(rule.judge(&file(1, 0), &object(2, 100 * S), exact), Verdict::Upload(Reason::Size));
         assert_eq!(rule.judge(&file(1, 99 * S + 1), &object(1, 100 * S), exact), Verdict::Same);
         // A whole-second mtime may be truncated: 99.0 s could be as late as 99.999 s.
-        assert_eq!(rule.judge(&file(1, 99 * S), &object(1, 99 * S + S / 2), Offset::exact(0)), Verdict::Upload(Reason::Newer));
+        assert_eq!(
+            rule.judge(&file(1, 99 * S), &object(1, 99 * S + S / 2), Offset::exact(0)),
+            Verdict::Upload(Reason::Newer)
+        );
         assert_eq!(rule.judge(&file(1, 100 * S - S / 4), &object(1, 100 * S), exact), Verdict::Upload(Reason::Newer));
         // Server 60 s ahead: an object stamped 100 s was written at local 40 s.
         let ahead = Offset::exact(60 * S);

@@ -60,6 +60,8 @@ pub struct Diff {
     /// Pairs the clock offset could not settle yet.
     unsure: Vec<(LocalFile, RemoteObject)>,
     tally: Tally,
+    /// Re-publish current objects too: the chain's configuration changed since they were written.
+    refresh: bool,
 }
 
 impl Diff {
@@ -72,7 +74,14 @@ impl Diff {
             remote_side: Side::default(),
             unsure: Vec::new(),
             tally: Tally::default(),
+            refresh: false,
         }
+    }
+
+    /// Makes every key that would be unchanged an upload with [`Reason::Chain`] instead: LIST does
+    /// not return headers, so a changed chain can only be applied by writing every object again.
+    pub fn refresh_unchanged(&mut self) {
+        self.refresh = true;
     }
 
     pub fn tally(&self) -> Tally {
@@ -146,7 +155,7 @@ impl Diff {
         debug_assert!(self.local_side.done && self.remote_side.done);
         for (file, object) in std::mem::take(&mut self.unsure) {
             match self.rule.judge(&file, &object, offset) {
-                Verdict::Same => self.tally.unchanged += 1,
+                Verdict::Same => self.same(file, out),
                 Verdict::Upload(reason) => self.upload(file, reason, out),
                 Verdict::Unsure => self.upload(file, Reason::Newer, out),
             }
@@ -155,9 +164,17 @@ impl Diff {
 
     fn judge(&mut self, file: LocalFile, object: RemoteObject, offset: Offset, out: &mut Vec<Event>) {
         match self.rule.judge(&file, &object, offset) {
-            Verdict::Same => self.tally.unchanged += 1,
+            Verdict::Same => self.same(file, out),
             Verdict::Upload(reason) => self.upload(file, reason, out),
             Verdict::Unsure => self.unsure.push((file, object)),
+        }
+    }
+
+    fn same(&mut self, file: LocalFile, out: &mut Vec<Event>) {
+        if self.refresh {
+            self.upload(file, Reason::Chain, out);
+        } else {
+            self.tally.unchanged += 1;
         }
     }
 
@@ -202,7 +219,7 @@ mod tests {
     const S: i64 = Time::NANOS_PER_SEC;
 
     fn local(key: &str, size: u64, mtime: i64) -> LocalItem {
-        LocalItem::File(LocalFile { key: key.into(), path: key.into(), size, mtime: Time(mtime * S) })
+        LocalItem::File(LocalFile::new(key.into(), key.into(), size, Time(mtime * S)))
     }
 
     fn remote(key: &str, size: u64, lm: i64) -> RemoteObject {

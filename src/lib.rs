@@ -10,6 +10,8 @@ pub mod config;
 pub mod diff;
 pub mod error;
 pub mod local_store;
+pub mod lock;
+pub mod marker;
 pub mod model;
 pub mod names;
 pub mod pipeline;
@@ -18,7 +20,9 @@ pub mod report;
 pub mod s3client;
 pub mod scan;
 pub mod sink;
+pub mod stop;
 pub mod target;
+pub mod transform;
 
 pub use error::Error;
 pub use report::Report;
@@ -29,6 +33,11 @@ pub async fn execute(command: &cli::Command) -> Result<Report, Error> {
     let file = config::config_file(args.config.as_deref())?;
     let figment = config::figment(file.as_deref(), &args.overrides());
     let config = config::Config::build(&figment)?;
-    let opts = pipeline::RunOptions { dry_run: command.dry_run(), force_delete: args.force_delete };
-    pipeline::run(&config, &opts).await
+    let opts =
+        pipeline::RunOptions { dry_run: command.dry_run(), force_delete: args.force_delete, wait_lock: args.wait_lock };
+    // A store error names the endpoint it came from, unless that is AWS itself.
+    pipeline::run(&config, &opts).await.map_err(|e| match (e, &config.endpoint_url) {
+        (Error::Store(message), Some(url)) => Error::Store(format!("{message} (endpoint {url})")),
+        (e, _) => e,
+    })
 }

@@ -44,9 +44,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Our messages go to stderr without timestamps; the SDK's only with -vv.
+/// Our messages go to stderr without timestamps; the SDK's warnings with -v, its debug with -vv.
 fn init_logging(verbose: u8, quiet: u8) {
     use tracing::Level;
+    use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::prelude::*;
     let ours = match (verbose, quiet) {
         (0, 0) => Level::INFO,
@@ -55,8 +56,19 @@ fn init_logging(verbose: u8, quiet: u8) {
         (1, _) => Level::DEBUG,
         _ => Level::TRACE,
     };
-    let others = if verbose >= 2 { Level::DEBUG } else { Level::ERROR };
-    let filter = tracing_subscriber::filter::Targets::new().with_target("sitesync", ours).with_default(others);
+    let others = match verbose {
+        0 => LevelFilter::OFF,
+        1 => LevelFilter::WARN,
+        _ => LevelFilter::DEBUG,
+    };
+    // The embedded store's server logs whole requests, Authorization header included: a signature
+    // can be replayed for minutes, so it stays out of the output like a credential. Its failures
+    // reach the user anyway, as the client's errors.
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_target("sitesync", ours)
+        .with_target("s3s", LevelFilter::OFF)
+        .with_target("s3s_fs", LevelFilter::OFF)
+        .with_default(others);
     let format = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .without_time()

@@ -4,6 +4,7 @@
 //! sink turns events into S3 requests. Keeping these types free of behaviour lets every stage be
 //! tested on its own and lets snapshot tests build inputs without touching a disk or a server.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A point in time as nanoseconds since the Unix epoch (covers the years 1677 to 2262).
@@ -42,6 +43,47 @@ pub struct LocalFile {
     pub path: PathBuf,
     pub size: u64,
     pub mtime: Time,
+    /// Headers and metadata the transform chain gave this key; `None` (the common case) means
+    /// only the Content-Type guessed from the extension.
+    pub meta: Option<Box<ObjectMeta>>,
+    /// The key of the primary entry when this entry publishes the same file under another key:
+    /// the sink makes it by server-side copy once the primary is up.
+    pub copy_of: Option<String>,
+}
+
+impl LocalFile {
+    /// A file as the scan finds it: no headers, not a copy.
+    pub fn new(key: String, path: PathBuf, size: u64, mtime: Time) -> LocalFile {
+        LocalFile { key, path, size, mtime, meta: None, copy_of: None }
+    }
+
+    /// The Content-Type the object gets: the chain's, else one guessed from the key's extension.
+    pub fn content_type(&self) -> &str {
+        match self.meta.as_ref().and_then(|m| m.content_type.as_deref()) {
+            Some(t) => t,
+            None => mime_guess::from_path(&self.key).first_raw().unwrap_or("application/octet-stream"),
+        }
+    }
+}
+
+/// The headers and metadata of an object that the chain sets; every `None` is left unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ObjectMeta {
+    pub cache_control: Option<String>,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub content_disposition: Option<String>,
+    pub content_language: Option<String>,
+    /// User metadata, sent as `x-amz-meta-NAME` headers.
+    pub metadata: BTreeMap<String, String>,
+    pub storage_class: Option<String>,
+    pub website_redirect_location: Option<String>,
+}
+
+impl ObjectMeta {
+    pub fn is_empty(&self) -> bool {
+        *self == ObjectMeta::default()
+    }
 }
 
 /// An object listed under the target prefix.
@@ -77,6 +119,9 @@ pub enum Reason {
     Size,
     /// The file was modified after the object was written.
     Newer,
+    /// The object is current but the transform chain's configuration changed since it was
+    /// written, so its headers may be stale: it is copied onto itself with the new headers.
+    Chain,
 }
 
 impl Reason {
@@ -85,6 +130,7 @@ impl Reason {
             Reason::New => "new",
             Reason::Size => "size",
             Reason::Newer => "newer",
+            Reason::Chain => "chain changed",
         }
     }
 }

@@ -81,6 +81,20 @@ pub fn escape(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
 
+/// A key as it may be printed in a log line: control characters (a newline would forge a second
+/// line) and bidirectional overrides (which reorder what a terminal shows) are written as escapes;
+/// everything else, backslashes included, is left as it is.
+pub fn printable(key: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !key.chars().any(hidden) {
+        return key.into();
+    }
+    key.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +102,12 @@ mod tests {
 
     fn os(bytes: &[u8]) -> &OsStr {
         OsStr::from_bytes(bytes)
+    }
+
+    #[test]
+    fn printable_escapes_only_what_forges_output() {
+        assert_eq!(printable(r"a\b/café"), r"a\b/café");
+        assert_eq!(printable("new\nline\u{202e}txt"), r"new\nline\u{202e}txt");
     }
 
     #[test]

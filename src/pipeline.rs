@@ -14,15 +14,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::clock::{Clock, Offset};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::diff::{Diff, Tally};
 use crate::error::Error;
 use crate::local_store::{self, LocalStore};
+use crate::lock;
+use crate::marker;
 use crate::plan;
 use crate::report::{Report, Tracker};
 use crate::s3client::{self, Connection, describe};
 use crate::scan;
 use crate::sink::{Sink, SinkContext};
+use crate::stop::{self, Stop};
+use crate::transform;
 
 /// Per-run choices that are not configuration.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +34,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Delete past the safety limits, and accept an empty source.
     pub force_delete: bool,
+    /// Wait for another run's lock on the target instead of failing.
+    pub wait_lock: bool,
 }
 
 /// Batches buffered between each scan and the diff.
@@ -38,11 +44,33 @@ const SCAN_QUEUE: usize = 4;
 pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
     let started = Instant::now();
     check_source(&config.source, opts.force_delete)?;
+    // Plugins are created before anything is sent: a plugin that refuses its settings is a
+    // configuration error.
+    let chain = config.chain.start().map_err(|e| ConfigError::Transform {
+        origin: config.chain.origin.clone(),
+        key: e.key,
+        why: e.why,
+    })?;
+    let chain = chain.under_prefix(config.target.prefix.len());
+    let cancel = Arc::new(AtomicBool::new(false));
+    let stop = Stop::listen(cancel.clone()).map_err(|e| Error::Usage(format!("cannot watch for signals: {e}")))?;
+    let interrupted = || Error::Interrupted(stop.signal().unwrap_or("a signal"));
+    // A plan changes nothing, so it does not wait for (or keep out) a sync.
+    let (lock_path, target) = (lock::path(config), config.target.to_string());
+    let _lock = match opts.dry_run {
+        true => None,
+        false => tokio::select! {
+            lock = lock::acquire(&lock_path, &target, opts.wait_lock) => Some(lock?),
+            _ = stop.requested_wait() => return Err(interrupted()),
+        },
+    };
     let clock = Arc::new(Clock::default());
-    let client = connect(config, clock.clone()).await?;
+    let client = tokio::select! {
+        client = connect(config, clock.clone()) => client?,
+        _ = stop.requested_wait() => return Err(interrupted()),
+    };
 
     let tracker = Arc::new(Tracker::default());
-    let cancel = Arc::new(AtomicBool::new(false));
     let ctx = Arc::new(SinkContext {
         client: client.clone(),
         target: config.target.clone(),
@@ -52,16 +80,33 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
         cancel: cancel.clone(),
     });
     let mut sink = Sink::new(ctx, config.workers, opts.dry_run, config.delete);
+    // Objects published under another chain configuration may carry stale headers.
+    let recorded = marker::read(&client, &config.target).await.map_err(Error::Store)?;
+    let refresh = recorded != config.chain.fingerprint();
+    if refresh {
+        if recorded.is_empty() {
+            tracing::debug!("no transform chain recorded under the prefix: current objects get its headers");
+        } else {
+            tracing::info!("the transform chain changed since the last run: re-publishing every current object");
+        }
+        sink.write_marker(config.chain.fingerprint().to_owned());
+    }
 
+    let (walk_tx, walk_rx) = mpsc::channel(SCAN_QUEUE);
+    let walker = scan::local::spawn_with(config.source.clone(), config.walk_options(), walk_tx);
     let (local_tx, mut local_rx) = mpsc::channel(SCAN_QUEUE);
-    let walker = scan::local::spawn(config.source.clone(), config.names, local_tx);
+    let chain = transform::spawn(chain, walk_rx, local_tx);
+    let remote_filter = config.chain.remote_filter();
     let (remote_tx, mut remote_rx) = mpsc::channel(SCAN_QUEUE);
     let lister = {
-        let (client, target) = (client.clone(), config.target.clone());
-        tokio::spawn(async move { scan::s3::list(&client, &target, remote_tx).await })
+        let (client, target, parallel) = (client.clone(), config.target.clone(), config.list_parallel);
+        tokio::spawn(async move { scan::s3::list(&client, &target, parallel, remote_tx).await })
     };
 
     let mut diff = Diff::new(config.rule);
+    if refresh {
+        diff.refresh_unchanged();
+    }
     let mut events = Vec::new();
     let (mut local_open, mut remote_open) = (true, true);
     let mut lister = Some(lister);
@@ -72,15 +117,23 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
         let read_local = local_open && (!remote_open || local_at <= remote_at);
         let read_remote = remote_open && (!local_open || remote_at <= local_at);
         tokio::select! {
+            _ = stop.requested_wait() => break,
             batch = local_rx.recv(), if read_local => match batch {
-                Some(batch) => diff.local_batch(batch, offset(&clock), &mut events),
+                Some(Ok(batch)) => diff.local_batch(batch, offset(&clock), &mut events),
+                Some(Err(e)) => {
+                    fatal = Some(Error::Transform(e));
+                    break;
+                }
                 None => {
                     local_open = false;
                     diff.local_done(&mut events);
                 }
             },
             batch = remote_rx.recv(), if read_remote => match batch {
-                Some(batch) => diff.remote_batch(batch, offset(&clock), &mut events),
+                Some(mut batch) => {
+                    batch.retain(|o| remote_filter.keeps(&o.key));
+                    diff.remote_batch(batch, offset(&clock), &mut events)
+                }
                 None => {
                     remote_open = false;
                     // A listing that stopped early must not look like a bucket without those keys.
@@ -95,7 +148,13 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
         if !events.is_empty() {
             sink.accept(std::mem::take(&mut events)).await;
         }
+        if stop.requested() {
+            break;
+        }
+        // A run where something failed sends no deletes at all, so the delete limits need not
+        // stop it: the rest is still synced, and the next clean run checks the limits.
         if !opts.dry_run
+            && tracker.failure_count() == 0
             && let Some(why) = delete_limit(config, opts, sink.deletes_planned(), None)
         {
             refused = Some(why);
@@ -107,30 +166,43 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
     if let Some(lister) = lister {
         lister.abort();
     }
-    let _ = tokio::task::spawn_blocking(move || walker.join()).await;
+    let _ = tokio::task::spawn_blocking(move || (chain.join(), walker.join())).await;
 
     if let Some(e) = fatal {
         cancel.store(true, Ordering::Relaxed);
         sink.finish(false).await;
         return Err(e);
     }
-    if refused.is_none() {
+    if refused.is_none() && !stop.requested() {
         refine(&client, config, &clock, &diff).await;
         diff.finish(offset(&clock), &mut events);
         sink.accept(std::mem::take(&mut events)).await;
-        refused = delete_limit(config, opts, sink.deletes_planned(), Some(diff.tally()));
+        if tracker.failure_count() == 0 {
+            refused = delete_limit(config, opts, sink.deletes_planned(), Some(diff.tally()));
+        }
     }
     log_clock(config, &clock);
     if refused.is_some() {
         cancel.store(true, Ordering::Relaxed);
     }
-    let (steps, withheld) = sink.finish(refused.is_none()).await;
+    let planned_deletes = sink.deletes_planned();
+    // After a signal, the requests in flight get a bounded time to finish; then they are dropped.
+    let finished = tokio::select! {
+        finished = sink.finish(refused.is_none() && !stop.requested()) => Some(finished),
+        _ = stop.deadline() => None,
+    };
 
     let tally = diff.tally();
     let mut report = tracker.report(opts.dry_run, tally.unchanged, started.elapsed());
+    let (steps, withheld) = finished.unwrap_or_else(|| {
+        tracing::warn!("requests still in flight after {}s were abandoned", stop::GRACE.as_secs());
+        (None, planned_deletes.saturating_sub(report.deleted))
+    });
     report.deletes_withheld = withheld;
+    report.interrupted = stop.signal();
     if let Some(mut steps) = steps {
         report.uploaded = steps.iter().filter(|s| s.phase <= plan::Phase::Pages).count() as u64;
+        report.copied = steps.iter().filter(|s| s.phase == plan::Phase::Copies).count() as u64;
         report.bytes_uploaded = steps.iter().map(|s| s.bytes).sum();
         report.deleted = steps.iter().filter(|s| s.phase == plan::Phase::Deletes).count() as u64;
         report.plan = plan::render(&mut steps, tally.unchanged);
@@ -233,6 +305,8 @@ async fn connect(config: &Config, clock: Arc<Clock>) -> Result<aws_sdk_s3::Clien
             profile: config.profile.clone(),
             static_credentials: None,
             max_attempts: config.max_attempts,
+            retry_mode: config.retry_mode,
+            timeout: config.timeout,
         };
         return Ok(s3client::client(&conn, clock).await);
     };
@@ -247,6 +321,8 @@ async fn connect(config: &Config, clock: Arc<Clock>) -> Result<aws_sdk_s3::Clien
         profile: None,
         static_credentials: Some((local_store::ACCESS_KEY.into(), local_store::SECRET_KEY.into())),
         max_attempts: config.max_attempts,
+        retry_mode: config.retry_mode,
+        timeout: config.timeout,
     };
     let client = s3client::client(&conn, clock).await;
     let bucket = &config.target.bucket;

@@ -33,6 +33,9 @@ pub struct Report {
     /// Why the run stopped short, when it did (exit status 2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// The signal that stopped the run, when one did (exit status 130).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<&'static str>,
     pub failures: Vec<Failure>,
     /// In a dry run: the plan, one action per line and a summary line.
     #[serde(skip)]
@@ -65,8 +68,14 @@ impl Tracker {
 
     pub fn failed(&self, key: impl Into<String>, op: &'static str, error: impl Into<String>) {
         let failure = Failure { key: key.into(), op, error: error.into() };
-        tracing::error!("{} {}: {}", failure.op, failure.key, failure.error);
+        tracing::error!("{} {}: {}", failure.op, crate::names::printable(&failure.key), failure.error);
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure);
+    }
+
+    /// The keys that failed in operation `op` so far.
+    pub fn failed_keys(&self, op: &str) -> std::collections::HashSet<String> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.iter().filter(|f| f.op == op).map(|f| f.key.clone()).collect()
     }
 
     pub fn failure_count(&self) -> u64 {
@@ -87,6 +96,7 @@ impl Tracker {
             elapsed_seconds: elapsed.as_secs_f64(),
             deletes_withheld: 0,
             refused: None,
+            interrupted: None,
             failures,
             plan: String::new(),
         }
@@ -94,9 +104,12 @@ impl Tracker {
 }
 
 impl Report {
-    /// The exit status: 2 when the run was refused, 1 when anything failed, otherwise 0.
+    /// The exit status: 130 when a signal stopped the run, 2 when it was refused, 1 when anything
+    /// failed, otherwise 0.
     pub fn exit_code(&self) -> u8 {
-        if self.refused.is_some() {
+        if self.interrupted.is_some() {
+            crate::error::EXIT_INTERRUPTED
+        } else if self.refused.is_some() {
             crate::error::EXIT_USAGE
         } else if self.failed > 0 {
             crate::error::EXIT_FAILED
@@ -120,6 +133,9 @@ impl Report {
         );
         if self.deletes_withheld > 0 {
             line.push_str(&format!(" ({} deletes withheld)", self.deletes_withheld));
+        }
+        if let Some(signal) = self.interrupted {
+            line.push_str(&format!("; stopped by {signal}, run again to finish"));
         }
         line
     }

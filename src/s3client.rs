@@ -5,18 +5,27 @@
 //! checksums are computed only where S3 requires them: they cost CPU per byte and some
 //! S3-compatible servers reject the trailing-checksum encoding. Every response's `Date` header
 //! feeds the [`Clock`], so measuring the clock offset costs no extra request.
+//!
+//! Retries: throttling (503 SlowDown), 500s, timeouts and connection resets are retried with
+//! exponential backoff and jitter, up to `max_attempts` per request. The SDK's default also caps
+//! retries per *client* with a token bucket, so a long run against a flaky store would stop
+//! retrying halfway through; here the budget is per operation only. A request that gets no
+//! complete answer within the attempt timeout is abandoned and retried, so a stalled connection
+//! costs one timeout, not the run.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_s3::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
 };
-use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition, TokenBucket};
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     RuntimeComponents,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use aws_smithy_types::date_time::{DateTime, Format};
@@ -35,7 +44,25 @@ pub struct Connection {
     pub static_credentials: Option<(String, String)>,
     /// Attempts per request, the first included.
     pub max_attempts: u32,
+    pub retry_mode: RetryMode,
+    /// Time one attempt of a request may take before it is abandoned and retried.
+    pub timeout: Duration,
 }
+
+/// How retries are paced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RetryMode {
+    /// Exponential backoff with jitter.
+    #[default]
+    Standard,
+    /// Standard, plus a client-side send rate that drops when the server throttles.
+    Adaptive,
+}
+
+/// Bytes per second an upload is given at least, on top of [`Connection::timeout`].
+const MIN_SEND_RATE: f64 = 256.0 * 1024.0;
+/// Connecting takes at most this long (or the attempt timeout, when shorter).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client {
     // S3-compatible servers ignore the region but signing needs one.
@@ -66,10 +93,41 @@ pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client 
         .force_path_style(conn.path_style)
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .retry_config(RetryConfig::standard().with_max_attempts(conn.max_attempts.max(1)))
+        .retry_config(retry_config(conn))
+        // Unlimited tokens: the budget is `max_attempts` per request, not a quota per run.
+        .retry_partition(RetryPartition::custom("sitesync").token_bucket(TokenBucket::unlimited()).build())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(conn.timeout.min(CONNECT_TIMEOUT))
+                .operation_attempt_timeout(conn.timeout)
+                .build(),
+        )
         .interceptor(DateProbe { clock })
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+fn retry_config(conn: &Connection) -> RetryConfig {
+    let config = match conn.retry_mode {
+        RetryMode::Standard => RetryConfig::standard(),
+        RetryMode::Adaptive => RetryConfig::adaptive(),
+    };
+    config.with_max_attempts(conn.max_attempts.max(1))
+}
+
+/// A config override for a request that sends `bytes`: its attempt timeout grows with the body,
+/// so a large part on a slow link is not cut off while a stalled small request still is. `None`
+/// when the client's timeout already covers it.
+pub fn sending(client: &aws_sdk_s3::Client, bytes: u64) -> Option<aws_sdk_s3::config::Builder> {
+    const SMALL: u64 = 1024 * 1024;
+    let base = client.config().timeout_config()?;
+    let attempt = base.operation_attempt_timeout()?;
+    if bytes < SMALL {
+        return None;
+    }
+    let mut timeouts = base.to_builder();
+    timeouts.set_operation_attempt_timeout(Some(attempt + Duration::from_secs_f64(bytes as f64 / MIN_SEND_RATE)));
+    Some(aws_sdk_s3::Config::builder().timeout_config(timeouts.build()))
 }
 
 /// One line for an SDK error: the S3 error code and message when the server answered, the whole
@@ -77,7 +135,7 @@ pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client 
 pub fn describe<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     if let SdkError::ServiceError(service) = err {
         let e = service.err();
@@ -87,7 +145,20 @@ where
             None => code.to_owned(),
         };
     }
-    DisplayErrorContext(err).to_string()
+    // The chain of causes, each once: "dispatch failure: io error: ...: Connection refused".
+    let mut line = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        next = e.source();
+    }
+    line
 }
 
 #[derive(Debug, Clone)]

@@ -3,7 +3,8 @@
 //! Every error names where the bad value came from (the file, the environment variable or the
 //! flag, as figment recorded it) and the key, so a user can fix it without guessing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 
@@ -11,7 +12,10 @@ use super::RawConfig;
 use crate::clock::ChangeRule;
 use crate::model::Time;
 use crate::names::{NameDecoder, NameError};
+use crate::s3client::RetryMode;
+use crate::scan::local::{SymlinkPolicy, WalkOptions};
 use crate::target::{Target, TargetError};
+use crate::transform::ChainSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -23,6 +27,9 @@ pub enum ConfigError {
     BadValue { origin: String, key: &'static str, why: String },
     #[error("no {0} given (pass it as an argument or set it in sync.toml)")]
     Required(&'static str),
+    /// A `[[transform]]` table, or a plugin it names, is wrong: `key` is `transform[2].include`.
+    #[error("{origin}: key `{key}`: {why}")]
+    Transform { origin: String, key: String, why: String },
 }
 
 /// Validated settings of one run.
@@ -36,6 +43,7 @@ pub struct Config {
     pub profile: Option<String>,
     pub local_store: Option<PathBuf>,
     pub workers: usize,
+    pub list_parallel: usize,
     pub delete: bool,
     pub max_delete: u64,
     pub max_delete_percent: u8,
@@ -44,6 +52,13 @@ pub struct Config {
     pub multipart_threshold: u64,
     pub multipart_chunk_size: u64,
     pub max_attempts: u32,
+    pub retry_mode: RetryMode,
+    pub timeout: Duration,
+    /// `None`: the default lock, named after the target in the temp directory.
+    pub lock_file: Option<PathBuf>,
+    pub symlinks: SymlinkPolicy,
+    /// The transform chain, validated, its plugin libraries loaded.
+    pub chain: ChainSpec,
 }
 
 impl Config {
@@ -53,9 +68,13 @@ impl Config {
 
         let source = raw.source.clone().ok_or(ConfigError::Required("source directory"))?;
         let destination = raw.destination.as_deref().ok_or(ConfigError::Required("destination"))?;
-        let target = Target::parse(destination).map_err(|TargetError { why, .. }| bad("destination", why.into()))?;
+        let target = Target::parse(destination)
+            .map_err(|TargetError { url, why }| bad("destination", format!("{url:?}: {why}")))?;
         if !(1..=4096).contains(&raw.workers) {
             return Err(bad("workers", format!("{} is out of range (1 to 4096)", raw.workers)));
+        }
+        if !(1..=256).contains(&raw.list_parallel) {
+            return Err(bad("list_parallel", format!("{} is out of range (1 to 256)", raw.list_parallel)));
         }
         if raw.max_delete_percent > 100 {
             return Err(bad(
@@ -87,6 +106,23 @@ impl Config {
         if !(1..=20).contains(&raw.max_attempts) {
             return Err(bad("max_attempts", format!("{} is out of range (1 to 20)", raw.max_attempts)));
         }
+        let retry_mode = match raw.retry_mode.as_str() {
+            "standard" => RetryMode::Standard,
+            "adaptive" => RetryMode::Adaptive,
+            other => return Err(bad("retry_mode", format!("{other:?} is not \"standard\" or \"adaptive\""))),
+        };
+        if !raw.timeout.is_finite() || !(0.1..=3600.0).contains(&raw.timeout) {
+            return Err(bad("timeout", format!("{} is out of range (0.1 to 3600 seconds)", raw.timeout)));
+        }
+        let symlinks = match raw.symlinks.as_str() {
+            "follow" => SymlinkPolicy::Follow,
+            "skip" => SymlinkPolicy::Skip,
+            other => return Err(bad("symlinks", format!("{other:?} is not \"follow\" or \"skip\""))),
+        };
+        if raw.lock_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(bad("lock_file", "the path is empty".into()));
+        }
+        let chain = build_chain(figment, &raw.transform)?;
         if let Some(url) = &raw.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -101,6 +137,7 @@ impl Config {
             profile: raw.profile,
             local_store: raw.local_store,
             workers: raw.workers,
+            list_parallel: raw.list_parallel,
             delete: raw.delete,
             max_delete: raw.max_delete,
             max_delete_percent: raw.max_delete_percent,
@@ -109,8 +146,36 @@ impl Config {
             multipart_threshold: raw.multipart_threshold,
             multipart_chunk_size: raw.multipart_chunk_size,
             max_attempts: raw.max_attempts,
+            retry_mode,
+            timeout: Duration::from_secs_f64(raw.timeout),
+            lock_file: raw.lock_file,
+            symlinks,
+            chain,
         })
     }
+
+    /// How the local walk of this run turns entries into keys; the pipeline and the plan
+    /// snapshot tests walk with the same options.
+    pub fn walk_options(&self) -> WalkOptions {
+        WalkOptions { names: self.names, symlinks: self.symlinks, prefix_len: self.target.prefix.len() }
+    }
+}
+
+/// Validates the `[[transform]]` tables and loads the plugins they list, in order. Relative plugin
+/// paths start from the directory of the config file that names them.
+fn build_chain(figment: &Figment, tables: &[serde_json::Value]) -> Result<ChainSpec, ConfigError> {
+    let file = figment.find_metadata("transform").and_then(|md| match &md.source {
+        Some(figment::Source::File(path)) => Some(path.clone()),
+        _ => None,
+    });
+    let base = file.as_deref().and_then(Path::parent).map(Path::to_owned).unwrap_or_default();
+    let mut chain = ChainSpec::build(tables, &base).map_err(|e| ConfigError::Transform {
+        origin: origin(figment, "transform"),
+        key: e.key,
+        why: e.why,
+    })?;
+    chain.origin = origin(figment, "transform");
+    Ok(chain)
 }
 
 /// Where figment found a key: a file path, an environment variable, or the command line.
@@ -155,9 +220,22 @@ fn describe(error: figment::Error) -> String {
         let line = match &e.kind {
             Kind::UnknownField(..) => format!("{origin}: unknown key `{}`", key.join(".")),
             kind if !key.is_empty() => format!("{origin}: key `{}`: {kind}", key.join(".")),
-            kind => format!("{origin}: {kind}"),
+            kind => format!("{origin}: {}", one_line(&kind.to_string())),
         };
         lines.push(line);
     }
     lines.join("\n")
+}
+
+/// A TOML parse error in one line: its position, then what is wrong, without the code frame
+/// ("TOML parse error at line 1, column 13: invalid array, expected `]`").
+fn one_line(message: &str) -> String {
+    let mut lines = message.lines().map(str::trim_end).filter(|l| {
+        let frame =
+            l.trim_start().starts_with('|') || l.split('|').next().is_some_and(|n| n.trim().parse::<u32>().is_ok());
+        !l.trim().is_empty() && !frame
+    });
+    let first = lines.next().unwrap_or_default().to_owned();
+    let rest: Vec<&str> = lines.map(str::trim).collect();
+    if rest.is_empty() { first } else { format!("{first}: {}", rest.join(", ")) }
 }

@@ -34,6 +34,8 @@ pub struct RawConfig {
     pub local_store: Option<PathBuf>,
     /// Concurrent S3 operations.
     pub workers: usize,
+    /// Folder listings in flight when the listing is split by top-level folder (1: one stream).
+    pub list_parallel: usize,
     /// Delete objects that have no file any more.
     pub delete: bool,
     /// Refuse a run that would delete more objects than this.
@@ -51,6 +53,21 @@ pub struct RawConfig {
     pub multipart_chunk_size: u64,
     /// Attempts per request, the first included.
     pub max_attempts: u32,
+    /// How retries are paced: "standard" (backoff with jitter) or "adaptive" (also slows the
+    /// send rate while the server throttles).
+    pub retry_mode: String,
+    /// Seconds one attempt of a request may take before it is abandoned and retried; uploads
+    /// get 4 s more per MiB they send.
+    pub timeout: f64,
+    /// The lock that keeps two runs for one target apart; default: a file in the temp directory
+    /// named after the target.
+    pub lock_file: Option<PathBuf>,
+    /// Symlinks whose target is outside the source: "follow" publishes what they point to,
+    /// "skip" leaves them out (and deletes their objects like any file that is gone).
+    pub symlinks: String,
+    /// The transform chain: `[[transform]]` tables, in order (see docs/transforms.md). Each is
+    /// validated by [`ChainSpec::build`](crate::transform::ChainSpec::build).
+    pub transform: Vec<serde_json::Value>,
 }
 
 impl Default for RawConfig {
@@ -64,6 +81,7 @@ impl Default for RawConfig {
             profile: None,
             local_store: None,
             workers: 64,
+            list_parallel: 8,
             delete: true,
             max_delete: 1000,
             max_delete_percent: 50,
@@ -73,6 +91,11 @@ impl Default for RawConfig {
             multipart_threshold: 16 * 1024 * 1024,
             multipart_chunk_size: 8 * 1024 * 1024,
             max_attempts: 5,
+            retry_mode: "standard".into(),
+            timeout: 60.0,
+            lock_file: None,
+            symlinks: "follow".into(),
+            transform: Vec::new(),
         }
     }
 }

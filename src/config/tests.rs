@@ -1,4 +1,5 @@
 //! Layering and error messages of the configuration, in figment jails.
+#![allow(clippy::result_large_err)] // figment::Error is large, and Jail closures must return it.
 
 use std::path::Path;
 

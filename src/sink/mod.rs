@@ -1,10 +1,46 @@
 //! The sink: applies the diff's events with a pool of workers fed from a bounded queue.
 //!
 //! A site must never point at an asset that is not there yet, so the sink works in phases: assets
-//! are uploaded as the diff finds them, pages (HTML) wait until every asset is up, and deletes come
-//! last, in batches of up to 1,000 keys, and only if nothing failed. In a dry run the same events
-//! become [`Step`]s of the plan and nothing is sent.
+//! are uploaded as the diff finds them, pages (HTML) wait until every asset is up, then the keys
+//! made by server-side copy (a file's other keys, once it is up; objects re-published because the
+//! chain changed), then the chain marker, and deletes come last, in batches of up to 1,000 keys,
+//! and only if nothing failed. In a dry run the same events become [`Step`]s of the plan and
+//! nothing is sent.
 
+/// Sets Content-Type and the chain's headers of a [`LocalFile`] on a PutObject,
+/// CreateMultipartUpload or CopyObject request (same setters, no common trait).
+macro_rules! with_headers {
+    ($builder:expr, $file:expr) => {{
+        let file: &$crate::model::LocalFile = $file;
+        let mut b = $builder.content_type(file.content_type());
+        if let Some(m) = file.meta.as_deref() {
+            if let Some(v) = &m.cache_control {
+                b = b.cache_control(v);
+            }
+            if let Some(v) = &m.content_encoding {
+                b = b.content_encoding(v);
+            }
+            if let Some(v) = &m.content_disposition {
+                b = b.content_disposition(v);
+            }
+            if let Some(v) = &m.content_language {
+                b = b.content_language(v);
+            }
+            if let Some(v) = &m.storage_class {
+                b = b.storage_class(aws_sdk_s3::types::StorageClass::from(v.as_str()));
+            }
+            if let Some(v) = &m.website_redirect_location {
+                b = b.website_redirect_location(v);
+            }
+            for (k, v) in &m.metadata {
+                b = b.metadata(k, v);
+            }
+        }
+        b
+    }};
+}
+
+mod copy;
 mod delete;
 mod upload;
 
@@ -18,6 +54,7 @@ use crate::model::{Event, LocalFile, Reason, RemoteObject};
 use crate::plan::{self, Step, is_page};
 use crate::report::Tracker;
 use crate::target::Target;
+use crate::transform::MARKER_KEY;
 
 /// What every worker needs.
 pub struct SinkContext {
@@ -32,6 +69,11 @@ pub struct SinkContext {
 
 enum Job {
     Upload(LocalFile),
+    /// Make `file.key` by copying `source` (both relative to the prefix).
+    Copy {
+        file: LocalFile,
+        source: String,
+    },
     Delete(Vec<String>),
 }
 
@@ -57,6 +99,7 @@ impl Pool {
                     }
                     match job {
                         Job::Upload(file) => upload::run(&ctx, &file).await,
+                        Job::Copy { file, source } => copy::run(&ctx, &file, &source).await,
                         Job::Delete(keys) => delete::run(&ctx, keys).await,
                     }
                 }
@@ -88,6 +131,10 @@ pub struct Sink {
     workers: usize,
     assets: Option<Pool>,
     pages: Vec<LocalFile>,
+    /// Keys to make by server-side copy, with their source, once every upload is done.
+    copies: Vec<(LocalFile, String)>,
+    /// The chain fingerprint to record under the prefix once everything else succeeded.
+    marker: Option<String>,
     /// False with `--no-delete`: delete events are dropped.
     delete: bool,
     deletes: Vec<RemoteObject>,
@@ -99,7 +146,22 @@ impl Sink {
     pub fn new(ctx: Arc<SinkContext>, workers: usize, dry_run: bool, delete: bool) -> Sink {
         let assets = (!dry_run).then(|| Pool::start(&ctx, workers));
         let plan = dry_run.then(Vec::new);
-        Sink { ctx, workers, assets, pages: Vec::new(), delete, deletes: Vec::new(), plan }
+        Sink {
+            ctx,
+            workers,
+            assets,
+            pages: Vec::new(),
+            copies: Vec::new(),
+            marker: None,
+            delete,
+            deletes: Vec::new(),
+            plan,
+        }
+    }
+
+    /// Records `fingerprint` as the chain marker after the copies, if nothing failed.
+    pub fn write_marker(&mut self, fingerprint: String) {
+        self.marker = Some(fingerprint);
     }
 
     pub async fn accept(&mut self, events: Vec<Event>) {
@@ -123,11 +185,51 @@ impl Sink {
     }
 
     async fn upload(&mut self, file: LocalFile, reason: Reason) {
+        // Re-publishing a current object copies it onto itself; another key of a file copies it
+        // from the key it is uploaded under.
+        let source = if reason == Reason::Chain { Some(file.key.clone()) } else { file.copy_of.clone() };
+        if let Some(source) = source {
+            tracing::debug!("copy {} from {source} ({})", self.ctx.target.key(&file.key), reason.as_str());
+            self.copies.push((file, source));
+            return;
+        }
         tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
         match &self.assets {
             Some(pool) if !is_page(&file.key) => pool.send(Job::Upload(file)).await,
             _ => self.pages.push(file),
         }
+    }
+
+    /// The copy phase: after every upload, so a copy never reads a source that is not up yet.
+    /// Returns whether every object re-published in place (the chain changed) was.
+    async fn copy(&mut self) -> bool {
+        let copies = std::mem::take(&mut self.copies);
+        if self.ctx.cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        if copies.is_empty() {
+            return true;
+        }
+        let failed = self.ctx.tracker.failed_keys("upload");
+        let in_place: Vec<String> = copies.iter().filter(|(f, s)| f.key == *s).map(|(f, _)| f.key.clone()).collect();
+        let failures = self.ctx.tracker.failure_count();
+        let pool = Pool::start(&self.ctx, self.workers);
+        for (file, source) in copies {
+            if failed.contains(&source) {
+                let why = format!("not copied: its source {source} failed to upload");
+                self.ctx.tracker.failed(file.key, "copy", why);
+            } else {
+                pool.send(Job::Copy { file, source }).await;
+            }
+        }
+        pool.finish().await;
+        if self.ctx.tracker.failure_count() == failures || in_place.is_empty() {
+            return true;
+        }
+        // An object over 5 GB is re-published by upload: its failure counts too.
+        let mut failed = self.ctx.tracker.failed_keys("copy");
+        failed.extend(self.ctx.tracker.failed_keys("upload"));
+        !in_place.iter().any(|k| failed.contains(k))
     }
 
     /// Number of deletes the diff asked for so far.
@@ -154,6 +256,16 @@ impl Sink {
                 pool.send(Job::Upload(file)).await;
             }
             pool.finish().await;
+        }
+        let republished = self.copy().await;
+        // Other failures do not keep the marker back: a key whose upload or copy failed differs
+        // from the source, so the diff sends it again, with the chain's headers, next run.
+        if let Some(fingerprint) = self.marker.take()
+            && republished
+            && !self.ctx.cancel.load(Ordering::Relaxed)
+            && let Err(e) = crate::marker::write(&self.ctx.client, &self.ctx.target, &fingerprint).await
+        {
+            self.ctx.tracker.failed(MARKER_KEY, "upload", e);
         }
         let deletes = std::mem::take(&mut self.deletes);
         let cancelled = self.ctx.cancel.load(Ordering::Relaxed);

@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::SinkContext;
 use crate::model::LocalFile;
-use crate::s3client::describe;
+use crate::s3client::{self, describe};
 
 const ATTEMPTS: usize = 3;
 
@@ -26,11 +26,10 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile) {
 
 async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
     let key = ctx.target.key(&file.key);
-    let content_type = mime_guess::from_path(&file.key).first_raw().unwrap_or("application/octet-stream");
     for attempt in 1..=ATTEMPTS {
         let before = stat(&file.path).await?;
         if before.0 >= ctx.multipart_threshold {
-            multipart(ctx, &key, &file.path, before.0, content_type).await?;
+            multipart(ctx, &key, file, before.0).await?;
         } else {
             let body = ByteStream::read_from()
                 .path(&file.path)
@@ -38,16 +37,16 @@ async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
                 .build()
                 .await
                 .map_err(|e| format!("cannot read file: {e}"))?;
-            ctx.client
-                .put_object()
-                .bucket(&ctx.target.bucket)
-                .key(&key)
-                .content_length(before.0 as i64)
-                .content_type(content_type)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| describe(&e))?;
+            let request = with_headers!(
+                ctx.client.put_object().bucket(&ctx.target.bucket).key(&key).content_length(before.0 as i64),
+                file
+            )
+            .body(body);
+            match s3client::sending(&ctx.client, before.0) {
+                Some(timeouts) => request.customize().config_override(timeouts).send().await,
+                None => request.send().await,
+            }
+            .map_err(|e| describe(&e))?;
         }
         let after = stat(&file.path).await.map_err(|e| format!("changed during upload: {e}"))?;
         if after == before {
@@ -59,20 +58,22 @@ async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
 }
 
 async fn stat(path: &Path) -> Result<(u64, Option<SystemTime>), String> {
-    let meta = tokio::fs::metadata(path).await.map_err(|e| format!("cannot read file: {e}"))?;
+    let meta = tokio::fs::metadata(path).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "vanished after the scan".to_owned(),
+        _ => format!("cannot read file: {e}"),
+    })?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
+    // The body is opened only as it is sent; a file we may not read should say so, not fail deep
+    // inside the HTTP client.
+    tokio::fs::File::open(path).await.map_err(|e| format!("cannot read file: {e}"))?;
     Ok((meta.len(), meta.modified().ok()))
 }
 
-async fn multipart(ctx: &SinkContext, key: &str, path: &Path, size: u64, content_type: &str) -> Result<(), String> {
-    let created = ctx
-        .client
-        .create_multipart_upload()
-        .bucket(&ctx.target.bucket)
-        .key(key)
-        .content_type(content_type)
+async fn multipart(ctx: &SinkContext, key: &str, file: &LocalFile, size: u64) -> Result<(), String> {
+    let path = &file.path;
+    let created = with_headers!(ctx.client.create_multipart_upload().bucket(&ctx.target.bucket).key(key), file)
         .send()
         .await
         .map_err(|e| describe(&e))?;
@@ -125,7 +126,7 @@ async fn upload_parts(
             .build()
             .await
             .map_err(|e| format!("cannot read file: {e}"))?;
-        let part = ctx
+        let request = ctx
             .client
             .upload_part()
             .bucket(&ctx.target.bucket)
@@ -133,10 +134,12 @@ async fn upload_parts(
             .upload_id(upload_id)
             .part_number(number)
             .content_length(length as i64)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
+            .body(body);
+        let part = match s3client::sending(&ctx.client, length) {
+            Some(timeouts) => request.customize().config_override(timeouts).send().await,
+            None => request.send().await,
+        }
+        .map_err(|e| describe(&e))?;
         parts.push(CompletedPart::builder().set_e_tag(part.e_tag().map(str::to_owned)).part_number(number).build());
         offset += length;
         number += 1;

@@ -1,0 +1,50 @@
+//! Server-side copies: the other keys of a file uploaded once, and objects re-published in place
+//! when the chain's configuration changed.
+//!
+//! CopyObject is sent with `MetadataDirective=REPLACE` and every header of the entry, Content-Type
+//! included: with REPLACE, S3 keeps none of the source's. It runs after every upload, so a copy
+//! whose source failed to upload is reported failed instead of copying a stale object. Above
+//! 5 GB, where one CopyObject cannot go, the file is uploaded instead.
+
+use aws_sdk_s3::types::MetadataDirective;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::SinkContext;
+use crate::model::LocalFile;
+use crate::s3client::{self, describe};
+
+/// The largest object one CopyObject can copy.
+const MAX_COPY: u64 = 5 * 1000 * 1000 * 1000;
+
+/// What `x-amz-copy-source` leaves unencoded: the characters S3 leaves alone in keys, and `/`.
+const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+/// Copies `source` (relative to the prefix) to `file.key` with `file`'s headers.
+pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str) {
+    if file.size > MAX_COPY {
+        return super::upload::run(ctx, file).await;
+    }
+    let key = ctx.target.key(&file.key);
+    let from = format!("{}/{}", ctx.target.bucket, ctx.target.key(source));
+    let request = with_headers!(
+        ctx.client
+            .copy_object()
+            .bucket(&ctx.target.bucket)
+            .key(&key)
+            .copy_source(utf8_percent_encode(&from, COPY_SOURCE).to_string())
+            .metadata_directive(MetadataDirective::Replace),
+        file
+    );
+    // A large copy takes the server a while: its attempt timeout grows with the size, as an upload's.
+    let sent = match s3client::sending(&ctx.client, file.size) {
+        Some(timeouts) => request.customize().config_override(timeouts).send().await,
+        None => request.send().await,
+    };
+    match sent {
+        Ok(_) => {
+            tracing::debug!("copied {key} from {from}");
+            ctx.tracker.copied();
+        }
+        Err(e) => ctx.tracker.failed(file.key.clone(), "copy", format!("from {source}: {}", describe(&e))),
+    }
+}
