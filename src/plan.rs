@@ -77,7 +77,7 @@ fn bare_step(event: &Event, target: &Target) -> Step {
             Some(source) => Step {
                 phase: Phase::Copies,
                 key: target.key(&file.key),
-                detail: format!("(from {}, {})", target.key(source).escape_debug(), reason.as_str()),
+                detail: format!("(from {}, {})", printable(&target.key(source)), reason.as_str()),
                 bytes: 0,
             },
             None => {
@@ -100,9 +100,16 @@ pub fn is_page(key: &str) -> bool {
     lower.ends_with(".html") || lower.ends_with(".htm")
 }
 
+/// A key as a plan line shows it: as it is, but for control characters, which are escaped.
+fn printable(key: &str) -> String {
+    key.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.into() }).collect()
+}
+
 /// Renders the plan: one line per step, then a summary line.
 pub fn render(steps: &mut [Step], unchanged: u64) -> String {
     steps.sort_by(|a, b| (a.phase, &a.key).cmp(&(b.phase, &b.key)));
+    // A sync sends no delete once anything failed, and what the scan could not read fails for sure.
+    let withheld = steps.iter().any(|s| s.phase == Phase::Problems);
     let mut out = String::new();
     let (mut uploads, mut bytes, mut copies, mut deletes, mut problems) = (0, 0u64, 0, 0, 0);
     for step in steps.iter() {
@@ -125,25 +132,25 @@ pub fn render(steps: &mut [Step], unchanged: u64) -> String {
                 "fail"
             }
         };
-        // A problem's place may already hold escaped bytes (`caf\xe9`): escape only what would
-        // break the line, so the bytes show escaped once, as in the report.
-        let key: String = match step.phase {
-            Phase::Problems => {
-                step.key.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.into() }).collect()
-            }
-            _ => step.key.escape_debug().to_string(),
+        // Keys are printed as they are, but for control characters, which would break the line; a
+        // problem's place may already hold escaped bytes (`caf\xe9`), which thus show escaped once.
+        let key = printable(&step.key);
+        let detail = match step.phase {
+            Phase::Deletes if withheld => "(withheld: a failure below)",
+            _ => step.detail.as_str(),
         };
-        if step.detail.is_empty() {
+        if detail.is_empty() {
             let _ = writeln!(out, "{verb} {key}");
         } else {
-            let _ = writeln!(out, "{verb} {key} {}", step.detail);
+            let _ = writeln!(out, "{verb} {key} {detail}");
         }
     }
     // Copies only appear with a transform chain; plans without one keep their summary.
     let copies = if copies > 0 { format!("{copies} to copy, ") } else { String::new() };
+    let deletes = if withheld && deletes > 0 { format!("{deletes} to delete (withheld)") } else { format!("{deletes} to delete") };
     let _ = writeln!(
         out,
-        "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes} to delete, {unchanged} unchanged, {problems} failed"
+        "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}, {unchanged} unchanged, {problems} failed"
     );
     out
 }
