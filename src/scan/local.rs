@@ -204,6 +204,21 @@ impl Walk {
             children.push(Child { key, path, is_dir, id });
         }
         children.sort_unstable_by(|a, b| b.key.cmp(&a.key));
+        // Normalisation can fold two names into one key; publishing either would be a coin toss.
+        let mut clashes = Vec::new();
+        children.dedup_by(|later, kept| {
+            let clash = later.key == kept.key;
+            if clash && clashes.last() != Some(&kept.key) {
+                clashes.push(kept.key.clone());
+            }
+            clash
+        });
+        if !clashes.is_empty() {
+            children.retain(|c| !clashes.contains(&c.key));
+            for key in clashes {
+                self.problem(key, "several names on disk give this key (normalize = \"nfc\"); none is published".into());
+            }
+        }
         children
     }
 
@@ -286,6 +301,23 @@ mod tests {
         sorted.sort();
         assert_eq!(keys, sorted);
         assert_eq!(keys, ["A", "a-b/x", "a.b", "a/b", "a/c/d", "a0", "b"]);
+    }
+
+    #[test]
+    fn names_that_normalise_to_one_key_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["caf\u{e9}.txt", "cafe\u{301}.txt", "z.txt"] {
+            fs::write(dir.path().join(name), name).unwrap();
+        }
+        let items = walk(dir.path(), NameDecoder::new("utf-8", "nfc").unwrap());
+        let described: Vec<String> = items
+            .into_iter()
+            .map(|i| match i {
+                LocalItem::File(f) => format!("file {}", f.key),
+                LocalItem::Problem(p) => format!("problem {}", p.place),
+            })
+            .collect();
+        assert_eq!(described, ["problem caf\u{e9}.txt", "file z.txt"]);
     }
 
     fn outcome(items: Vec<LocalItem>) -> Vec<String> {
