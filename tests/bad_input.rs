@@ -120,7 +120,24 @@ fn unprivileged(tree: &Tree, mut cmd: Cmd) -> Cmd {
         for dir in [tree.src(), tree.work()] {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o777)).unwrap();
         }
-        cmd.command.uid(65534).gid(65534);
+        // The checkout holding the binary may be closed to other users: run a copy from the
+        // temporary work directory instead, with the same arguments and environment.
+        let program = tree.work().join("sitesync-unprivileged");
+        fs::copy(env!("CARGO_BIN_EXE_sitesync"), &program).unwrap();
+        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut command = std::process::Command::new(&program);
+        command.env_clear().args(cmd.command.get_args());
+        if let Some(dir) = cmd.command.get_current_dir() {
+            command.current_dir(dir);
+        }
+        for (key, value) in cmd.command.get_envs() {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        command.uid(65534).gid(65534);
+        cmd.command = command;
     }
     cmd
 }
