@@ -1,4 +1,4 @@
-//! The bad-input catalogue: one test per case of `docs/reliability.md`'s table.
+//! The bad-input catalogue: one test per case of the table in the README's "Bad input" section.
 //!
 //! Each test sets up one bad input, runs the real binary and hands the result to [`check`], which
 //! finds the case's row in the table and asserts the exit status and that one line of stderr
@@ -21,7 +21,7 @@ use std::path::Path;
 use support::proxy::{Fault, Head, Rule};
 use support::{Cmd, Run, Store, Tree};
 
-const TABLE: &str = include_str!("../docs/reliability.md");
+const README: &str = include_str!("../README.md");
 const THIS_FILE: &str = include_str!("bad_input.rs");
 
 struct Row {
@@ -29,10 +29,18 @@ struct Row {
     message: String,
 }
 
+/// The catalogue: the README's section from `### Bad input` to the next heading.
+fn table() -> &'static str {
+    let start = README.find("\n### Bad input").expect("the README has a `### Bad input` section") + 1;
+    let section = &README[start..];
+    let end = section[1..].find("\n#").map_or(section.len(), |i| i + 1);
+    &section[..end]
+}
+
 /// The catalogue rows: `| \`id\` | input | \`message\` | exit |`.
 fn rows() -> BTreeMap<String, Row> {
     let mut rows = BTreeMap::new();
-    for line in TABLE.lines().filter(|l| l.starts_with("| `")) {
+    for line in table().lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
         assert_eq!(cells.len(), 4, "a catalogue row has 4 cells: {line}");
         let unquote = |s: &str| s.strip_prefix('`').and_then(|s| s.strip_suffix('`')).unwrap_or(s).to_owned();
@@ -58,7 +66,7 @@ fn matches(line: &str, pattern: &str) -> bool {
 #[track_caller]
 fn check(run: &Run, case: &str) {
     let rows = rows();
-    let row = rows.get(case).unwrap_or_else(|| panic!("no row `{case}` in docs/reliability.md"));
+    let row = rows.get(case).unwrap_or_else(|| panic!("no row `{case}` in the README's bad-input table"));
     assert_eq!(run.code, Some(row.exit), "{case}: exit status\n--- stderr\n{}", run.stderr);
     assert!(
         run.stderr.lines().any(|l| matches(l, &row.message)),
@@ -79,7 +87,7 @@ fn every_row_has_a_test() {
         .map(|(at, m)| THIS_FILE[at + m.len()..].split('"').next().unwrap().to_owned())
         .collect();
     let documented: std::collections::BTreeSet<String> = rows().into_keys().collect();
-    assert_eq!(tested, documented, "docs/reliability.md rows vs the cases tested here");
+    assert_eq!(tested, documented, "the README's bad-input rows vs the cases tested here");
 }
 
 /// A tree with a good file, a stale object under the prefix and one outside it, so each case can
