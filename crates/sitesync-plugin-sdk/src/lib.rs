@@ -6,7 +6,7 @@
 //! copied by it, and every call runs under `catch_unwind`, so a panic becomes a status and a
 //! message instead of unwinding into the host.
 //!
-//! ```ignore
+//! ```no_run
 //! use sitesync_plugin_sdk::{Entry, EntryRef, Transform, export_plugin};
 //!
 //! struct Upper;
