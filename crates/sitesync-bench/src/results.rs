@@ -1,0 +1,253 @@
+//! The results of a run: the data saved as JSON, and the Markdown tables printed on stdout.
+//!
+//! Absolute times on a shared 2-core machine are noise; what compares across runs and machines is
+//! each sitesync figure divided by its physical baseline measured minutes apart on the same
+//! server and tree, so the tables lead with those ratios.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::measure::Usage;
+use crate::server;
+use crate::tree::Manifest;
+
+#[derive(Debug, Serialize)]
+pub struct Results {
+    pub started_utc: String,
+    pub command: String,
+    pub machine: Machine,
+    pub server: server::Info,
+    /// The server's peak resident set over the whole run (VmHWM).
+    pub server_peak_rss_mib: Option<f64>,
+    pub sitesync: Binary,
+    pub workers: usize,
+    pub sitesync_env: Vec<String>,
+    pub repeat: usize,
+    pub sizes: Vec<SizeResult>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub hostname: String,
+    pub cpu_model: String,
+    pub cores: usize,
+    pub memory_gib: f64,
+    pub kernel: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Binary {
+    pub path: PathBuf,
+    pub version: String,
+    pub git_commit: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SizeResult {
+    pub files: u64,
+    pub tree: Manifest,
+    pub tree_dir: PathBuf,
+    /// "reused", or how it was made and how long that took.
+    pub tree_prepared: String,
+    pub changed: u64,
+    pub removed: u64,
+    pub sitesync: Vec<Row>,
+    pub baselines: Vec<Row>,
+    pub ratios: Vec<Ratio>,
+    /// /proc/loadavg before and after this size: how busy the shared machine was.
+    pub load_before: String,
+    pub load_after: String,
+}
+
+/// One measured figure: the median run (by wall time) of `runs`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub name: String,
+    /// What the CPU per item is divided by: files of the tree, keys listed, objects put.
+    pub items: u64,
+    pub usage: Usage,
+    pub runs_wall_s: Vec<f64>,
+    /// "ok", or what did not match (a sync that uploaded when nothing changed, ...).
+    pub check: String,
+    pub detail: String,
+}
+
+impl Row {
+    pub fn rate(&self) -> f64 {
+        self.items as f64 / self.usage.wall_s
+    }
+
+    pub fn cpu_us_per_item(&self) -> f64 {
+        self.usage.cpu_s() * 1e6 / self.items.max(1) as f64
+    }
+
+    pub fn server_us_per_item(&self) -> Option<f64> {
+        self.usage.server_cpu_s.map(|s| s * 1e6 / self.items.max(1) as f64)
+    }
+}
+
+/// A sitesync figure against its baseline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub figure: String,
+    pub sitesync: f64,
+    pub baseline: f64,
+    pub unit: &'static str,
+    /// How the baseline is made from the baseline rows.
+    pub baseline_is: String,
+    pub ratio: f64,
+    pub target: Option<String>,
+    pub met: Option<bool>,
+}
+
+fn num(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else if x >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3}")
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Results {
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(md, "## sitesync benchmark, {}\n", self.started_utc);
+        let _ = writeln!(md, "- command: `{}`", self.command);
+        let _ = writeln!(
+            md,
+            "- machine: {}, {} cores ({}), {:.1} GiB, Linux {}",
+            m.hostname, m.cores, m.cpu_model, m.memory_gib, m.kernel
+        );
+        let _ = writeln!(
+            md,
+            "- server: {} {} at {}{}",
+            self.server.kind,
+            self.server.version,
+            self.server.endpoint,
+            self.server_peak_rss_mib.map(|r| format!(", peak RSS {r:.0} MiB")).unwrap_or_default()
+        );
+        let _ = writeln!(
+            md,
+            "- sitesync: {} ({}, commit {})",
+            self.sitesync.path.display(),
+            self.sitesync.version,
+            self.sitesync.git_commit
+        );
+        let _ = writeln!(md, "- workers: {}; repeated figures are the median of {} runs", self.workers, self.repeat);
+        if !self.sitesync_env.is_empty() {
+            let _ = writeln!(md, "- sitesync environment: `{}`", self.sitesync_env.join(" "));
+        }
+        for w in &self.warnings {
+            let _ = writeln!(md, "- **warning:** {w}");
+        }
+        for size in &self.sizes {
+            md.push('\n');
+            md.push_str(&size.markdown());
+        }
+        md
+    }
+}
+
+impl SizeResult {
+    fn markdown(&self) -> String {
+        let mut md = String::new();
+        let t = &self.tree;
+        let _ = writeln!(
+            md,
+            "### {} files ({:.1} MiB in {} directories; {} large files, {:.1} MiB) — tree {}\n",
+            thousands(self.files),
+            t.bytes as f64 / 1048576.0,
+            thousands(t.directories),
+            t.large_files,
+            t.large_bytes as f64 / 1048576.0,
+            self.tree_prepared
+        );
+        let _ = writeln!(md, "load average before: {} · after: {}\n", self.load_before, self.load_after);
+        let _ = writeln!(md, "| figure | sitesync | baseline | ratio | target |");
+        let _ = writeln!(md, "|---|---:|---|---:|---|");
+        for r in &self.ratios {
+            let verdict = match r.met {
+                Some(true) => " ✅",
+                Some(false) => " ❌",
+                None => "",
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} {} | {} {} = {} | {:.2}× | {}{} |",
+                r.figure,
+                num(r.sitesync),
+                r.unit,
+                num(r.baseline),
+                r.unit,
+                r.baseline_is,
+                r.ratio,
+                r.target.as_deref().unwrap_or("—"),
+                verdict
+            );
+        }
+        md.push('\n');
+        let _ = writeln!(
+            md,
+            "| run | wall s | items/s | CPU s (user+sys) | CPU µs/item | peak RSS MiB | server CPU s | server µs/item | check |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+        for (group, rows) in [("sitesync", &self.sitesync), ("baseline", &self.baselines)] {
+            for row in rows {
+                let u = &row.usage;
+                let runs = if row.runs_wall_s.len() > 1 {
+                    format!(" (runs: {})", row.runs_wall_s.iter().map(|w| num(*w)).collect::<Vec<_>>().join(", "))
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    md,
+                    "| {group}: {}{} | {}{} | {} | {} ({} + {}) | {:.1} | {:.1} | {} | {} | {} |",
+                    row.name,
+                    if row.detail.is_empty() { String::new() } else { format!(" — {}", row.detail) },
+                    num(u.wall_s),
+                    runs,
+                    num(row.rate()),
+                    num(u.cpu_s()),
+                    num(u.user_s),
+                    num(u.sys_s),
+                    row.cpu_us_per_item(),
+                    u.max_rss_mib,
+                    u.server_cpu_s.map(num).unwrap_or_else(|| "—".into()),
+                    row.server_us_per_item().map(|x| format!("{x:.1}")).unwrap_or_else(|| "—".into()),
+                    row.check
+                );
+            }
+        }
+        md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(super::thousands(1_000_000), "1,000,000");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(10_000), "10,000");
+    }
+}

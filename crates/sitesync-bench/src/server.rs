@@ -1,0 +1,270 @@
+//! The S3 server of a run: a single-node Garage on loopback, or the embedded store as a fallback.
+//!
+//! Garage is found on `PATH`, then at `$GARAGE_BIN`, then at `/work/tools/garage/bin/garage`, and
+//! is set up the way `shared/tools/start-garage.sh` does it: one node, a 1 GB layout, an imported
+//! key allowed to create buckets. The embedded store (s3s-fs, as `sitesync --local-store` uses)
+//! runs in a child process of this binary, so its CPU is counted apart from the client's in the
+//! same way. Either server is killed when the [`Server`] is dropped, unless it is kept on purpose;
+//! a child is also told to die with us (`PR_SET_PDEATHSIG`) if the bench itself is killed.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+const GARAGE_KEY: &str = "GK000000000000000000000001";
+const WELL_KNOWN_GARAGE: &str = "/work/tools/garage/bin/garage";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Choice {
+    /// Garage when it is installed, else the embedded store (with a warning).
+    Auto,
+    Garage,
+    Embedded,
+}
+
+/// What the results say about the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub kind: &'static str,
+    pub version: String,
+    pub binary: Option<PathBuf>,
+    pub endpoint: String,
+    pub dir: PathBuf,
+}
+
+pub struct Server {
+    pub info: Info,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+    child: Child,
+    keep: bool,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_garage(&self) -> bool {
+        self.info.kind == "garage"
+    }
+
+    /// Starts the server chosen, in a fresh directory under `work`.
+    pub fn start(choice: Choice, explicit_garage: Option<&Path>, work: &Path, keep: bool) -> Result<Server> {
+        let garage = explicit_garage.map(Path::to_path_buf).or_else(find_garage);
+        match (choice, garage) {
+            (Choice::Embedded, _) => start_embedded(work, keep),
+            (Choice::Auto | Choice::Garage, Some(bin)) => start_garage(&bin, work, keep),
+            (Choice::Garage, None) => bail!(
+                "garage not found on PATH, at $GARAGE_BIN or at {WELL_KNOWN_GARAGE}; install it with\n  \
+                 cargo install --locked garage --version 2.5.0 --no-default-features --features bundled-libs,lmdb"
+            ),
+            (Choice::Auto, None) => {
+                eprintln!("{}", "!".repeat(100));
+                eprintln!("!! WARNING: Garage is not installed: falling back to the EMBEDDED store (s3s-fs).");
+                eprintln!("!! Its listing re-walks its folder for every page of 1,000 keys, so it is slow and not");
+                eprintln!(
+                    "!! representative of a real S3 server; keep trees small (10k). For real figures install Garage:"
+                );
+                eprintln!(
+                    "!!   cargo install --locked garage --version 2.5.0 --no-default-features --features bundled-libs,lmdb"
+                );
+                eprintln!("{}", "!".repeat(100));
+                start_embedded(work, keep)
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.keep {
+            eprintln!(
+                "bench: keeping the {} server (pid {}) at {} with data in {}; stop it with: kill {}",
+                self.info.kind,
+                self.pid(),
+                self.info.endpoint,
+                self.info.dir.display(),
+                self.pid()
+            );
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.info.dir);
+    }
+}
+
+fn find_garage() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("garage")).find(|p| is_executable(p)));
+    on_path
+        .or_else(|| std::env::var_os("GARAGE_BIN").map(PathBuf::from).filter(|p| is_executable(p)))
+        .or_else(|| Some(PathBuf::from(WELL_KNOWN_GARAGE)).filter(|p| is_executable(p)))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A child that receives SIGTERM when this thread's process dies, unless it is to be kept.
+fn tied(cmd: &mut Command, keep: bool) -> &mut Command {
+    if !keep {
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
+fn fresh_dir(work: &Path, kind: &str) -> Result<PathBuf> {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let dir = work.join(format!("{kind}-{stamp}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(std::fs::canonicalize(dir)?)
+}
+
+/// A base port with base, base+1 and base+3 free on 127.0.0.1 (S3, RPC, admin).
+fn free_ports() -> Result<u16> {
+    for base in (39_000..40_000).step_by(10) {
+        let free = |p: u16| TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(base) && free(base + 1) && free(base + 3) {
+            return Ok(base);
+        }
+    }
+    bail!("no free ports between 39000 and 40000 on 127.0.0.1")
+}
+
+fn start_garage(bin: &Path, work: &Path, keep: bool) -> Result<Server> {
+    let version = Command::new(bin).arg("--version").output().with_context(|| format!("running {}", bin.display()))?;
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let dir = fresh_dir(work, "garage")?;
+    let port = free_ports()?;
+    let secret_key = format!("{:064}", 1);
+    let config = dir.join("garage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"metadata_dir = "{dir}/meta"
+data_dir = "{dir}/data"
+db_engine = "lmdb"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:{rpc}"
+rpc_public_addr = "127.0.0.1:{rpc}"
+rpc_secret = "{rpc_secret:064}"
+[s3_api]
+s3_region = "us-east-1"
+api_bind_addr = "127.0.0.1:{port}"
+root_domain = ".s3.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:{admin}"
+admin_token = "admin-token"
+"#,
+            dir = dir.display(),
+            rpc = port + 1,
+            admin = port + 3,
+            rpc_secret = 0,
+        ),
+    )?;
+    let log = std::fs::File::create(dir.join("garage.log"))?;
+    let child = tied(Command::new(bin).arg("-c").arg(&config).arg("server"), keep)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        info: Info { kind: "garage", version, binary: Some(bin.to_owned()), endpoint, dir: dir.clone() },
+        access_key: GARAGE_KEY.into(),
+        secret_key: secret_key.clone(),
+        region: "us-east-1".into(),
+        child,
+        keep,
+    };
+    let admin = |args: &[&str]| -> Result<String> {
+        let out = Command::new(bin).arg("-c").arg(&config).args(args).output()?;
+        if !out.status.success() {
+            bail!("garage {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    wait_until(Duration::from_secs(30), || admin(&["status"]).is_ok())
+        .with_context(|| format!("garage did not come up; see {}", dir.join("garage.log").display()))?;
+    let id = admin(&["node", "id", "-q"])?;
+    let id = id.trim().get(..64).context("garage node id")?.to_owned();
+    admin(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
+    admin(&["layout", "apply", "--version", "1"])?;
+    admin(&["key", "import", "--yes", "-n", "bench", GARAGE_KEY, &secret_key])?;
+    admin(&["key", "allow", "--create-bucket", GARAGE_KEY])?;
+    wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        .context("garage's S3 port did not open")?;
+    Ok(server)
+}
+
+fn start_embedded(work: &Path, keep: bool) -> Result<Server> {
+    let dir = fresh_dir(work, "embedded")?;
+    let exe = std::env::current_exe()?;
+    let mut child = tied(Command::new(&exe).arg("serve-embedded").arg(&dir), keep)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting the embedded store")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("embedded store stdout")?).read_line(&mut line)?;
+    let endpoint = line.trim().to_owned();
+    if !endpoint.starts_with("http://") {
+        let _ = child.kill();
+        bail!("the embedded store did not start (said {endpoint:?})");
+    }
+    Ok(Server {
+        info: Info {
+            kind: "embedded",
+            version: "sitesync::local_store (s3s-fs 0.14.1)".into(),
+            binary: None,
+            endpoint,
+            dir,
+        },
+        access_key: sitesync::local_store::ACCESS_KEY.into(),
+        secret_key: sitesync::local_store::SECRET_KEY.into(),
+        region: sitesync::local_store::REGION.into(),
+        child,
+        keep,
+    })
+}
+
+/// The `serve-embedded` role: serve `dir` until killed, after printing the endpoint.
+pub fn serve_embedded(dir: &Path) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = sitesync::local_store::LocalStore::start(dir).await?;
+        println!("{}", store.endpoint());
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
+fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("timed out after {}s", limit.as_secs())
+}

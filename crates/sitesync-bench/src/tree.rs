@@ -1,0 +1,337 @@
+//! Synthetic site trees: shaped like a real static site, deterministic from a seed, cached on disk.
+//!
+//! A tree of `n` files is `section/year/month/slug/` page folders, each with an `index.html` and a
+//! few small assets, plus site-wide files, a handful of names with spaces, `+`, `%` and non-ASCII
+//! characters, and a few large media files of a few MiB. Almost every file is 0.25–3 KiB, like the
+//! pages and thumbnails of a generated site. Every file gets the same old mtime, so a sync right
+//! after generation is never unsure about the clock.
+//!
+//! The tree lives in `<trees>/<n>/site` with `manifest.json` beside it (outside what is synced)
+//! and is reused while the manifest matches. A run that changes or removes files marks the tree
+//! dirty first and puts the files back afterwards; a tree found dirty (an interrupted run) is
+//! repaired file by file before use, which is much cheaper than generating it again.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever the shape or the content of the trees changes, so cached trees are rebuilt.
+const GENERATOR: u32 = 1;
+const SECTIONS: [&str; 10] =
+    ["blog", "docs", "news", "products", "events", "guides", "recipes", "people", "projects", "tags"];
+const WORDS: [&str; 32] = [
+    "alpha", "river", "stone", "quiet", "maple", "orbit", "ember", "delta", "north", "cedar", "pixel", "tiger",
+    "lunar", "amber", "coral", "frost", "harbor", "iris", "jade", "koala", "lemon", "metro", "nova", "olive", "prism",
+    "quartz", "raven", "solar", "tulip", "umbra", "vivid", "willow",
+];
+/// The mtime of every generated file: 2025-01-01T00:00:00Z.
+const GENERATED_MTIME: u64 = 1_735_689_600;
+/// Appended to a file to change it: its size and mtime both move.
+const CHANGE: &[u8] = b"\n<!-- changed by sitesync-bench -->\n";
+
+/// One file of a tree: where it is, how big, and the seed of its content.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub rel: String,
+    pub size: u64,
+    seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub generator: u32,
+    pub seed: u64,
+    pub files: u64,
+    pub bytes: u64,
+    pub large_files: u64,
+    pub large_bytes: u64,
+    pub directories: u64,
+}
+
+/// A tree on disk, ready to sync.
+#[derive(Debug)]
+pub struct Tree {
+    pub dir: PathBuf,
+    pub site: PathBuf,
+    pub manifest: Manifest,
+    pub specs: Vec<Spec>,
+    /// Seconds spent generating or repairing it in this run (0 when reused as is).
+    pub prepared_seconds: f64,
+    pub how: &'static str,
+}
+
+/// SplitMix64: small, fast, and the same on every machine.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// The file list of the tree of `n` files for `seed`, in generation order.
+pub fn specs(n: u64, seed: u64) -> Vec<Spec> {
+    let mut rng = Rng(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
+    let mut out: Vec<Spec> = Vec::with_capacity(n as usize);
+    let add = |out: &mut Vec<Spec>, rel: String, size: u64, rng: &mut Rng| {
+        if (out.len() as u64) < n {
+            out.push(Spec { rel, size, seed: rng.next() });
+        }
+    };
+    for (rel, lo, hi) in [
+        ("index.html", 2_000, 6_000),
+        ("404.html", 500, 1_500),
+        ("robots.txt", 50, 200),
+        ("sitemap.xml", 20_000, 60_000),
+        ("feed.xml", 10_000, 30_000),
+        ("favicon.ico", 1_000, 4_000),
+        ("static/css/site.css", 8_000, 30_000),
+        ("static/js/app.js", 20_000, 90_000),
+        ("static/js/app.js.map", 40_000, 200_000),
+        ("static/fonts/inter.woff2", 30_000, 80_000),
+        ("downloads/Annual report 2025 (final).pdf", 50_000, 200_000),
+        ("downloads/Q1+Q2 results.csv", 500, 3_000),
+        ("downloads/100% guide.txt", 500, 3_000),
+        ("downloads/café-menu.html", 500, 3_000),
+        ("downloads/日本語の案内.txt", 500, 3_000),
+    ] {
+        let size = rng.range(lo, hi);
+        add(&mut out, rel.to_owned(), size, &mut rng);
+    }
+    for k in 0..(n / 20_000).max(3) {
+        let size = rng.range(2 << 20, 6 << 20);
+        add(&mut out, format!("static/media/clip-{k:03}.mp4"), size, &mut rng);
+    }
+    let years = n.div_ceil(20_000).clamp(1, 12);
+    let containers = SECTIONS.len() as u64 * years * 12;
+    let mut page = 0u64;
+    while (out.len() as u64) < n {
+        let c = page % containers;
+        let section = SECTIONS[(c % SECTIONS.len() as u64) as usize];
+        let year = 2026 - (c / SECTIONS.len() as u64) % years;
+        let month = c / (SECTIONS.len() as u64 * years) + 1;
+        let w1 = WORDS[(rng.next() % WORDS.len() as u64) as usize];
+        let w2 = WORDS[(rng.next() % WORDS.len() as u64) as usize];
+        let dir = format!("{section}/{year}/{month:02}/{w1}-{w2}-{}", page / containers);
+        let size = rng.range(600, 3_000);
+        add(&mut out, format!("{dir}/index.html"), size, &mut rng);
+        for (name, percent, lo, hi) in [
+            ("cover.jpg", 50, 512, 2_048),
+            ("thumb.webp", 30, 256, 1_024),
+            ("data.json", 25, 256, 1_536),
+            ("index.amp.html", 10, 600, 2_000),
+            ("comments/index.html", 10, 300, 1_500),
+        ] {
+            if rng.chance(percent) {
+                let size = rng.range(lo, hi);
+                add(&mut out, format!("{dir}/{name}"), size, &mut rng);
+            }
+        }
+        page += 1;
+    }
+    out
+}
+
+impl Spec {
+    /// The content: printable, incompressible enough, and the same on every run.
+    fn content(&self) -> Vec<u8> {
+        const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n";
+        let mut rng = Rng(self.seed);
+        let mut bytes = Vec::with_capacity(self.size as usize);
+        while bytes.len() < self.size as usize {
+            let mut word = rng.next();
+            for _ in 0..10 {
+                if bytes.len() == self.size as usize {
+                    break;
+                }
+                bytes.push(ALPHABET[(word & 63) as usize]);
+                word >>= 6;
+            }
+        }
+        bytes
+    }
+
+    fn write(&self, site: &Path) -> Result<()> {
+        let path = site.join(&self.rel);
+        let mut file = fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        file.write_all(&self.content())?;
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(GENERATED_MTIME))?;
+        Ok(())
+    }
+}
+
+fn manifest_of(specs: &[Spec], seed: u64) -> Manifest {
+    let large: Vec<&Spec> = specs.iter().filter(|s| s.size >= 1 << 20).collect();
+    // Every folder that holds a file or a folder, the root excluded.
+    let mut dirs: Vec<&str> = specs.iter().flat_map(|s| s.rel.match_indices('/').map(|(i, _)| &s.rel[..i])).collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    Manifest {
+        generator: GENERATOR,
+        seed,
+        files: specs.len() as u64,
+        bytes: specs.iter().map(|s| s.size).sum(),
+        large_files: large.len() as u64,
+        large_bytes: large.iter().map(|s| s.size).sum(),
+        directories: dirs.len() as u64,
+    }
+}
+
+/// The tree of `n` files under `root/<n>`: reused, repaired, or generated.
+pub fn prepare(root: &Path, n: u64, seed: u64) -> Result<Tree> {
+    let dir = root.join(n.to_string());
+    let site = dir.join("site");
+    let specs = specs(n, seed);
+    let manifest = manifest_of(&specs, seed);
+    let manifest_path = dir.join("manifest.json");
+    let found: Option<Manifest> = fs::read(&manifest_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let started = Instant::now();
+    let how = if found.as_ref() != Some(&manifest) {
+        eprintln!("bench: generating a tree of {n} files in {} ...", site.display());
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("removing the old tree {}", dir.display()))?;
+        }
+        fs::create_dir_all(&site)?;
+        let mut last_parent = String::new();
+        for spec in &specs {
+            let parent = spec.rel.rsplit_once('/').map_or("", |(d, _)| d);
+            if parent != last_parent {
+                fs::create_dir_all(site.join(parent))?;
+                last_parent = parent.to_owned();
+            }
+            spec.write(&site)?;
+        }
+        fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
+        "generated"
+    } else if dir.join("DIRTY").exists() {
+        eprintln!("bench: repairing the tree of {n} files left changed by an interrupted run ...");
+        for spec in &specs {
+            let path = site.join(&spec.rel);
+            if fs::metadata(&path).map(|m| m.len()).ok() != Some(spec.size) {
+                fs::create_dir_all(path.parent().unwrap_or(&site))?;
+                spec.write(&site)?;
+            }
+        }
+        fs::remove_file(dir.join("DIRTY"))?;
+        "repaired"
+    } else {
+        "reused"
+    };
+    let prepared_seconds = if how == "reused" { 0.0 } else { started.elapsed().as_secs_f64() };
+    Ok(Tree { dir, site, manifest, specs, prepared_seconds, how })
+}
+
+/// Which files a mutation touches: every hundredth, at a fixed phase, never a large file.
+fn pick(specs: &[Spec], phase: usize) -> Vec<&Spec> {
+    specs.iter().enumerate().filter(|(i, s)| i % 100 == phase && s.size < 1 << 20).map(|(_, s)| s).collect()
+}
+
+impl Tree {
+    fn mark_dirty(&self) -> Result<()> {
+        fs::write(self.dir.join("DIRTY"), b"files changed or removed by a run; repaired on the next run\n")?;
+        Ok(())
+    }
+
+    /// Appends to 1% of the files; returns how many.
+    pub fn change_one_percent(&self) -> Result<u64> {
+        self.mark_dirty()?;
+        let picked = pick(&self.specs, 37);
+        for spec in &picked {
+            let path = self.site.join(&spec.rel);
+            let mut file =
+                fs::OpenOptions::new().append(true).open(&path).with_context(|| path.display().to_string())?;
+            file.write_all(CHANGE)?;
+        }
+        Ok(picked.len() as u64)
+    }
+
+    /// Removes another 1% of the files; returns how many.
+    pub fn remove_one_percent(&self) -> Result<u64> {
+        self.mark_dirty()?;
+        let picked = pick(&self.specs, 71);
+        for spec in &picked {
+            let path = self.site.join(&spec.rel);
+            fs::remove_file(&path).with_context(|| path.display().to_string())?;
+        }
+        Ok(picked.len() as u64)
+    }
+
+    /// Puts back what the mutations changed, so the next run finds the tree as generated.
+    pub fn restore(&self) -> Result<()> {
+        if !self.dir.join("DIRTY").exists() {
+            return Ok(());
+        }
+        for spec in pick(&self.specs, 37).into_iter().chain(pick(&self.specs, 71)) {
+            spec.write(&self.site)?;
+        }
+        fs::remove_file(self.dir.join("DIRTY"))?;
+        Ok(())
+    }
+}
+
+/// `10000`, `10k`, `100K`, `1m`, `1M`, `1_000_000`.
+pub fn parse_count(s: &str) -> Result<u64> {
+    let t = s.trim().replace('_', "");
+    let (digits, scale) = match t.chars().last() {
+        Some('k' | 'K') => (&t[..t.len() - 1], 1_000),
+        Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000),
+        _ => (t.as_str(), 1),
+    };
+    let n: u64 = digits.parse().with_context(|| format!("not a file count: {s}"))?;
+    if n == 0 {
+        bail!("a tree needs at least one file");
+    }
+    Ok(n * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trees_are_deterministic_and_exact() {
+        for n in [1, 20, 1_000, 10_000] {
+            let a = specs(n, 7);
+            let b = specs(n, 7);
+            assert_eq!(a.len() as u64, n);
+            assert!(a.iter().zip(&b).all(|(x, y)| x.rel == y.rel && x.size == y.size && x.seed == y.seed));
+            let mut names: Vec<&str> = a.iter().map(|s| s.rel.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len() as u64, n, "duplicate paths at n = {n}");
+        }
+        assert_ne!(specs(1_000, 7)[500].rel, specs(1_000, 8)[500].rel);
+    }
+
+    #[test]
+    fn mostly_small_files_a_few_large() {
+        let m = manifest_of(&specs(100_000, 1), 1);
+        assert_eq!(m.large_files, 5);
+        let small_mean = (m.bytes - m.large_bytes) / (m.files - m.large_files);
+        assert!((800..2_000).contains(&small_mean), "mean small file {small_mean} B");
+    }
+
+    #[test]
+    fn counts_parse_with_suffixes() {
+        assert_eq!(parse_count("10k").unwrap(), 10_000);
+        assert_eq!(parse_count("1M").unwrap(), 1_000_000);
+        assert_eq!(parse_count("100_000").unwrap(), 100_000);
+        assert!(parse_count("0").is_err());
+    }
+}
