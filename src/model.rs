@@ -67,7 +67,7 @@ impl LocalFile {
 }
 
 /// The headers and metadata of an object that the chain sets; every `None` is left unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ObjectMeta {
     pub cache_control: Option<String>,
     pub content_type: Option<String>,

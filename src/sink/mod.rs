@@ -42,6 +42,7 @@ macro_rules! with_headers {
 
 mod copy;
 mod delete;
+mod spill;
 mod upload;
 
 use std::sync::Arc;
@@ -55,6 +56,7 @@ use crate::plan::{self, Step, is_page};
 use crate::report::Tracker;
 use crate::target::Target;
 use crate::transform::MARKER_KEY;
+use spill::Spill;
 
 /// What every worker needs.
 pub struct SinkContext {
@@ -130,7 +132,8 @@ pub struct Sink {
     ctx: Arc<SinkContext>,
     workers: usize,
     assets: Option<Pool>,
-    pages: Vec<LocalFile>,
+    /// Pages wait for every asset; a large first sync spills them to disk.
+    pages: Spill,
     /// Keys to make by server-side copy, with their source, once every upload is done.
     copies: Vec<(LocalFile, String)>,
     /// The chain fingerprint to record under the prefix once everything else succeeded.
@@ -150,7 +153,7 @@ impl Sink {
             ctx,
             workers,
             assets,
-            pages: Vec::new(),
+            pages: Spill::default(),
             copies: Vec::new(),
             marker: None,
             delete,
@@ -196,7 +199,7 @@ impl Sink {
         tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
         match &self.assets {
             Some(pool) if !is_page(&file.key) => pool.send(Job::Upload(file)).await,
-            _ => self.pages.push(file),
+            _ => self.pages.push(file).await,
         }
     }
 
@@ -249,11 +252,26 @@ impl Sink {
         if let Some(assets) = self.assets.take() {
             assets.finish().await;
         }
-        let pages = std::mem::take(&mut self.pages);
+        let mut pages = std::mem::take(&mut self.pages);
         if !pages.is_empty() && !self.ctx.cancel.load(Ordering::Relaxed) {
             let pool = Pool::start(&self.ctx, self.workers);
-            for file in pages {
-                pool.send(Job::Upload(file)).await;
+            loop {
+                match pages.next_chunk().await {
+                    Ok(Some(chunk)) => {
+                        for file in chunk {
+                            pool.send(Job::Upload(file)).await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.ctx.tracker.failed(
+                            "(pages)",
+                            "upload",
+                            format!("cannot read back the waiting pages: {e}"),
+                        );
+                        break;
+                    }
+                }
             }
             pool.finish().await;
         }

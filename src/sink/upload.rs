@@ -5,6 +5,7 @@
 //! new mtime, so the next run would not notice: the file is sent again, and reported as failed if
 //! it keeps changing.
 
+use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -24,30 +25,44 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile) {
     }
 }
 
+/// Files up to this size are read into memory in one blocking call and sent from there; larger
+/// ones are streamed from disk. Small files are most of a site, and each trip to the blocking
+/// thread pool costs more CPU than reading one of them.
+const READ_WHOLE: u64 = 1024 * 1024;
+
 async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
     let key = ctx.target.key(&file.key);
     for attempt in 1..=ATTEMPTS {
-        let before = stat(&file.path).await?;
+        let (before, body) = open(&file.path).await?;
         if before.0 >= ctx.multipart_threshold {
             multipart(ctx, &key, file, before.0).await?;
         } else {
-            let body = ByteStream::read_from()
-                .path(&file.path)
-                .length(Length::Exact(before.0))
-                .build()
-                .await
-                .map_err(|e| format!("cannot read file: {e}"))?;
+            // What was read is what is sent, even if the file changed size meanwhile.
+            let (length, body) = match body {
+                Some(bytes) => (bytes.len() as u64, ByteStream::from(bytes)),
+                None => (
+                    before.0,
+                    ByteStream::read_from()
+                        .path(&file.path)
+                        .length(Length::Exact(before.0))
+                        .build()
+                        .await
+                        .map_err(|e| format!("cannot read file: {e}"))?,
+                ),
+            };
             let request = with_headers!(
-                ctx.client.put_object().bucket(&ctx.target.bucket).key(&key).content_length(before.0 as i64),
+                ctx.client.put_object().bucket(&ctx.target.bucket).key(&key).content_length(length as i64),
                 file
             )
             .body(body);
-            match s3client::sending(&ctx.client, before.0) {
+            match s3client::sending(&ctx.client, length) {
                 Some(timeouts) => request.customize().config_override(timeouts).send().await,
                 None => request.send().await,
             }
             .map_err(|e| describe(&e))?;
         }
+        // Checked after the upload, not after the read: `LastModified` is stamped when the request
+        // ends, so a change made in between would otherwise look older than the object.
         let after = stat(&file.path).await.map_err(|e| format!("changed during upload: {e}"))?;
         if after == before {
             return Ok(before.0);
@@ -57,17 +72,41 @@ async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
     Err(format!("kept changing during upload ({ATTEMPTS} attempts); the object may not match the file"))
 }
 
-async fn stat(path: &Path) -> Result<(u64, Option<SystemTime>), String> {
-    let meta = tokio::fs::metadata(path).await.map_err(|e| match e.kind() {
+type Stat = (u64, Option<SystemTime>);
+
+/// Stats the file and checks it can be read, in one trip to the blocking pool; a small file is
+/// read whole on the same trip.
+async fn open(path: &Path) -> Result<(Stat, Option<Vec<u8>>), String> {
+    let path = path.to_owned();
+    let opened = tokio::task::spawn_blocking(move || -> Result<(Stat, Option<Vec<u8>>), String> {
+        let stat = stat_now(&path)?;
+        // The body is otherwise opened only as it is sent; a file we may not read should say so,
+        // not fail deep inside the HTTP client.
+        let mut handle = std::fs::File::open(&path).map_err(|e| format!("cannot read file: {e}"))?;
+        if stat.0 > READ_WHOLE {
+            return Ok((stat, None));
+        }
+        let mut bytes = Vec::with_capacity(stat.0 as usize);
+        handle.read_to_end(&mut bytes).map_err(|e| format!("cannot read file: {e}"))?;
+        // A file that changed while it was read is sent anyway: the check after the upload sees it.
+        Ok((stat, Some(bytes)))
+    });
+    opened.await.map_err(|e| format!("cannot read file: {e}"))?
+}
+
+async fn stat(path: &Path) -> Result<Stat, String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || stat_now(&path)).await.map_err(|e| format!("cannot read file: {e}"))?
+}
+
+fn stat_now(path: &Path) -> Result<Stat, String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "vanished after the scan".to_owned(),
         _ => format!("cannot read file: {e}"),
     })?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
-    // The body is opened only as it is sent; a file we may not read should say so, not fail deep
-    // inside the HTTP client.
-    tokio::fs::File::open(path).await.map_err(|e| format!("cannot read file: {e}"))?;
     Ok((meta.len(), meta.modified().ok()))
 }
 

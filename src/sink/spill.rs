@@ -1,0 +1,194 @@
+//! Pages waiting for the assets, kept in memory up to a point and spilled to disk beyond it.
+//!
+//! Pages are uploaded after every asset, so on a first sync of a large site every page waits in
+//! the sink until the asset phase is over: a million pages would hold hundreds of megabytes. This
+//! queue keeps at most two chunks in memory and writes the rest to an unlinked temporary file, in
+//! chunks, on the blocking thread pool so the async workers never wait on the disk.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+
+use crate::model::{LocalFile, ObjectMeta, Time};
+
+/// Files kept in memory before a chunk is written out, and read back at a time.
+const CHUNK: usize = 10_000;
+
+#[derive(Default)]
+pub(super) struct Spill {
+    memory: Vec<LocalFile>,
+    /// The spill file and how many chunks it holds; `None` until the first chunk is written.
+    file: Option<(File, usize)>,
+    /// Chunks read back so far.
+    read: usize,
+    reader: Option<BufReader<File>>,
+    /// Set when the disk failed us: everything then stays in memory.
+    memory_only: bool,
+}
+
+impl Spill {
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_empty() && self.file.as_ref().is_none_or(|(_, chunks)| *chunks == 0)
+    }
+
+    pub async fn push(&mut self, file: LocalFile) {
+        self.memory.push(file);
+        if self.memory.len() < CHUNK || self.memory_only {
+            return;
+        }
+        let chunk = std::mem::take(&mut self.memory);
+        let handle = self.file.take();
+        let written = tokio::task::spawn_blocking(move || write_chunk(handle, &chunk).map_err(|e| (e, chunk))).await;
+        match written {
+            Ok(Ok(file)) => self.file = Some(file),
+            Ok(Err((e, chunk))) => {
+                tracing::warn!("cannot spill waiting pages to a temporary file ({e}); keeping them in memory");
+                self.memory = chunk;
+                self.memory_only = true;
+            }
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// The next chunk of files, in the order they were pushed: spilled chunks first, then memory.
+    pub async fn next_chunk(&mut self) -> io::Result<Option<Vec<LocalFile>>> {
+        if let Some((file, chunks)) = &self.file
+            && self.read < *chunks
+        {
+            let reader = match self.reader.take() {
+                Some(reader) => reader,
+                None => {
+                    let mut file = file.try_clone()?;
+                    file.rewind()?;
+                    BufReader::new(file)
+                }
+            };
+            let (reader, chunk) = tokio::task::spawn_blocking(move || read_chunk(reader))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))??;
+            self.reader = Some(reader);
+            self.read += 1;
+            return Ok(Some(chunk));
+        }
+        if self.memory.is_empty() { Ok(None) } else { Ok(Some(std::mem::take(&mut self.memory))) }
+    }
+}
+
+fn write_chunk(handle: Option<(File, usize)>, chunk: &[LocalFile]) -> io::Result<(File, usize)> {
+    let (file, chunks) = match handle {
+        Some(handle) => handle,
+        None => (anonymous_file()?, 0),
+    };
+    let mut out = BufWriter::new(file);
+    out.write_all(&(chunk.len() as u64).to_le_bytes())?;
+    for f in chunk {
+        put_bytes(&mut out, f.key.as_bytes())?;
+        put_bytes(&mut out, f.path.as_os_str().as_bytes())?;
+        out.write_all(&f.size.to_le_bytes())?;
+        out.write_all(&f.mtime.0.to_le_bytes())?;
+        let meta = f.meta.as_deref().map(|m| serde_json::to_vec(m).expect("headers serialise"));
+        put_option(&mut out, meta.as_deref())?;
+        put_option(&mut out, f.copy_of.as_deref().map(str::as_bytes))?;
+    }
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    Ok((file, chunks + 1))
+}
+
+fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<LocalFile>)> {
+    let count = u64::from_le_bytes(get_array(&mut input)?) as usize;
+    let mut chunk = Vec::with_capacity(count);
+    for _ in 0..count {
+        let key = String::from_utf8(get_bytes(&mut input)?).map_err(io::Error::other)?;
+        let path = PathBuf::from(OsString::from_vec(get_bytes(&mut input)?));
+        let size = u64::from_le_bytes(get_array(&mut input)?);
+        let mtime = Time(i64::from_le_bytes(get_array(&mut input)?));
+        let meta = match get_option(&mut input)? {
+            Some(json) => Some(Box::new(serde_json::from_slice::<ObjectMeta>(&json).map_err(io::Error::other)?)),
+            None => None,
+        };
+        let copy_of = get_option(&mut input)?.map(String::from_utf8).transpose().map_err(io::Error::other)?;
+        chunk.push(LocalFile { key, path, size, mtime, meta, copy_of });
+    }
+    Ok((input, chunk))
+}
+
+/// A temporary file that no other process can open and that vanishes with its last handle.
+fn anonymous_file() -> io::Result<File> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("sitesync-pages-{}-{n}", std::process::id()));
+    let file = File::options().read(true).write(true).create_new(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
+    out.write_all(bytes)
+}
+
+fn put_option(out: &mut impl Write, bytes: Option<&[u8]>) -> io::Result<()> {
+    out.write_all(&[u8::from(bytes.is_some())])?;
+    bytes.map_or(Ok(()), |b| put_bytes(out, b))
+}
+
+fn get_array<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {
+    let mut buf = [0; N];
+    input.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+fn get_bytes(input: &mut impl Read) -> io::Result<Vec<u8>> {
+    let len = u64::from_le_bytes(get_array(input)?) as usize;
+    let mut buf = vec![0; len];
+    input.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+fn get_option(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    match get_array::<1>(input)? {
+        [0] => Ok(None),
+        _ => get_bytes(input).map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(i: usize) -> LocalFile {
+        let mut f = LocalFile::new(
+            format!("p{i:06}.html"),
+            PathBuf::from(OsString::from_vec(vec![b'x', 0xe9])),
+            i as u64,
+            Time(-(i as i64)),
+        );
+        if i % 3 == 0 {
+            let mut meta = ObjectMeta { cache_control: Some("max-age=60".into()), ..ObjectMeta::default() };
+            meta.metadata.insert("team".into(), "web".into());
+            f.meta = Some(Box::new(meta));
+        }
+        if i % 5 == 0 {
+            f.copy_of = Some(format!("src{i}"));
+        }
+        f
+    }
+
+    #[tokio::test]
+    async fn spilled_files_come_back_whole_and_in_order() {
+        let mut spill = Spill::default();
+        assert!(spill.is_empty());
+        let n = CHUNK * 2 + 17;
+        for i in 0..n {
+            spill.push(file(i)).await;
+        }
+        assert_eq!(spill.memory.len(), 17, "two chunks went to disk");
+        let mut back = Vec::new();
+        while let Some(chunk) = spill.next_chunk().await.unwrap() {
+            back.extend(chunk);
+        }
+        assert_eq!(back, (0..n).map(file).collect::<Vec<_>>());
+    }
+}
