@@ -147,7 +147,11 @@ pub fn render(steps: &mut [Step], unchanged: u64) -> String {
     }
     // Copies only appear with a transform chain; plans without one keep their summary.
     let copies = if copies > 0 { format!("{copies} to copy, ") } else { String::new() };
-    let deletes = if withheld && deletes > 0 { format!("{deletes} to delete (withheld)") } else { format!("{deletes} to delete") };
+    let deletes = if withheld && deletes > 0 {
+        format!("{deletes} to delete (withheld)")
+    } else {
+        format!("{deletes} to delete")
+    };
     let _ = writeln!(
         out,
         "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}, {unchanged} unchanged, {problems} failed"

@@ -20,7 +20,10 @@ pub(super) type DirId = (u64, u64);
 pub(super) enum Kind {
     /// A directory (or a symlink to one), with its (device, inode) when known.
     Dir(Option<DirId>),
-    File { size: u64, mtime: Time },
+    File {
+        size: u64,
+        mtime: Time,
+    },
     /// Something that cannot be published, and why.
     Unpublishable(String),
 }
