@@ -165,12 +165,12 @@ mod tests {
             i as u64,
             Time(-(i as i64)),
         );
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let mut meta = ObjectMeta { cache_control: Some("max-age=60".into()), ..ObjectMeta::default() };
             meta.metadata.insert("team".into(), "web".into());
             f.meta = Some(Box::new(meta));
         }
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             f.copy_of = Some(format!("src{i}"));
         }
         f
