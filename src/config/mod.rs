@@ -65,7 +65,7 @@ pub struct RawConfig {
     /// Symlinks whose target is outside the source: "follow" publishes what they point to,
     /// "skip" leaves them out (and deletes their objects like any file that is gone).
     pub symlinks: String,
-    /// The transform chain: `[[transform]]` tables, in order (see docs/transforms.md). Each is
+    /// The transform chain: `[[transform]]` tables, in order (see the README, "Transforms"). Each is
     /// validated by [`ChainSpec::build`](crate::transform::ChainSpec::build).
     pub transform: Vec<serde_json::Value>,
 }
