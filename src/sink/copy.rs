@@ -22,7 +22,7 @@ const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remov
 /// Copies `source` (relative to the prefix) to `file.key` with `file`'s headers.
 pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str) {
     if file.size > MAX_COPY {
-        return super::upload::run(ctx, file).await;
+        return super::upload::run_checked(ctx, file).await;
     }
     let key = ctx.target.key(&file.key);
     let from = format!("{}/{}", ctx.target.bucket, ctx.target.key(source));

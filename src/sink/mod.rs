@@ -93,6 +93,8 @@ impl Pool {
         for _ in 0..workers {
             let (ctx, rx) = (ctx.clone(), rx.clone());
             set.spawn(async move {
+                // The worker's last small upload, checked on its next trip to the blocking pool.
+                let mut unchecked = None;
                 loop {
                     let job = rx.lock().await.recv().await;
                     let Some(job) = job else { break };
@@ -100,11 +102,12 @@ impl Pool {
                         continue;
                     }
                     match job {
-                        Job::Upload(file) => upload::run(&ctx, &file).await,
+                        Job::Upload(file) => unchecked = upload::run(&ctx, file, unchecked.take()).await,
                         Job::Copy { file, source } => copy::run(&ctx, &file, &source).await,
                         Job::Delete(keys) => delete::run(&ctx, keys).await,
                     }
                 }
+                upload::finish(&ctx, unchecked).await;
             });
         }
         Pool { tx, workers: set }

@@ -4,9 +4,14 @@
 //! reached S3 may be a mix of old and new content, and `LastModified` may already be later than the
 //! new mtime, so the next run would not notice: the file is sent again, and reported as failed if
 //! it keeps changing.
+//!
+//! A site is mostly small files, and for those the trips to the blocking thread pool cost more
+//! CPU than the reading: a small file is stat'ed, opened and read in one trip and sent from
+//! memory, and its check after the upload rides on the same worker's next trip (see
+//! [`Unchecked`]). Only then is it counted as uploaded.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
@@ -18,10 +23,75 @@ use crate::s3client::{self, describe};
 
 const ATTEMPTS: usize = 3;
 
-pub(super) async fn run(ctx: &SinkContext, file: &LocalFile) {
+/// Uploads a file and checks it afterwards before returning.
+pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile) {
     match upload(ctx, file).await {
         Ok(bytes) => ctx.tracker.uploaded(bytes),
         Err(error) => ctx.tracker.failed(file.key.clone(), "upload", error),
+    }
+}
+
+/// A small file sent whose check after the upload is still to be done.
+///
+/// Each worker keeps at most one, and checks it on its next trip to the blocking pool, the one
+/// that reads the next file: a small file then costs one trip instead of two.
+pub(super) struct Unchecked {
+    file: LocalFile,
+    before: Stat,
+    bytes: u64,
+}
+
+/// Uploads `file`, and settles the worker's `previous` upload on the same trip to the blocking
+/// pool. Returns the upload to check on the next trip; large files are checked at once.
+pub(super) async fn run(ctx: &SinkContext, file: LocalFile, previous: Option<Unchecked>) -> Option<Unchecked> {
+    let check = previous.as_ref().map(|p| p.file.path.clone());
+    let (opened, checked) = open_and_check(&file.path, check).await;
+    if let (Some(previous), Some(after)) = (previous, checked) {
+        settle(ctx, previous, after).await;
+    }
+    let body = match opened {
+        Ok((before, Some(bytes))) if before.0 < ctx.multipart_threshold => Some((before, bytes)),
+        Ok(_) => None,
+        Err(error) => {
+            ctx.tracker.failed(file.key.clone(), "upload", error);
+            return None;
+        }
+    };
+    let Some((before, bytes)) = body else {
+        run_checked(ctx, &file).await;
+        return None;
+    };
+    let key = ctx.target.key(&file.key);
+    let length = bytes.len() as u64;
+    match put(ctx, &key, &file, length, ByteStream::from(bytes)).await {
+        Ok(()) => Some(Unchecked { file, before, bytes: length }),
+        Err(error) => {
+            ctx.tracker.failed(file.key.clone(), "upload", error);
+            None
+        }
+    }
+}
+
+/// Checks the worker's last upload, when it has no next file to read.
+pub(super) async fn finish(ctx: &SinkContext, last: Option<Unchecked>) {
+    if let Some(last) = last {
+        let after = stat(&last.file.path).await;
+        settle(ctx, last, after).await;
+    }
+}
+
+/// Counts an upload whose file did not move during it, and sends again one whose file did.
+async fn settle(ctx: &SinkContext, sent: Unchecked, after: Result<Stat, String>) {
+    match after {
+        Ok(after) if after == sent.before => ctx.tracker.uploaded(sent.bytes),
+        Ok(_) => {
+            tracing::warn!("{} changed during upload (attempt 1 of {ATTEMPTS})", ctx.target.key(&sent.file.key));
+            match upload_from(ctx, &sent.file, 2).await {
+                Ok(bytes) => ctx.tracker.uploaded(bytes),
+                Err(error) => ctx.tracker.failed(sent.file.key.clone(), "upload", error),
+            }
+        }
+        Err(e) => ctx.tracker.failed(sent.file.key.clone(), "upload", format!("changed during upload: {e}")),
     }
 }
 
@@ -31,8 +101,13 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile) {
 const READ_WHOLE: u64 = 1024 * 1024;
 
 async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
+    upload_from(ctx, file, 1).await
+}
+
+/// Attempts `first..=ATTEMPTS` of an upload checked right after the request.
+async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Result<u64, String> {
     let key = ctx.target.key(&file.key);
-    for attempt in 1..=ATTEMPTS {
+    for attempt in first..=ATTEMPTS {
         let (before, body) = open(&file.path).await?;
         if before.0 >= ctx.multipart_threshold {
             multipart(ctx, &key, file, before.0).await?;
@@ -50,16 +125,7 @@ async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
                         .map_err(|e| format!("cannot read file: {e}"))?,
                 ),
             };
-            let request = with_headers!(
-                ctx.client.put_object().bucket(&ctx.target.bucket).key(&key).content_length(length as i64),
-                file
-            )
-            .body(body);
-            match s3client::sending(&ctx.client, length) {
-                Some(timeouts) => request.customize().config_override(timeouts).send().await,
-                None => request.send().await,
-            }
-            .map_err(|e| describe(&e))?;
+            put(ctx, &key, file, length, body).await?;
         }
         // Checked after the upload, not after the read: `LastModified` is stamped when the request
         // ends, so a change made in between would otherwise look older than the object.
@@ -74,24 +140,52 @@ async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
 
 type Stat = (u64, Option<SystemTime>);
 
+/// One PutObject of `length` bytes.
+async fn put(ctx: &SinkContext, key: &str, file: &LocalFile, length: u64, body: ByteStream) -> Result<(), String> {
+    let request =
+        with_headers!(ctx.client.put_object().bucket(&ctx.target.bucket).key(key).content_length(length as i64), file)
+            .body(body);
+    match s3client::sending(&ctx.client, length) {
+        Some(timeouts) => request.customize().config_override(timeouts).send().await,
+        None => request.send().await,
+    }
+    .map(drop)
+    .map_err(|e| describe(&e))
+}
+
+type Opened = Result<(Stat, Option<Vec<u8>>), String>;
+
 /// Stats the file and checks it can be read, in one trip to the blocking pool; a small file is
 /// read whole on the same trip.
-async fn open(path: &Path) -> Result<(Stat, Option<Vec<u8>>), String> {
+async fn open(path: &Path) -> Opened {
+    open_and_check(path, None).await.0
+}
+
+/// [`open`], and on the same trip the stat of `check`, a file uploaded before.
+async fn open_and_check(path: &Path, check: Option<PathBuf>) -> (Opened, Option<Result<Stat, String>>) {
     let path = path.to_owned();
-    let opened = tokio::task::spawn_blocking(move || -> Result<(Stat, Option<Vec<u8>>), String> {
-        let stat = stat_now(&path)?;
-        // The body is otherwise opened only as it is sent; a file we may not read should say so,
-        // not fail deep inside the HTTP client.
-        let mut handle = std::fs::File::open(&path).map_err(|e| format!("cannot read file: {e}"))?;
-        if stat.0 > READ_WHOLE {
-            return Ok((stat, None));
-        }
-        let mut bytes = Vec::with_capacity(stat.0 as usize);
-        handle.read_to_end(&mut bytes).map_err(|e| format!("cannot read file: {e}"))?;
-        // A file that changed while it was read is sent anyway: the check after the upload sees it.
-        Ok((stat, Some(bytes)))
+    let trip = tokio::task::spawn_blocking(move || {
+        let checked = check.map(|c| stat_now(&c));
+        (open_now(&path), checked)
     });
-    opened.await.map_err(|e| format!("cannot read file: {e}"))?
+    match trip.await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn open_now(path: &Path) -> Opened {
+    let stat = stat_now(path)?;
+    // The body is otherwise opened only as it is sent; a file we may not read should say so, not
+    // fail deep inside the HTTP client.
+    let mut handle = std::fs::File::open(path).map_err(|e| format!("cannot read file: {e}"))?;
+    if stat.0 > READ_WHOLE {
+        return Ok((stat, None));
+    }
+    let mut bytes = Vec::with_capacity(stat.0 as usize);
+    handle.read_to_end(&mut bytes).map_err(|e| format!("cannot read file: {e}"))?;
+    // A file that changed while it was read is sent anyway: the check after the upload sees it.
+    Ok((stat, Some(bytes)))
 }
 
 async fn stat(path: &Path) -> Result<Stat, String> {
