@@ -15,6 +15,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../support/store.rs"]
+mod store;
+
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -24,16 +27,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::EncodingType;
-use percent_encoding::percent_decode_str;
 use serde::Deserialize;
-use sitesync::local_store::{ACCESS_KEY, LocalStore, REGION, SECRET_KEY};
+use sitesync::local_store::{ACCESS_KEY, REGION, SECRET_KEY};
 use tempfile::TempDir;
 
 /// The bucket every test syncs into.
-pub const BUCKET: &str = "bkt";
+#[allow(unused_imports)] // not every test file that includes this harness names it
+pub use store::BUCKET;
 /// The destination most tests use: the folder `site/` of the bucket.
 pub const DEST: &str = "s3://bkt/site";
 
@@ -59,99 +59,13 @@ pub fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path).and_then(|m| m.modified()).unwrap()
 }
 
-/// The embedded store, serving a temporary directory on its own runtime.
-pub struct Server {
-    runtime: Option<tokio::runtime::Runtime>,
-    pub endpoint: String,
-    pub client: aws_sdk_s3::Client,
-    _root: TempDir,
-}
+/// The embedded store of a test (shared with the reliability harness).
+pub use store::Store as Server;
 
 impl Server {
-    pub fn start() -> Server {
-        let root = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("test-s3")
-            .build()
-            .unwrap();
-        let store = runtime.block_on(LocalStore::start(root.path())).expect("starting the store");
-        let endpoint = store.endpoint();
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-            .endpoint_url(&endpoint)
-            .force_path_style(true)
-            .build();
-        let client = aws_sdk_s3::Client::from_conf(config);
-        runtime.block_on(client.create_bucket().bucket(BUCKET).send()).expect("creating the bucket");
-        Server { runtime: Some(runtime), endpoint, client, _root: root }
-    }
-
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.runtime.as_ref().unwrap().block_on(f)
-    }
-
-    pub fn put(&self, key: &str, content: &[u8]) {
-        self.block_on(self.client.put_object().bucket(BUCKET).key(key).body(ByteStream::from(content.to_vec())).send())
-            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
-    }
-
-    /// Every key of the bucket with its listed size, decoded strictly.
-    pub fn list(&self) -> BTreeMap<String, u64> {
-        self.block_on(async {
-            let mut objects = BTreeMap::new();
-            let mut token = None;
-            loop {
-                let page = self
-                    .client
-                    .list_objects_v2()
-                    .bucket(BUCKET)
-                    .encoding_type(EncodingType::Url)
-                    .set_continuation_token(token.take())
-                    .send()
-                    .await
-                    .expect("listing the bucket");
-                assert_eq!(page.encoding_type(), Some(&EncodingType::Url), "the store must url-encode listed keys");
-                for object in page.contents() {
-                    let encoded = object.key().unwrap();
-                    let key = percent_decode_str(encoded).decode_utf8().expect("a listed key is UTF-8").into_owned();
-                    objects.insert(key, object.size().unwrap() as u64);
-                }
-                match page.next_continuation_token() {
-                    Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                    _ => return objects,
-                }
-            }
-        })
-    }
-
     /// Every object of the bucket: key → (size listed, content read back).
     pub fn objects(&self) -> BTreeMap<String, (u64, Vec<u8>)> {
-        let listed = self.list();
-        self.block_on(async {
-            let mut objects = BTreeMap::new();
-            for (key, size) in listed {
-                let got = self.client.get_object().bucket(BUCKET).key(&key).send().await;
-                let body = got.unwrap_or_else(|e| panic!("get {key}: {e:?}")).body.collect().await.unwrap();
-                objects.insert(key, (size, body.to_vec()));
-            }
-            objects
-        })
-    }
-
-    pub fn keys(&self) -> Vec<String> {
-        self.list().into_keys().collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.contents()
     }
 }
 
@@ -260,7 +174,7 @@ impl Test {
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_REGION", REGION);
-        Run { command, endpoint: self.server.endpoint.clone() }
+        Run { command, endpoint: self.server.endpoint() }
     }
 
     /// `sitesync sync SRC s3://bkt/site --json ARGS..` against the test server, to run.

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+mod store;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,108 +14,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::EncodingType;
-use sitesync::local_store::{ACCESS_KEY, LocalStore, REGION, SECRET_KEY};
+use sitesync::local_store::{ACCESS_KEY, REGION, SECRET_KEY};
 use tempfile::TempDir;
 
-pub const BUCKET: &str = "bkt";
 pub const DEST: &str = "s3://bkt/site";
 
-/// The S3 server of one test, on its own runtime.
-pub struct Store {
-    runtime: Option<tokio::runtime::Runtime>,
-    pub addr: std::net::SocketAddr,
-    pub client: aws_sdk_s3::Client,
-    _root: TempDir,
-}
+#[allow(unused_imports)] // not every test file that includes this harness names both
+pub use store::{BUCKET, Store};
 
 impl Store {
-    /// A server with the bucket [`BUCKET`].
-    pub fn start() -> Store {
-        let root = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .thread_name("test-s3")
-            .build()
-            .unwrap();
-        let store = runtime.block_on(LocalStore::start(root.path())).expect("starting the store");
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test"))
-            .endpoint_url(store.endpoint())
-            .force_path_style(true)
-            .build();
-        let client = aws_sdk_s3::Client::from_conf(config);
-        runtime.block_on(client.create_bucket().bucket(BUCKET).send()).expect("creating the bucket");
-        Store { runtime: Some(runtime), addr: store.addr, client, _root: root }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn handle(&self) -> tokio::runtime::Handle {
-        self.runtime.as_ref().unwrap().handle().clone()
-    }
-
     /// A proxy in front of this server.
     pub fn proxy(&self, seed: u64, rules: Vec<proxy::Rule>) -> proxy::Proxy {
         proxy::Proxy::start(&self.handle(), self.addr, seed, rules)
     }
 
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.runtime.as_ref().unwrap().block_on(f)
-    }
-
-    pub fn put(&self, key: &str, content: &[u8]) {
-        self.block_on(self.client.put_object().bucket(BUCKET).key(key).body(ByteStream::from(content.to_vec())).send())
-            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
-    }
-
-    /// Every object of the bucket with its content. Keys are listed url-encoded and decoded.
+    /// Every object of the bucket with its content.
     pub fn objects(&self) -> BTreeMap<String, Vec<u8>> {
-        self.block_on(async {
-            let mut objects = BTreeMap::new();
-            let mut token = None;
-            loop {
-                let page = self
-                    .client
-                    .list_objects_v2()
-                    .bucket(BUCKET)
-                    .encoding_type(EncodingType::Url)
-                    .set_continuation_token(token.take())
-                    .send()
-                    .await
-                    .expect("listing the bucket");
-                for object in page.contents() {
-                    let encoded = object.key().unwrap();
-                    let key = percent_encoding::percent_decode_str(encoded).decode_utf8().unwrap().into_owned();
-                    let got = self.client.get_object().bucket(BUCKET).key(&key).send().await;
-                    let body = got.unwrap_or_else(|e| panic!("get {key}: {e:?}")).body.collect().await.unwrap();
-                    objects.insert(key, body.to_vec());
-                }
-                match page.next_continuation_token() {
-                    Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                    _ => return objects,
-                }
-            }
-        })
-    }
-
-    pub fn keys(&self) -> Vec<String> {
-        self.objects().into_keys().collect()
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.contents().into_iter().map(|(key, (_, content))| (key, content)).collect()
     }
 }
 
