@@ -80,6 +80,13 @@ impl Diff {
 
     /// Makes every key that would be unchanged an upload with [`Reason::Chain`] instead: LIST does
     /// not return headers, so a changed chain can only be applied by writing every object again.
+    /// Declares that the local side may yield keys out of order (a chain that creates keys), so
+    /// its position proves nothing: a jump forward would otherwise retire objects whose key it
+    /// has yet to yield. Objects missing locally then wait for the end of the local side.
+    pub fn local_unordered(&mut self) {
+        self.local_side.disordered = true;
+    }
+
     pub fn refresh_unchanged(&mut self) {
         self.refresh = true;
     }
@@ -270,6 +277,23 @@ mod tests {
         diff.local_done(&mut out);
         diff.remote_done(&mut out);
         assert_eq!(names(&out), ["delete z", "upload b new"]);
+    }
+
+    #[test]
+    fn an_unordered_local_side_never_retires_objects_early() {
+        let mut diff = Diff::new(ChangeRule { fudge: 0 });
+        diff.local_unordered();
+        let off = Offset::exact(0);
+        let mut out = Vec::new();
+        diff.remote_batch(vec![remote("d1/b", 1, 100), remote("d2/a", 1, 100), remote("d2/b", 1, 100)], off, &mut out);
+        // A duplicate `d2/a` jumps ahead of `d1/b`, which the local side has yet to yield.
+        diff.local_batch(vec![local("d1/a", 1, 50), local("d2/a", 1, 50)], off, &mut out);
+        assert!(out.iter().all(|e| !matches!(e, Event::Delete { .. })), "{:?}", names(&out));
+        diff.local_batch(vec![local("d1/b", 1, 50), local("d2/b", 1, 50)], off, &mut out);
+        diff.local_done(&mut out);
+        diff.remote_done(&mut out);
+        assert_eq!(names(&out), ["upload d1/a new"]);
+        assert_eq!(diff.tally().unchanged, 3);
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
     };
 
     let mut diff = Diff::new(config.rule);
+    if !config.chain.keeps_order() {
+        diff.local_unordered();
+    }
     if refresh {
         diff.refresh_unchanged();
     }

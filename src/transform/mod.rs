@@ -180,6 +180,12 @@ impl ChainSpec {
         &self.fingerprint
     }
 
+    /// Whether the chain yields keys in the order it receives them: filters and header rules do;
+    /// steps that create keys (duplicates, plugins) may yield them anywhere.
+    pub fn keeps_order(&self) -> bool {
+        self.steps.iter().all(|s| matches!(s, StepSpec::Filter(_) | StepSpec::Headers(_)))
+    }
+
     /// What the listing must not show the diff: the marker, and every key some filter excludes.
     pub fn remote_filter(&self) -> RemoteFilter {
         let filters = self
