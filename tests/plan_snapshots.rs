@@ -22,10 +22,15 @@
 //! after the run narrowed it for the pairs it could not settle, `final_offset` or `final_lo` and
 //! `final_hi` (by default the interval does not narrow); and the chain marker the bucket holds,
 //! `marker = "current"` for the case's own chain or the recorded text (by default none).
+//!
+//! The cases named `chain-*` hold a transform chain; one naming a plugin gets the workspace's
+//! example plugins in a `plugins/` folder beside its `sync.toml`.
+
+mod plugin_build;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -202,6 +207,9 @@ fn plan(case: &Scanned, schedule: Schedule, chunk: usize) -> (String, Tally) {
     let mut local_batches = case.local.chunks(chunk).map(<[_]>::to_vec);
     let mut remote_batches = case.remote.chunks(chunk).map(<[_]>::to_vec);
     let mut diff = Diff::new(config.rule);
+    if !config.chain.keeps_order() {
+        diff.local_unordered();
+    }
     if case.refresh {
         diff.refresh_unchanged();
     }
@@ -266,6 +274,21 @@ fn description(sync_toml: &Path) -> String {
     line.unwrap_or_else(|| panic!("{}: start with a `# what this case shows` line", sync_toml.display())).to_owned()
 }
 
+/// The case's `sync.toml`, copied into `dir` beside the workspace's plugins in `plugins/` when it
+/// names one, so a case names them as a site would (`plugin = "plugins/libclean_urls.so"`).
+fn scratch_config(sync_toml: &Path, dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(sync_toml).unwrap();
+    if text.lines().any(|l| l.trim_start().starts_with("plugin")) {
+        let plugins = dir.join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let library = plugin_build::library("clean-urls");
+        std::fs::copy(&library, plugins.join(library.file_name().unwrap())).unwrap();
+    }
+    let config = dir.join("sync.toml");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
 #[test]
 fn plan_of_each_fixture() {
     insta::glob!("../fixtures", "*/sync.toml", |sync_toml| {
@@ -277,8 +300,9 @@ fn plan_of_each_fixture() {
         let source = dir.path().join("source");
         std::fs::create_dir(&source).unwrap();
         build_tree(&local, &source);
+        let config_file = scratch_config(sync_toml, dir.path());
         let overrides = Overrides { source: Some(source), ..Default::default() };
-        let config = Config::build(&config::figment(Some(sync_toml), &overrides))
+        let config = Config::build(&config::figment(Some(&config_file), &overrides))
             .unwrap_or_else(|e| panic!("{}: {e}", sync_toml.display()));
 
         let items = walk(&config);
