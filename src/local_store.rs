@@ -18,6 +18,8 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 use tokio::net::TcpListener;
 
+use crate::s3client::Connection;
+
 /// The fixed credentials of the embedded store; they protect nothing and are not secrets.
 pub const ACCESS_KEY: &str = "sitesync-local";
 pub const SECRET_KEY: &str = "sitesync-local-secret";
@@ -32,6 +34,17 @@ pub struct LocalStore {
 impl LocalStore {
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How to reach this store: its endpoint, path-style, its fixed credentials and region.
+    pub fn connection(&self) -> Connection {
+        Connection {
+            endpoint_url: Some(self.endpoint()),
+            path_style: true,
+            region: Some(REGION.into()),
+            static_credentials: Some((ACCESS_KEY.into(), SECRET_KEY.into())),
+            ..Connection::default()
+        }
     }
 
     /// Starts serving `root` (created if missing) on a free port of 127.0.0.1.

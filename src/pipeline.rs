@@ -17,7 +17,7 @@ use crate::clock::{Clock, Offset};
 use crate::config::{Config, ConfigError};
 use crate::diff::{Diff, Tally};
 use crate::error::Error;
-use crate::local_store::{self, LocalStore};
+use crate::local_store::LocalStore;
 use crate::lock;
 use crate::marker;
 use crate::plan;
@@ -318,14 +318,10 @@ async fn connect(config: &Config, clock: Arc<Clock>) -> Result<aws_sdk_s3::Clien
         .map_err(|e| Error::Store(format!("cannot start the local store in {}: {e}", dir.display())))?;
     tracing::info!("local store: serving {} at {}", dir.display(), store.endpoint());
     let conn = Connection {
-        endpoint_url: Some(store.endpoint()),
-        path_style: true,
-        region: Some(local_store::REGION.into()),
-        profile: None,
-        static_credentials: Some((local_store::ACCESS_KEY.into(), local_store::SECRET_KEY.into())),
         max_attempts: config.max_attempts,
         retry_mode: config.retry_mode,
         timeout: config.timeout,
+        ..store.connection()
     };
     let client = s3client::client(&conn, clock).await;
     let bucket = &config.target.bucket;

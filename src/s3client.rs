@@ -34,7 +34,7 @@ use crate::clock::Clock;
 use crate::model::Time;
 
 /// Where and how to reach S3.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     pub endpoint_url: Option<String>,
     pub path_style: bool,
@@ -47,6 +47,23 @@ pub struct Connection {
     pub retry_mode: RetryMode,
     /// Time one attempt of a request may take before it is abandoned and retried.
     pub timeout: Duration,
+}
+
+impl Default for Connection {
+    /// The standard AWS chain, with sync.toml's defaults for retries and timeouts.
+    fn default() -> Self {
+        let raw = crate::config::RawConfig::default();
+        Connection {
+            endpoint_url: None,
+            path_style: false,
+            region: None,
+            profile: None,
+            static_credentials: None,
+            max_attempts: raw.max_attempts,
+            retry_mode: RetryMode::default(),
+            timeout: Duration::from_secs_f64(raw.timeout),
+        }
+    }
 }
 
 /// How retries are paced.

@@ -4,22 +4,13 @@
 use std::sync::Arc;
 
 use sitesync::clock::Clock;
-use sitesync::local_store::{self, LocalStore};
+use sitesync::local_store::LocalStore;
 use sitesync::s3client::{self, Connection};
 use sitesync::target::Target;
 use tokio::sync::mpsc;
 
 async fn client(store: &LocalStore) -> aws_sdk_s3::Client {
-    let conn = Connection {
-        endpoint_url: Some(store.endpoint()),
-        path_style: true,
-        region: Some(local_store::REGION.into()),
-        profile: None,
-        static_credentials: Some((local_store::ACCESS_KEY.into(), local_store::SECRET_KEY.into())),
-        max_attempts: 1,
-        timeout: std::time::Duration::from_secs(30),
-        ..Connection::default()
-    };
+    let conn = Connection { max_attempts: 1, ..store.connection() };
     s3client::client(&conn, Arc::new(Clock::default())).await
 }
 
