@@ -95,15 +95,19 @@ impl Store {
         })
     }
 
-    /// Every object of the bucket: key → (size listed, content read back).
+    /// Every object of the bucket: key → (size listed, content read back). A listing and the
+    /// reads after it are not one snapshot: a key deleted in between (by a request the server
+    /// was still handling when its client was killed) is left out, as a second listing would.
     pub fn contents(&self) -> BTreeMap<String, (u64, Vec<u8>)> {
         let listed = self.list();
         self.block_on(async {
             let mut objects = BTreeMap::new();
             for (key, size) in listed {
-                let got = self.client.get_object().bucket(BUCKET).key(&key).send().await;
-                let body = got.unwrap_or_else(|e| panic!("get {key}: {e:?}")).body.collect().await.unwrap();
-                objects.insert(key, (size, body.to_vec()));
+                let got = match self.client.get_object().bucket(BUCKET).key(&key).send().await {
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => continue,
+                    got => got.unwrap_or_else(|e| panic!("get {key}: {e:?}")),
+                };
+                objects.insert(key, (size, got.body.collect().await.unwrap().to_vec()));
             }
             objects
         })
@@ -111,6 +115,19 @@ impl Store {
 
     pub fn keys(&self) -> Vec<String> {
         self.list().into_keys().collect()
+    }
+
+    /// Multipart uploads started and neither completed nor aborted. s3s-fs has no
+    /// ListMultipartUploads; it keeps one `.upload-ID.json` file per open upload in its root.
+    pub fn open_uploads(&self) -> usize {
+        std::fs::read_dir(self._root.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(".upload-") && name.ends_with(".json")
+            })
+            .count()
     }
 }
 

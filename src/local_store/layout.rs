@@ -1,0 +1,214 @@
+//! How keys are named on the embedded store's disk, and the S3 calls that translate them.
+//!
+//! s3s-fs stores the object `a/b` as the file `a/b` under the bucket's folder, so the object `a`
+//! (a file) and `a/b` (which needs a folder `a`) cannot both exist. Here every folder segment of a
+//! key gets the suffix `%d`, a key ending with `/` ends with the segment `%e`, and `%`, a lone
+//! `.` and `..` are percent-encoded: `a` is stored as `a` and `a/b` as `a%d/b`, so a folder never
+//! meets a file, and every stored name decodes back to exactly one key. Every call that names a
+//! key is translated on the way in (and out, where a response names one) and delegated.
+
+use percent_encoding::percent_decode_str;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+/// s3s-fs behind S3's key semantics; see the module documentation.
+pub struct Compliant {
+    inner: s3s_fs::FileSystem,
+    /// The store's root folder, where each bucket is a folder.
+    pub(super) root: std::path::PathBuf,
+}
+
+impl Compliant {
+    pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path) -> Compliant {
+        Compliant { inner, root: root.to_owned() }
+    }
+}
+
+/// The name a key is stored under, relative to its bucket's folder.
+pub(super) fn stored(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 8);
+    let mut segments = key.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        match segment {
+            "." => out.push_str("%2E"),
+            ".." => out.push_str("%2E%2E"),
+            _ => out.push_str(&segment.replace('%', "%25")),
+        }
+        match segments.peek() {
+            Some(_) => out.push_str("%d/"),
+            None if segment.is_empty() => out.push_str("%e"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// The key a stored name (`/`-separated, relative to the bucket's folder) stands for; `None`
+/// for a name no key is stored under.
+pub(super) fn key_of(stored: &str) -> Option<String> {
+    let mut key = String::with_capacity(stored.len());
+    let mut segments = stored.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        let plain = if last {
+            if segment == "%e" { "" } else { segment }
+        } else {
+            segment.strip_suffix("%d")?
+        };
+        key.push_str(&percent_decode_str(plain).decode_utf8().ok()?);
+        if !last {
+            key.push('/');
+        }
+    }
+    Some(key)
+}
+
+fn key_back(key: &mut Option<String>) {
+    if let Some(k) = key.as_deref().and_then(key_of) {
+        *key = Some(k);
+    }
+}
+
+fn source_in(source: &mut CopySource) {
+    if let CopySource::Bucket { key, .. } = source {
+        *key = stored(key).into();
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Compliant {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.inner.create_bucket(req).await
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.inner.head_bucket(req).await
+    }
+
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        self.inner.list_buckets(req).await
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.inner.get_bucket_location(req).await
+    }
+
+    async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        req.input.key = stored(&req.input.key);
+        self.inner.put_object(req).await
+    }
+
+    async fn get_object(&self, mut req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        req.input.key = stored(&req.input.key);
+        self.inner.get_object(req).await
+    }
+
+    async fn head_object(&self, mut req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        req.input.key = stored(&req.input.key);
+        self.inner.head_object(req).await
+    }
+
+    async fn copy_object(&self, mut req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        req.input.key = stored(&req.input.key);
+        source_in(&mut req.input.copy_source);
+        self.inner.copy_object(req).await
+    }
+
+    async fn delete_object(&self, mut req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        req.input.key = stored(&req.input.key);
+        self.inner.delete_object(req).await
+    }
+
+    async fn delete_objects(
+        &self,
+        mut req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        for object in &mut req.input.delete.objects {
+            object.key = stored(&object.key);
+        }
+        let mut resp = self.inner.delete_objects(req).await?;
+        for deleted in resp.output.deleted.iter_mut().flatten() {
+            key_back(&mut deleted.key);
+        }
+        for error in resp.output.errors.iter_mut().flatten() {
+            key_back(&mut error.key);
+        }
+        Ok(resp)
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        mut req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        req.input.key = stored(&req.input.key);
+        let mut resp = self.inner.create_multipart_upload(req).await?;
+        key_back(&mut resp.output.key);
+        Ok(resp)
+    }
+
+    async fn upload_part(&self, mut req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        req.input.key = stored(&req.input.key);
+        self.inner.upload_part(req).await
+    }
+
+    async fn upload_part_copy(
+        &self,
+        mut req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        req.input.key = stored(&req.input.key);
+        source_in(&mut req.input.copy_source);
+        self.inner.upload_part_copy(req).await
+    }
+
+    async fn list_parts(&self, mut req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        req.input.key = stored(&req.input.key);
+        let mut resp = self.inner.list_parts(req).await?;
+        key_back(&mut resp.output.key);
+        Ok(resp)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        mut req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        req.input.key = stored(&req.input.key);
+        let mut resp = self.inner.complete_multipart_upload(req).await?;
+        key_back(&mut resp.output.key);
+        Ok(resp)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        mut req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        req.input.key = stored(&req.input.key);
+        self.inner.abort_multipart_upload(req).await
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        super::listing::list(self, req.input).await.map(S3Response::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_never_meets_a_file_and_every_name_decodes_back() {
+        let keys = ["a", "a/b", "a%d/b", "a%25", "./..", "dir/", "", "x//y", "%e", "é/日本 +?#"];
+        let names: Vec<String> = keys.iter().map(|k| stored(k)).collect();
+        assert_eq!(names[..4], ["a", "a%d/b", "a%25d%d/b", "a%2525"]);
+        for (key, name) in keys.iter().zip(&names) {
+            assert_eq!(key_of(name).as_deref(), Some(*key), "{name}");
+            for segment in name.split('/') {
+                assert!(!segment.is_empty() && segment != "." && segment != "..", "{key:?} → {name:?}");
+            }
+        }
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len());
+    }
+}

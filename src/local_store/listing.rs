@@ -1,0 +1,149 @@
+//! ListObjectsV2 for the embedded store, made from the stored names (see `layout`).
+//!
+//! It behaves as S3 does: keys in UTF-8 byte order, a raw string prefix, a delimiter folding
+//! keys into common prefixes, pages of `max-keys` resumed from an opaque token or `start-after`,
+//! and `EncodingType=url` encoding the keys (and the echoed prefix, delimiter and start-after)
+//! the way AWS and Garage do. Listings carry no ETag, like s3s-fs's own. The folder is walked
+//! again for every page, so the store suits tests and demos, not large buckets.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use s3s::dto::*;
+use s3s::{S3Result, s3_error};
+
+use super::layout::{Compliant, key_of, stored};
+
+/// The characters S3 leaves alone when it url-encodes a key.
+const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
+fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_SAFE).to_string()
+}
+
+struct Stored {
+    key: String,
+    size: u64,
+    modified: SystemTime,
+}
+
+pub(super) async fn list(store: &Compliant, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
+    let bucket = store.root.join(&input.bucket);
+    if !bucket.is_dir() {
+        return Err(s3_error!(NoSuchBucket));
+    }
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let mut objects = {
+        let prefix = prefix.clone();
+        tokio::task::spawn_blocking(move || walk(&bucket, &prefix))
+            .await
+            .map_err(|e| s3_error!(InternalError, "listing stopped: {e}"))?
+            .map_err(|e| s3_error!(InternalError, "listing failed: {e}"))?
+    };
+    objects.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+
+    let token = input.continuation_token.as_deref().map(|t| percent_decode_str(t).decode_utf8_lossy().into_owned());
+    let after = token.into_iter().chain(input.start_after.clone()).max().unwrap_or_default();
+    let max_keys = usize::try_from(input.max_keys.unwrap_or(1000)).unwrap_or(0);
+    let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+    let mut contents = Vec::new();
+    let mut folders: Vec<String> = Vec::new();
+    let mut last: Option<String> = None;
+    let mut truncated = false;
+    for object in objects.into_iter().filter(|o| o.key > after) {
+        let folder = delimiter.and_then(|d| {
+            let rest = &object.key[prefix.len()..];
+            rest.find(d).map(|at| object.key[..prefix.len() + at + d.len()].to_owned())
+        });
+        if let Some(folder) = &folder
+            && (folder.as_str() <= after.as_str() || folders.last() == Some(folder))
+        {
+            continue;
+        }
+        if contents.len() + folders.len() == max_keys {
+            truncated = true;
+            break;
+        }
+        match folder {
+            Some(folder) => {
+                last = Some(folder.clone());
+                folders.push(folder);
+            }
+            None => {
+                last = Some(object.key.clone());
+                contents.push(object);
+            }
+        }
+    }
+
+    let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+    let shown = |s: String| if url { encode_key(&s) } else { s };
+    let key_count = (contents.len() + folders.len()) as i32;
+    let contents: Vec<Object> = contents
+        .into_iter()
+        .map(|o| Object {
+            key: Some(shown(o.key)),
+            size: Some(o.size as i64),
+            last_modified: Some(Timestamp::from(o.modified)),
+            ..Default::default()
+        })
+        .collect();
+    let folders: Vec<CommonPrefix> = folders.into_iter().map(|p| CommonPrefix { prefix: Some(shown(p)) }).collect();
+    Ok(ListObjectsV2Output {
+        name: Some(input.bucket),
+        prefix: Some(shown(prefix)),
+        delimiter: input.delimiter.map(shown),
+        start_after: input.start_after.map(shown),
+        encoding_type: input.encoding_type,
+        max_keys: input.max_keys.or(Some(1000)),
+        key_count: Some(key_count),
+        continuation_token: input.continuation_token,
+        is_truncated: Some(truncated),
+        next_continuation_token: if truncated { last.map(|k| encode_key(&k)) } else { None },
+        contents: (!contents.is_empty()).then_some(contents),
+        common_prefixes: (!folders.is_empty()).then_some(folders),
+        ..Default::default()
+    })
+}
+
+/// Every object under `bucket` whose key starts with `prefix`, from the deepest folder the
+/// prefix names whole.
+fn walk(bucket: &Path, prefix: &str) -> std::io::Result<Vec<Stored>> {
+    let folder = prefix.rfind('/').map_or("", |at| &prefix[..=at]);
+    // `a/b/` is stored as `a%d/b%d/%e`: its folder is everything before the last segment.
+    let stored_folder = stored(folder);
+    let start = bucket.join(stored_folder.rsplit_once('/').map_or("", |(f, _)| f));
+    let mut objects = Vec::new();
+    let mut stack = vec![start];
+    while let Some(dir) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_dir() {
+                stack.push(entry.path());
+                continue;
+            }
+            let path = entry.path();
+            let Some(name) = path.strip_prefix(bucket).ok().and_then(|p| p.to_str()) else { continue };
+            let Some(key) = key_of(name) else { continue };
+            if key.starts_with(prefix) {
+                objects.push(Stored { key, size: meta.len(), modified: meta.modified()? });
+            }
+        }
+    }
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_encoded_like_s3() {
+        assert_eq!(super::encode_key("a b+c%/é?#.txt"), "a%20b%2Bc%25/%C3%A9%3F%23.txt");
+    }
+}

@@ -1,0 +1,80 @@
+//! An embedded S3-compatible store: s3s-fs served over HTTP on 127.0.0.1.
+//!
+//! It lets a newcomer run a real sync without an AWS account (`--local-store DIR`) and gives the
+//! test suite a real S3 protocol peer. The requests travel over HTTP exactly as they would to AWS;
+//! nothing in the client knows the server is in-process.
+//!
+//! s3s-fs keeps each object as a file named after its key, so it cannot hold both `a` and `a/b`,
+//! which S3 allows (a site where a page becomes a folder has both for one run), and its listings
+//! get `EncodingType=url` wrong. [`Compliant`] wraps its `FileSystem`: keys are stored under
+//! names where a folder can never meet a file (`layout`), and listings are made here, from those
+//! names, with S3's order, prefixes, delimiter, pages and encoding (`listing`).
+
+mod layout;
+mod listing;
+
+pub use layout::Compliant;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use tokio::net::TcpListener;
+
+use crate::s3client::Connection;
+
+/// The fixed credentials of the embedded store; they protect nothing and are not secrets.
+pub const ACCESS_KEY: &str = "sitesync-local";
+pub const SECRET_KEY: &str = "sitesync-local-secret";
+pub const REGION: &str = "us-east-1";
+
+/// A running store. The server stops when the runtime that started it shuts down.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    pub addr: SocketAddr,
+}
+
+impl LocalStore {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How to reach this store: its endpoint, path-style, its fixed credentials and region.
+    pub fn connection(&self) -> Connection {
+        Connection {
+            endpoint_url: Some(self.endpoint()),
+            path_style: true,
+            region: Some(REGION.into()),
+            static_credentials: Some((ACCESS_KEY.into(), SECRET_KEY.into())),
+            ..Connection::default()
+        }
+    }
+
+    /// Starts serving `root` (created if missing) on a free port of 127.0.0.1.
+    pub async fn start(root: &Path) -> std::io::Result<LocalStore> {
+        std::fs::create_dir_all(root)?;
+        let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        let service = {
+            let mut b = s3s::service::S3ServiceBuilder::new(Compliant::new(fs, &std::fs::canonicalize(root)?));
+            b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+            b.build()
+        };
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            while let Ok((socket, _)) = listener.accept().await {
+                // Responses are written in pieces; with Nagle each small one waits ~40 ms for
+                // the client's delayed ACK.
+                let _ = socket.set_nodelay(true);
+                let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        Ok(LocalStore { addr })
+    }
+}
+
