@@ -48,30 +48,39 @@ pub async fn list(
     if parallel <= 1 {
         return list_range(client, target, &target.prefix, &tx).await;
     }
-    let (slots_tx, mut slots_rx) = mpsc::channel::<Slot>(parallel - 1);
+    let (slots_tx, slots_rx) = mpsc::channel::<Slot>(parallel - 1);
     let discover = discover(client, target, slots_tx);
-    let emit = async {
-        while let Some(slot) = slots_rx.recv().await {
-            match slot {
-                Slot::Keys(keys) => {
-                    if tx.send(keys).await.is_err() {
-                        return Ok(());
-                    }
+    let emit = async move {
+        let mut slots = slots_rx;
+        let emitted = emit(&mut slots, &tx).await;
+        // Dropping the slots' receiver ends discovery, which may be waiting for room in it: a
+        // folder that failed must end the listing, not leave it waiting for ever.
+        drop(slots);
+        emitted
+    };
+    let (discovered, emitted) = tokio::join!(discover, emit);
+    emitted.and(discovered)
+}
+
+/// Sends the keys of the slots in order, until the slots end, one fails or the receiver is gone.
+async fn emit(slots: &mut mpsc::Receiver<Slot>, tx: &mpsc::Sender<Vec<RemoteObject>>) -> Result<(), ListError> {
+    while let Some(slot) = slots.recv().await {
+        match slot {
+            Slot::Keys(keys) => {
+                if tx.send(keys).await.is_err() {
+                    return Ok(());
                 }
-                Slot::Folder(mut pages) => {
-                    while let Some(page) = pages.recv().await {
-                        if tx.send(page?).await.is_err() {
-                            return Ok(());
-                        }
+            }
+            Slot::Folder(mut pages) => {
+                while let Some(page) = pages.recv().await {
+                    if tx.send(page?).await.is_err() {
+                        return Ok(());
                     }
                 }
             }
         }
-        Ok(())
-    };
-    // Discovery stops when the emitter is gone, and the emitter ends when discovery is done.
-    let (discovered, emitted) = tokio::join!(discover, emit);
-    emitted.and(discovered)
+    }
+    Ok(())
 }
 
 /// Lists the top level with a delimiter and queues its keys and folders in order, starting a
@@ -180,7 +189,7 @@ async fn list_page(
         .set_continuation_token(token)
         .send()
         .await
-        .map_err(|e| ListError { target: target.to_string(), message: describe(&e) })
+        .map_err(|e| ListError { target: format!("s3://{}/{prefix}", target.bucket), message: describe(&e) })
 }
 
 /// A listed object as a key relative to the prefix; `None` for the prefix's own folder marker and
