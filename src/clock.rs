@@ -25,6 +25,11 @@ impl Offset {
         Offset { lo: nanos, hi: nanos }
     }
 
+    /// What a run assumes while no response has carried a `Date` header (some gateways strip
+    /// it): any offset within 15 minutes either way, the skew beyond which AWS refuses a signed
+    /// request. Decisions inside that window are uploads, never a guess of 0.
+    pub const UNKNOWN: Offset = Offset { lo: -15 * 60 * Time::NANOS_PER_SEC, hi: 15 * 60 * Time::NANOS_PER_SEC };
+
     pub fn width(self) -> i64 {
         self.hi - self.lo
     }
@@ -65,6 +70,11 @@ impl Clock {
     /// The current bounds, or `None` before any response carried a `Date` header.
     pub fn offset(&self) -> Option<Offset> {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).bound
+    }
+
+    /// The current bounds, or [`Offset::UNKNOWN`] while none is measured.
+    pub fn bounds(&self) -> Offset {
+        self.offset().unwrap_or(Offset::UNKNOWN)
     }
 
     pub fn samples(&self) -> u64 {

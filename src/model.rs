@@ -5,7 +5,8 @@
 //! tested on its own and lets snapshot tests build inputs without touching a disk or a server.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A point in time as nanoseconds since the Unix epoch (covers the years 1677 to 2262).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,8 +40,8 @@ impl Time {
 pub struct LocalFile {
     /// The key relative to the target prefix: decoded path components joined by `/`.
     pub key: String,
-    /// The file's raw on-disk path; files are always opened through it, never through `key`.
-    pub path: PathBuf,
+    /// Where the bytes come from.
+    pub body: Body,
     pub size: u64,
     pub mtime: Time,
     /// Headers and metadata the transform chain gave this key; `None` (the common case) means
@@ -54,7 +55,15 @@ pub struct LocalFile {
 impl LocalFile {
     /// A file as the scan finds it: no headers, not a copy.
     pub fn new(key: String, path: PathBuf, size: u64, mtime: Time) -> LocalFile {
-        LocalFile { key, path, size, mtime, meta: None, copy_of: None }
+        LocalFile { key, body: Body::File(path), size, mtime, meta: None, copy_of: None }
+    }
+
+    /// The on-disk file behind the entry, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.body {
+            Body::File(path) => Some(path),
+            Body::Unreadable(_) => None,
+        }
     }
 
     /// The Content-Type the object gets: the chain's, else one guessed from the key's extension.
@@ -64,6 +73,18 @@ impl LocalFile {
             None => mime_guess::from_path(&self.key).first_raw().unwrap_or("application/octet-stream"),
         }
     }
+}
+
+/// Where an entry's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// A file of the source tree, by its raw on-disk path: files are always opened through it,
+    /// never through the key.
+    File(PathBuf),
+    /// Something the scan found but cannot publish (a FIFO, a broken symlink, a directory it
+    /// cannot read). Inside the transform chain it travels as an entry, so a step that drops the
+    /// entry drops the problem with it; what is left of it after the chain is reported.
+    Unreadable(Arc<Problem>),
 }
 
 /// The headers and metadata of an object that the chain sets; every `None` is left unset.

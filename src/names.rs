@@ -67,6 +67,28 @@ impl NameDecoder {
         Ok(if self.nfc && !decoded.is_ascii() { decoded.nfc().collect() } else { decoded })
     }
 
+    /// The on-disk names that [`decode`](Self::decode) turns into `component`: none when the
+    /// encoding cannot write it, and with NFC both the composed and the decomposed spelling.
+    pub fn encodings_of(&self, component: &str) -> Vec<Vec<u8>> {
+        let encode = |text: &str| -> Option<Vec<u8>> {
+            match self.charset {
+                Charset::Utf8 => Some(text.as_bytes().to_vec()),
+                Charset::Latin1 => text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect(),
+                Charset::Other(e) => {
+                    let (bytes, _, unmappable) = e.encode(text);
+                    (!unmappable).then(|| bytes.into_owned())
+                }
+            }
+        };
+        let mut spellings = vec![component.to_owned()];
+        if self.nfc && !component.is_ascii() {
+            spellings.push(component.nfd().collect());
+        }
+        let mut names: Vec<Vec<u8>> = spellings.iter().filter_map(|s| encode(s)).collect();
+        names.dedup();
+        names
+    }
+
     fn charset_name(&self) -> &'static str {
         match self.charset {
             Charset::Utf8 => "UTF-8",
@@ -132,6 +154,18 @@ mod tests {
     fn nfc_folds_decomposed_names() {
         let d = NameDecoder::new("utf-8", "nfc").unwrap();
         assert_eq!(d.decode(os("cafe\u{301}".as_bytes())).unwrap(), "caf\u{e9}");
+    }
+
+    #[test]
+    fn names_are_encoded_back_to_what_decodes_to_them() {
+        let latin1 = NameDecoder::new("latin-1", "none").unwrap();
+        assert_eq!(latin1.encodings_of("café"), [b"caf\xe9".to_vec()]);
+        assert!(latin1.encodings_of("日本").is_empty(), "latin-1 cannot write it, so no such file exists");
+        let nfc = NameDecoder::new("utf-8", "nfc").unwrap();
+        assert_eq!(nfc.encodings_of("caf\u{e9}"), ["caf\u{e9}".as_bytes().to_vec(), "cafe\u{301}".as_bytes().to_vec()]);
+        for name in nfc.encodings_of("caf\u{e9}") {
+            assert_eq!(nfc.decode(os(&name)).unwrap(), "caf\u{e9}");
+        }
     }
 
     #[test]

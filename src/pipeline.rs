@@ -6,7 +6,6 @@
 //! channel instead of filling memory. Deletes are checked against the limits as they are found
 //! and again at the end, before the sink may send any.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::clock::{Clock, Offset};
+use crate::model::Time;
 use crate::config::{Config, ConfigError};
 use crate::diff::{Diff, Tally};
 use crate::error::Error;
@@ -43,7 +43,7 @@ const SCAN_QUEUE: usize = 4;
 
 pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
     let started = Instant::now();
-    check_source(&config.source, opts.force_delete)?;
+    check_source(config, opts.force_delete)?;
     // Plugins are created before anything is sent: a plugin that refuses its settings is a
     // configuration error.
     let chain = config.chain.start().map_err(|e| ConfigError::Transform {
@@ -51,7 +51,7 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
         key: e.key,
         why: e.why,
     })?;
-    let chain = chain.under_prefix(config.target.prefix.len());
+    let chain = chain.under_prefix(config.target.prefix.len()).over_source(config.source.clone(), config.names);
     let cancel = Arc::new(AtomicBool::new(false));
     let stop = Stop::listen(cancel.clone()).map_err(|e| Error::Usage(format!("cannot watch for signals: {e}")))?;
     let interrupted = || Error::Interrupted(stop.signal().unwrap_or("a signal"));
@@ -215,7 +215,7 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
 }
 
 fn offset(clock: &Clock) -> Offset {
-    clock.offset().unwrap_or(Offset::exact(0))
+    clock.bounds()
 }
 
 async fn finish_listing(lister: Option<tokio::task::JoinHandle<Result<(), scan::s3::ListError>>>) -> Result<(), Error> {
@@ -228,8 +228,19 @@ async fn finish_listing(lister: Option<tokio::task::JoinHandle<Result<(), scan::
 }
 
 /// Refuses a missing source, one that is not a directory, and (unless forced) an empty one: an
-/// empty directory is the usual sign of a failed build, and syncing it would delete the site.
-fn check_source(source: &Path, force: bool) -> Result<(), Error> {
+/// empty directory is the usual sign of a failed build, and syncing it would delete the site. A
+/// source folder named like sitesync's reserved folder is refused too, unless a filter skips it.
+fn check_source(config: &Config, force: bool) -> Result<(), Error> {
+    let source = config.source.as_path();
+    let reserved = transform::RESERVED_FOLDER.trim_end_matches('/');
+    let skipped = config.walk_options().skip.is_some_and(|skip| (skip.0)(reserved));
+    if !skipped && std::fs::symlink_metadata(source.join(reserved)).is_ok() {
+        return Err(Error::Usage(format!(
+            "source {}: `{reserved}/` is reserved for sitesync's own objects under the prefix (the chain marker); \
+             rename it, or leave it out with a filter (exclude = [\"{reserved}/**\"])",
+            source.join(reserved).display()
+        )));
+    }
     let meta = std::fs::metadata(source).map_err(|e| Error::Usage(format!("source {}: {e}", source.display())))?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!("source {} is not a directory", source.display())));
@@ -278,7 +289,9 @@ pub fn delete_limit(config: &Config, opts: &RunOptions, deletes: u64, tally: Opt
 /// cuts the interval; this costs at most about a second, and nothing when no decision waits.
 async fn refine(client: &aws_sdk_s3::Client, config: &Config, clock: &Clock, diff: &Diff) {
     let started = Instant::now();
-    while diff.unsure_under(offset(clock)) && started.elapsed() < Duration::from_millis(1200) {
+    // Without a `Date` header so far there is nothing to narrow.
+    let measured = clock.samples() > 0;
+    while measured && diff.unsure_under(offset(clock)) && started.elapsed() < Duration::from_millis(1200) {
         let _ = client.head_bucket().bucket(&config.target.bucket).send().await;
         tokio::time::sleep(Duration::from_millis(37)).await;
     }
@@ -294,7 +307,10 @@ fn log_clock(config: &Config, clock: &Clock) {
             clock.samples(),
             margin
         ),
-        None => tracing::debug!("clock: no response carried a Date header; assuming offset 0; margin {margin:.3}s"),
+        None => tracing::debug!(
+            "clock: no response carried a Date header, so the server's clock is unknown: files changed within {}s of their object's LastModified are uploaded again; margin {margin:.3}s",
+            Offset::UNKNOWN.hi / Time::NANOS_PER_SEC
+        ),
     }
 }
 

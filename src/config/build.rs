@@ -4,6 +4,7 @@
 //! flag, as figment recorded it) and the key, so a user can fix it without guessing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -13,7 +14,7 @@ use crate::clock::ChangeRule;
 use crate::model::Time;
 use crate::names::{NameDecoder, NameError};
 use crate::s3client::RetryMode;
-use crate::scan::local::{SymlinkPolicy, WalkOptions};
+use crate::scan::local::{SkipFolders, SymlinkPolicy, WalkOptions};
 use crate::target::{Target, TargetError};
 use crate::transform::ChainSpec;
 
@@ -157,7 +158,8 @@ impl Config {
     /// How the local walk of this run turns entries into keys; the pipeline and the plan
     /// snapshot tests walk with the same options.
     pub fn walk_options(&self) -> WalkOptions {
-        WalkOptions { names: self.names, symlinks: self.symlinks, prefix_len: self.target.prefix.len() }
+        let skip = self.chain.folder_excludes().map(|excludes| SkipFolders(Arc::new(move |f| excludes.excludes(f))));
+        WalkOptions { names: self.names, symlinks: self.symlinks, prefix_len: self.target.prefix.len(), skip }
     }
 }
 

@@ -109,6 +109,10 @@ impl Reader {
                 Err(e) => Kind::Unpublishable(format!("cannot stat: {e}")),
             };
             let is_dir = matches!(kind, Kind::Dir(_));
+            if is_dir && self.opts.skip.as_ref().is_some_and(|skip| (skip.0)(&key)) {
+                tracing::debug!("skipped {key}/: a filter excludes everything under it");
+                continue;
+            }
             let full = self.opts.prefix_len + key.len();
             if is_dir && full + 2 > MAX_KEY_BYTES {
                 let why = format!(

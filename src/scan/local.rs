@@ -18,6 +18,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
@@ -40,17 +41,31 @@ pub enum SymlinkPolicy {
 }
 
 /// How the walk turns directory entries into keys.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WalkOptions {
     pub names: NameDecoder,
     pub symlinks: SymlinkPolicy,
     /// Bytes of the target prefix, which count toward [`MAX_KEY_BYTES`].
     pub prefix_len: usize,
+    /// Folders not to enter at all, because nothing under them is published.
+    pub skip: Option<SkipFolders>,
+}
+
+/// Decides, by its key relative to the root (without the trailing `/`), whether a folder is
+/// left out whole: a filter at the head of the chain excludes every key under it, so reading it
+/// would only cost time, and find problems that cannot matter.
+#[derive(Clone)]
+pub struct SkipFolders(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for SkipFolders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SkipFolders")
+    }
 }
 
 /// Walks `root` on a new thread, sending batches until done or until the receiver is dropped.
 pub fn spawn(root: PathBuf, names: NameDecoder, tx: mpsc::Sender<Vec<LocalItem>>) -> std::thread::JoinHandle<()> {
-    spawn_with(root, WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len: 0 }, tx)
+    spawn_with(root, WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len: 0, skip: None }, tx)
 }
 
 /// [`spawn`] with every option.
@@ -237,7 +252,7 @@ mod tests {
         let names = NameDecoder::new("utf-8", "none").unwrap();
         let items = |prefix_len| {
             let (tx, mut rx) = mpsc::channel(4);
-            let opts = WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len };
+            let opts = WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len, skip: None };
             let handle = spawn_with(dir.path().to_owned(), opts, tx);
             let mut items = Vec::new();
             while let Some(batch) = rx.blocking_recv() {

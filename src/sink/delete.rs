@@ -1,7 +1,9 @@
 //! Deleting objects with DeleteObjects, up to 1,000 keys a request.
 //!
 //! A DeleteObjects call answers 200 even when some keys failed; the per-key errors in the body are
-//! read and reported one by one.
+//! read and reported one by one. Its request is XML, which cannot carry most control characters
+//! (XML 1.0 allows only tab, LF and CR below U+0020, even as `&#x1;`): one such key would fail the
+//! whole batch, so those keys are deleted one by one with DeleteObject, whose key is in the URL.
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
@@ -9,14 +11,42 @@ use super::SinkContext;
 use crate::s3client::describe;
 
 pub(super) async fn run(ctx: &SinkContext, keys: Vec<String>) {
-    let relative = |key: &str| key.strip_prefix(ctx.target.prefix.as_str()).unwrap_or(key).to_owned();
+    let (batch, alone): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| xml_can_carry(k));
+    for key in alone {
+        delete_one(ctx, key).await;
+    }
+    if !batch.is_empty() {
+        delete_batch(ctx, batch).await;
+    }
+}
+
+/// Whether XML 1.0 can carry the key.
+fn xml_can_carry(key: &str) -> bool {
+    key.chars().all(|c| !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}'))
+}
+
+fn relative(ctx: &SinkContext, key: &str) -> String {
+    key.strip_prefix(ctx.target.prefix.as_str()).unwrap_or(key).to_owned()
+}
+
+async fn delete_one(ctx: &SinkContext, key: String) {
+    match ctx.client.delete_object().bucket(&ctx.target.bucket).key(&key).send().await {
+        Ok(_) => {
+            tracing::debug!("deleted {}", crate::names::printable(&key));
+            ctx.tracker.deleted(1);
+        }
+        Err(e) => ctx.tracker.failed(relative(ctx, &key), "delete", describe(&e)),
+    }
+}
+
+async fn delete_batch(ctx: &SinkContext, keys: Vec<String>) {
     let objects: Result<Vec<_>, _> = keys.iter().map(|k| ObjectIdentifier::builder().key(k).build()).collect();
     let delete = objects.and_then(|objects| Delete::builder().set_objects(Some(objects)).quiet(true).build());
     let delete = match delete {
         Ok(delete) => delete,
         Err(e) => {
             for key in &keys {
-                ctx.tracker.failed(relative(key), "delete", e.to_string());
+                ctx.tracker.failed(relative(ctx, key), "delete", e.to_string());
             }
             return;
         }
@@ -27,18 +57,29 @@ pub(super) async fn run(ctx: &SinkContext, keys: Vec<String>) {
             for error in errors {
                 let key = error.key().unwrap_or("?");
                 let message = format!("{}: {}", error.code().unwrap_or("UnknownError"), error.message().unwrap_or(""));
-                ctx.tracker.failed(relative(key), "delete", message);
+                ctx.tracker.failed(relative(ctx, key), "delete", message);
             }
             ctx.tracker.deleted((keys.len() - errors.len().min(keys.len())) as u64);
             for key in &keys {
-                tracing::debug!("deleted {key}");
+                tracing::debug!("deleted {}", crate::names::printable(key));
             }
         }
         Err(e) => {
             let message = describe(&e);
             for key in &keys {
-                ctx.tracker.failed(relative(key), "delete", message.clone());
+                ctx.tracker.failed(relative(ctx, key), "delete", message.clone());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_with_control_characters_are_not_sent_in_xml() {
+        assert!(super::xml_can_carry("tab\there/new\nline\r.txt"));
+        assert!(super::xml_can_carry("café 日本 <&>.html"));
+        assert!(!super::xml_can_carry("bell\u{7}.txt"));
+        assert!(!super::xml_can_carry("esc\u{1b}/x"));
     }
 }

@@ -137,8 +137,9 @@ pub struct Sink {
     assets: Option<Pool>,
     /// Pages wait for every asset; a large first sync spills them to disk.
     pages: Spill,
-    /// Keys to make by server-side copy, with their source, once every upload is done.
-    copies: Vec<(LocalFile, String)>,
+    /// Keys to make by server-side copy once every upload is done, each with its source in
+    /// `copy_of`; a large site's copies spill to disk like its pages.
+    copies: Spill,
     /// The chain fingerprint to record under the prefix once everything else succeeded.
     marker: Option<String>,
     /// False with `--no-delete`: delete events are dropped.
@@ -157,7 +158,7 @@ impl Sink {
             workers,
             assets,
             pages: Spill::default(),
-            copies: Vec::new(),
+            copies: Spill::default(),
             marker: None,
             delete,
             deletes: Vec::new(),
@@ -190,13 +191,15 @@ impl Sink {
         }
     }
 
-    async fn upload(&mut self, file: LocalFile, reason: Reason) {
+    async fn upload(&mut self, mut file: LocalFile, reason: Reason) {
         // Re-publishing a current object copies it onto itself; another key of a file copies it
         // from the key it is uploaded under.
-        let source = if reason == Reason::Chain { Some(file.key.clone()) } else { file.copy_of.clone() };
-        if let Some(source) = source {
+        if reason == Reason::Chain {
+            file.copy_of = Some(file.key.clone());
+        }
+        if let Some(source) = &file.copy_of {
             tracing::debug!("copy {} from {source} ({})", self.ctx.target.key(&file.key), reason.as_str());
-            self.copies.push((file, source));
+            self.copies.push(file).await;
             return;
         }
         tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
@@ -206,36 +209,31 @@ impl Sink {
         }
     }
 
-    /// The copy phase: after every upload, so a copy never reads a source that is not up yet.
-    /// Returns whether every object re-published in place (the chain changed) was.
-    async fn copy(&mut self) -> bool {
-        let copies = std::mem::take(&mut self.copies);
-        if self.ctx.cancel.load(Ordering::Relaxed) {
-            return false;
+    /// Runs the jobs `job` makes of what `waiting` holds, on a pool of their own; a `None` job
+    /// is one `job` has already reported as failed.
+    async fn drain(&self, mut waiting: Spill, what: &str, mut job: impl FnMut(LocalFile) -> Option<Job>) {
+        if waiting.is_empty() || self.ctx.cancel.load(Ordering::Relaxed) {
+            return;
         }
-        if copies.is_empty() {
-            return true;
-        }
-        let failed = self.ctx.tracker.failed_keys("upload");
-        let in_place: Vec<String> = copies.iter().filter(|(f, s)| f.key == *s).map(|(f, _)| f.key.clone()).collect();
-        let failures = self.ctx.tracker.failure_count();
         let pool = Pool::start(&self.ctx, self.workers);
-        for (file, source) in copies {
-            if failed.contains(&source) {
-                let why = format!("not copied: its source {source} failed to upload");
-                self.ctx.tracker.failed(file.key, "copy", why);
-            } else {
-                pool.send(Job::Copy { file, source }).await;
+        loop {
+            match waiting.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    for file in chunk {
+                        if let Some(job) = job(file) {
+                            pool.send(job).await;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let why = format!("cannot read back the waiting {what}: {e}");
+                    self.ctx.tracker.failed(format!("({what})"), "upload", why);
+                    break;
+                }
             }
         }
         pool.finish().await;
-        if self.ctx.tracker.failure_count() == failures || in_place.is_empty() {
-            return true;
-        }
-        // An object over 5 GB is re-published by upload: its failure counts too.
-        let mut failed = self.ctx.tracker.failed_keys("copy");
-        failed.extend(self.ctx.tracker.failed_keys("upload"));
-        !in_place.iter().any(|k| failed.contains(k))
     }
 
     /// Number of deletes the diff asked for so far.
@@ -255,34 +253,26 @@ impl Sink {
         if let Some(assets) = self.assets.take() {
             assets.finish().await;
         }
-        let mut pages = std::mem::take(&mut self.pages);
-        if !pages.is_empty() && !self.ctx.cancel.load(Ordering::Relaxed) {
-            let pool = Pool::start(&self.ctx, self.workers);
-            loop {
-                match pages.next_chunk().await {
-                    Ok(Some(chunk)) => {
-                        for file in chunk {
-                            pool.send(Job::Upload(file)).await;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        self.ctx.tracker.failed(
-                            "(pages)",
-                            "upload",
-                            format!("cannot read back the waiting pages: {e}"),
-                        );
-                        break;
-                    }
-                }
+        let pages = std::mem::take(&mut self.pages);
+        self.drain(pages, "pages", |file| Some(Job::Upload(file))).await;
+        // The copy phase: after every upload, so a copy never reads a source that is not up yet.
+        let copies = std::mem::take(&mut self.copies);
+        let failed = self.ctx.tracker.failed_keys("upload");
+        let tracker = self.ctx.tracker.clone();
+        self.drain(copies, "copies", |mut file| {
+            let source = file.copy_of.take()?;
+            if failed.contains(&source) {
+                tracker.failed(file.key, "copy", format!("not copied: its source {source} failed to upload"));
+                return None;
             }
-            pool.finish().await;
-        }
-        let republished = self.copy().await;
-        // Other failures do not keep the marker back: a key whose upload or copy failed differs
-        // from the source, so the diff sends it again, with the chain's headers, next run.
+            Some(Job::Copy { file, source })
+        })
+        .await;
+        // The marker says every object under the prefix has the chain's headers: any failure (a
+        // file that could not be read keeps its object, with the old headers, unless it changes)
+        // keeps it back, so the next run re-publishes again.
         if let Some(fingerprint) = self.marker.take()
-            && republished
+            && self.ctx.tracker.failure_count() == 0
             && !self.ctx.cancel.load(Ordering::Relaxed)
             && let Err(e) = crate::marker::write(&self.ctx.client, &self.ctx.target, &fingerprint).await
         {

@@ -11,7 +11,7 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-use crate::model::{LocalFile, ObjectMeta, Time};
+use crate::model::{Body, LocalFile, ObjectMeta, Problem, Time};
 
 /// Files kept in memory before a chunk is written out, and read back at a time.
 const CHUNK: usize = 10_000;
@@ -85,7 +85,7 @@ fn write_chunk(handle: Option<(File, usize)>, chunk: &[LocalFile]) -> io::Result
     out.write_all(&(chunk.len() as u64).to_le_bytes())?;
     for f in chunk {
         put_bytes(&mut out, f.key.as_bytes())?;
-        put_bytes(&mut out, f.path.as_os_str().as_bytes())?;
+        put_body(&mut out, &f.body)?;
         out.write_all(&f.size.to_le_bytes())?;
         out.write_all(&f.mtime.0.to_le_bytes())?;
         let meta = f.meta.as_deref().map(|m| serde_json::to_vec(m).expect("headers serialise"));
@@ -101,7 +101,7 @@ fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<Lo
     let mut chunk = Vec::with_capacity(count);
     for _ in 0..count {
         let key = String::from_utf8(get_bytes(&mut input)?).map_err(io::Error::other)?;
-        let path = PathBuf::from(OsString::from_vec(get_bytes(&mut input)?));
+        let body = get_body(&mut input)?;
         let size = u64::from_le_bytes(get_array(&mut input)?);
         let mtime = Time(i64::from_le_bytes(get_array(&mut input)?));
         let meta = match get_option(&mut input)? {
@@ -109,7 +109,7 @@ fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<Lo
             None => None,
         };
         let copy_of = get_option(&mut input)?.map(String::from_utf8).transpose().map_err(io::Error::other)?;
-        chunk.push(LocalFile { key, path, size, mtime, meta, copy_of });
+        chunk.push(LocalFile { key, body, size, mtime, meta, copy_of });
     }
     Ok((input, chunk))
 }
@@ -127,6 +127,32 @@ fn anonymous_file() -> io::Result<File> {
 fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(&(bytes.len() as u64).to_le_bytes())?;
     out.write_all(bytes)
+}
+
+fn put_body(out: &mut impl Write, body: &Body) -> io::Result<()> {
+    match body {
+        Body::File(path) => {
+            out.write_all(&[0])?;
+            put_bytes(out, path.as_os_str().as_bytes())
+        }
+        Body::Unreadable(problem) => {
+            out.write_all(&[1])?;
+            put_bytes(out, problem.place.as_bytes())?;
+            put_bytes(out, problem.message.as_bytes())
+        }
+    }
+}
+
+fn get_body(input: &mut impl Read) -> io::Result<Body> {
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(io::Error::other);
+    match get_array::<1>(input)? {
+        [0] => Ok(Body::File(PathBuf::from(OsString::from_vec(get_bytes(input)?)))),
+        _ => {
+            let place = text(get_bytes(input)?)?;
+            let message = text(get_bytes(input)?)?;
+            Ok(Body::Unreadable(std::sync::Arc::new(Problem { place, message })))
+        }
+    }
 }
 
 fn put_option(out: &mut impl Write, bytes: Option<&[u8]>) -> io::Result<()> {

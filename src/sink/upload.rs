@@ -23,6 +23,12 @@ use crate::s3client::{self, describe};
 
 const ATTEMPTS: usize = 3;
 
+/// The file an entry is read from; the chain turns entries without one into reported problems,
+/// so none reaches the sink, but a slip would be a failure, not a panic.
+fn source(file: &LocalFile) -> Result<&Path, String> {
+    file.path().ok_or_else(|| "nothing to upload: the entry has no file".to_owned())
+}
+
 /// Uploads a file and checks it afterwards before returning.
 pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile) {
     match upload(ctx, file).await {
@@ -44,8 +50,16 @@ pub(super) struct Unchecked {
 /// Uploads `file`, and settles the worker's `previous` upload on the same trip to the blocking
 /// pool. Returns the upload to check on the next trip; large files are checked at once.
 pub(super) async fn run(ctx: &SinkContext, file: LocalFile, previous: Option<Unchecked>) -> Option<Unchecked> {
-    let check = previous.as_ref().map(|p| p.file.path.clone());
-    let (opened, checked) = open_and_check(&file.path, check).await;
+    let check = previous.as_ref().and_then(|p| p.file.path()).map(Path::to_owned);
+    let path = match source(&file) {
+        Ok(path) => path,
+        Err(error) => {
+            finish(ctx, previous).await;
+            ctx.tracker.failed(file.key.clone(), "upload", error);
+            return None;
+        }
+    };
+    let (opened, checked) = open_and_check(path, check).await;
     if let (Some(previous), Some(after)) = (previous, checked) {
         settle(ctx, previous, after).await;
     }
@@ -75,7 +89,10 @@ pub(super) async fn run(ctx: &SinkContext, file: LocalFile, previous: Option<Unc
 /// Checks the worker's last upload, when it has no next file to read.
 pub(super) async fn finish(ctx: &SinkContext, last: Option<Unchecked>) {
     if let Some(last) = last {
-        let after = stat(&last.file.path).await;
+        let after = match source(&last.file) {
+            Ok(path) => stat(path).await,
+            Err(e) => Err(e),
+        };
         settle(ctx, last, after).await;
     }
 }
@@ -107,8 +124,9 @@ async fn upload(ctx: &SinkContext, file: &LocalFile) -> Result<u64, String> {
 /// Attempts `first..=ATTEMPTS` of an upload checked right after the request.
 async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Result<u64, String> {
     let key = ctx.target.key(&file.key);
+    let path = source(file)?;
     for attempt in first..=ATTEMPTS {
-        let (before, body) = open(&file.path).await?;
+        let (before, body) = open(path).await?;
         if before.0 >= ctx.multipart_threshold {
             multipart(ctx, &key, file, before.0).await?;
         } else {
@@ -118,7 +136,7 @@ async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Resul
                 None => (
                     before.0,
                     ByteStream::read_from()
-                        .path(&file.path)
+                        .path(path)
                         .length(Length::Exact(before.0))
                         .build()
                         .await
@@ -129,7 +147,7 @@ async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Resul
         }
         // Checked after the upload, not after the read: `LastModified` is stamped when the request
         // ends, so a change made in between would otherwise look older than the object.
-        let after = stat(&file.path).await.map_err(|e| format!("changed during upload: {e}"))?;
+        let after = stat(path).await.map_err(|e| format!("changed during upload: {e}"))?;
         if after == before {
             return Ok(before.0);
         }
@@ -205,37 +223,38 @@ fn stat_now(path: &Path) -> Result<Stat, String> {
 }
 
 async fn multipart(ctx: &SinkContext, key: &str, file: &LocalFile, size: u64) -> Result<(), String> {
-    let path = &file.path;
+    let path = source(file)?;
     let created = with_headers!(ctx.client.create_multipart_upload().bucket(&ctx.target.bucket).key(key), file)
         .send()
         .await
         .map_err(|e| describe(&e))?;
     let upload_id = created.upload_id().ok_or("CreateMultipartUpload returned no upload id")?.to_owned();
-    let result = upload_parts(ctx, key, &upload_id, path, size).await;
-    let parts = match result {
-        Ok(parts) => parts,
-        Err(e) => {
-            let _ = ctx
-                .client
-                .abort_multipart_upload()
-                .bucket(&ctx.target.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            return Err(e);
-        }
+    let completed = match upload_parts(ctx, key, &upload_id, path, size).await {
+        Ok(parts) => complete(ctx, key, &upload_id, parts).await,
+        Err(e) => Err(e),
     };
+    if completed.is_err() {
+        // An upload neither completed nor aborted keeps its parts, unseen and billed.
+        let aborted =
+            ctx.client.abort_multipart_upload().bucket(&ctx.target.bucket).key(key).upload_id(&upload_id).send().await;
+        if let Err(e) = aborted {
+            tracing::warn!("{key}: cannot abort multipart upload {upload_id}: {}", describe(&e));
+        }
+    }
+    completed
+}
+
+async fn complete(ctx: &SinkContext, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<(), String> {
     ctx.client
         .complete_multipart_upload()
         .bucket(&ctx.target.bucket)
         .key(key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
         .await
-        .map_err(|e| describe(&e))?;
-    Ok(())
+        .map(drop)
+        .map_err(|e| describe(&e))
 }
 
 async fn upload_parts(
@@ -251,6 +270,10 @@ async fn upload_parts(
     let mut offset = 0;
     let mut number = 1;
     while offset < size || number == 1 {
+        // A part is a request of its own: after a signal, no new one starts.
+        if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(format!("stopped by a signal after {} of its parts", number - 1));
+        }
         let length = chunk.min(size - offset);
         let body = ByteStream::read_from()
             .path(path)

@@ -57,6 +57,13 @@ pub struct Duplicate {
     rules: Vec<DuplicateRule>,
 }
 
+impl Duplicate {
+    /// The folders this step creates keys in (`""`: the root).
+    pub fn destinations(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.to.as_str())
+    }
+}
+
 impl Transform for Duplicate {
     fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, String> {
         let mut out = Vec::with_capacity(batch.len() * 2);

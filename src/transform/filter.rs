@@ -31,8 +31,27 @@ impl FilterConfig {
         }
         let include =
             if self.include.is_empty() { None } else { Some(globs(&self.include, &format!("{at}.include"))?) };
-        Ok(Filter { include, exclude: globs(&self.exclude, &format!("{at}.exclude"))? })
+        let exclude = globs(&self.exclude, &format!("{at}.exclude"))?;
+        let folders = folder_globs(&self.exclude, &format!("{at}.exclude"))?;
+        Ok(Filter { include, exclude, folders })
     }
+}
+
+/// The folders an exclude list names whole: `dir/**`, `**/dir/**` and `dir/*` (whose `*` also
+/// matches `/`) exclude every key under any folder their part before `/**` or `/*` matches.
+fn folder_globs(patterns: &[String], at: &str) -> Result<Option<GlobSet>, BuildError> {
+    let mut set = GlobSetBuilder::new();
+    let mut any = false;
+    for (i, pattern) in patterns.iter().enumerate() {
+        if let Some(base) = pattern.strip_suffix("/**").or_else(|| pattern.strip_suffix("/*")) {
+            set.add(glob(base, &format!("{at}[{i}]"))?);
+            any = true;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    set.build().map(Some).map_err(|e| BuildError::new(at, e.to_string()))
 }
 
 /// Compiles a list of globs, naming the one that is wrong (`transform[1].include[0]`).
@@ -53,11 +72,33 @@ pub(super) fn glob(pattern: &str, at: &str) -> Result<Glob, BuildError> {
 pub struct Filter {
     include: Option<GlobSet>,
     exclude: GlobSet,
+    /// Folders the exclude list names whole (without their trailing `/`).
+    folders: Option<GlobSet>,
 }
 
 impl Filter {
     pub fn keeps(&self, key: &str) -> bool {
         self.include.as_ref().is_none_or(|set| set.is_match(key)) && !self.exclude.is_match(key)
+    }
+}
+
+/// The folders that filters at the head of the chain exclude whole: the walk skips them, so
+/// nothing inside is read, and nothing inside can fail the run.
+#[derive(Debug, Clone)]
+pub struct FolderExcludes {
+    sets: Vec<GlobSet>,
+}
+
+impl FolderExcludes {
+    /// `None` when no filter names a whole folder.
+    pub fn of<'a>(filters: impl Iterator<Item = &'a Filter>) -> Option<FolderExcludes> {
+        let sets: Vec<GlobSet> = filters.filter_map(|f| f.folders.clone()).collect();
+        (!sets.is_empty()).then_some(FolderExcludes { sets })
+    }
+
+    /// Whether every key under `folder/` is excluded (`folder` relative to the prefix, no `/`).
+    pub fn excludes(&self, folder: &str) -> bool {
+        self.sets.iter().any(|set| set.is_match(folder))
     }
 }
 
@@ -92,6 +133,20 @@ mod tests {
         assert!(f.keeps("app.js"));
         assert!(!f.keeps("js/app.js.map"));
         assert!(!f.keeps(".git/config"));
+    }
+
+    #[test]
+    fn folders_excluded_whole_are_recognised() {
+        let f = filter(&[], &["drafts/**", "**/node_modules/**", "tmp/*", "*.map", "a/**/b"]);
+        let folders = FolderExcludes::of([&f].into_iter()).unwrap();
+        for folder in ["drafts", "x/node_modules", "node_modules", "tmp"] {
+            assert!(folders.excludes(folder), "{folder}");
+            assert!(!f.keeps(&format!("{folder}/any/key")), "{folder}: every key under it is excluded");
+        }
+        for folder in ["draft", "drafts2", "x.map", "a/x"] {
+            assert!(!folders.excludes(folder), "{folder}");
+        }
+        assert!(FolderExcludes::of([&filter(&[], &["*.map"])].into_iter()).is_none());
     }
 
     #[test]

@@ -247,7 +247,7 @@ fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, Str
     }
     Ok(LocalFile {
         key,
-        path: source.path.clone(),
+        body: source.body.clone(),
         size: source.size,
         mtime: source.mtime,
         meta: (!meta.is_empty()).then(|| Box::new(meta)),

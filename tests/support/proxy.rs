@@ -126,6 +126,8 @@ struct Shared {
     requests: AtomicU64,
     injected: [AtomicU64; 5],
     released: watch::Sender<bool>,
+    /// Response headers removed on the way back (lowercase names), as some gateways strip `Date`.
+    stripped: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -184,6 +186,7 @@ impl Proxy {
             requests: AtomicU64::new(0),
             injected: Default::default(),
             released,
+            stripped: Mutex::new(Vec::new()),
         });
         let listener = runtime.block_on(TcpListener::bind(("127.0.0.1", 0))).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -212,6 +215,11 @@ impl Proxy {
     pub fn injected(&self, fault: Fault) -> u64 {
         let index = FAULTS.iter().position(|f| *f == fault).unwrap();
         self.shared.injected[index].load(Ordering::Relaxed)
+    }
+
+    /// Removes the header `name` from every response from now on.
+    pub fn strip_response_header(&self, name: &str) {
+        self.shared.stripped.lock().unwrap().push(name.to_ascii_lowercase());
     }
 
     /// Lets every stalled request (and every later one) go through to the server.
@@ -269,7 +277,8 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                 }
             }
         }
-        let response = forward(&shared, &mut upstream, &request, &head).await?;
+        let mut response = forward(&shared, &mut upstream, &request, &head).await?;
+        strip(&mut response, &shared.stripped.lock().unwrap());
         client.get_mut().write_all(&response.head).await?;
         client.get_mut().write_all(&response.body).await?;
         if response.close || request.close {
@@ -324,6 +333,22 @@ async fn forward(
         }
     }
     unreachable!()
+}
+
+/// Removes the lines of the headers named in `names` from a response's head.
+fn strip(response: &mut Message, names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let head = String::from_utf8_lossy(&response.head).into_owned();
+    let kept: String = head
+        .split_inclusive('\n')
+        .filter(|line| {
+            let name = line.split_once(':').map(|(n, _)| n.trim().to_ascii_lowercase());
+            !name.is_some_and(|n| names.contains(&n))
+        })
+        .collect();
+    response.head = kept.into_bytes();
 }
 
 async fn canned(client: &mut BufReader<TcpStream>, status: &str, code: &str, message: &str) -> std::io::Result<()> {

@@ -1,0 +1,253 @@
+//! The chain of one run: every step applied to each scan batch in turn, on a thread of its own.
+//!
+//! What the scan could not read travels through the steps too, as an entry with an
+//! [`Unreadable`](Body::Unreadable) body: a step that drops the entry (a filter) drops the problem
+//! with it, since what is not published cannot fail the run; what survives is reported once.
+//! After the steps, every key is checked (S3's limits, the reserved folder) and, when the chain
+//! creates keys, given to one entry only ([`Claims`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::claims::Claims;
+use super::{MARKER_KEY, RESERVED_FOLDER, Transform, TransformError};
+use crate::model::{Body, LocalFile, LocalItem, Problem, Time};
+
+/// S3's limit on a whole key.
+const MAX_KEY_BYTES: usize = 1024;
+
+/// The chain of one run.
+pub struct Chain {
+    steps: Vec<(String, Box<dyn Transform>)>,
+    /// Who publishes each key, when a step can create keys.
+    claims: Option<Claims>,
+    /// The longest key, relative to the prefix, S3 accepts under the target prefix.
+    max_key: usize,
+}
+
+impl Chain {
+    pub(super) fn new(steps: Vec<(String, Box<dyn Transform>)>, creates_keys: bool) -> Chain {
+        Chain { steps, claims: creates_keys.then(Claims::default), max_key: MAX_KEY_BYTES }
+    }
+
+    /// Counts the target prefix's bytes toward S3's key limit.
+    pub fn under_prefix(mut self, prefix_len: usize) -> Chain {
+        self.max_key = MAX_KEY_BYTES.saturating_sub(prefix_len);
+        self
+    }
+
+    /// Lets the chain look for a file of the source on disk, to settle a key a step created
+    /// ahead of the walk (see [`Claims`]).
+    pub fn over_source(mut self, root: std::path::PathBuf, names: crate::names::NameDecoder) -> Chain {
+        if let Some(claims) = &mut self.claims {
+            claims.over_source(root, names);
+        }
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Passes a scan batch through every step.
+    pub fn apply(&mut self, items: Vec<LocalItem>) -> Result<Vec<LocalItem>, TransformError> {
+        let mut files: Vec<LocalFile> = items.into_iter().map(entry).collect();
+        let walked = self.claims.as_mut().map(|c| c.walked(&files));
+        for (index, (name, step)) in self.steps.iter_mut().enumerate() {
+            if files.is_empty() {
+                break;
+            }
+            files = step.apply(files).map_err(|message| TransformError { index, name: name.clone(), message })?;
+        }
+        let mut out = Vec::with_capacity(files.len());
+        let mut accepted = Vec::with_capacity(files.len());
+        let mut reported: Vec<*const Problem> = Vec::new();
+        for file in files {
+            if let Body::Unreadable(problem) = &file.body {
+                if !reported.contains(&Arc::as_ptr(problem)) {
+                    reported.push(Arc::as_ptr(problem));
+                    out.push(LocalItem::Problem((**problem).clone()));
+                }
+                continue;
+            }
+            match self.refuse(&file) {
+                Some(why) => out.push(LocalItem::Problem(Problem { place: file.key, message: why })),
+                None => accepted.push(file),
+            }
+        }
+        if let (Some(claims), Some(walked)) = (&mut self.claims, walked) {
+            for (file, why) in claims.settle(&mut accepted, &walked) {
+                out.push(LocalItem::Problem(Problem { place: file.key, message: why }));
+            }
+        }
+        // Only among the accepted: a copy must never name a refused key, which may be another
+        // file's.
+        link_copies(&mut accepted);
+        out.extend(accepted.into_iter().map(LocalItem::File));
+        Ok(out)
+    }
+
+    fn refuse(&self, file: &LocalFile) -> Option<String> {
+        if file.key.is_empty() || file.key.starts_with('/') {
+            return Some("the transform chain made an empty key or one starting with '/'".into());
+        }
+        if file.key.len() > self.max_key {
+            return Some(format!(
+                "the transform chain made a key of {} bytes; with the prefix it exceeds S3's {MAX_KEY_BYTES}",
+                file.key.len()
+            ));
+        }
+        if file.key.starts_with(RESERVED_FOLDER) {
+            return Some(format!("{RESERVED_FOLDER} is reserved for sitesync's own objects ({MARKER_KEY})"));
+        }
+        None
+    }
+}
+
+/// A scan item as an entry of the chain: what could not be read travels as an unreadable one.
+fn entry(item: LocalItem) -> LocalFile {
+    match item {
+        LocalItem::File(file) => file,
+        LocalItem::Problem(problem) => LocalFile {
+            key: problem.place.clone(),
+            body: Body::Unreadable(Arc::new(problem)),
+            size: 0,
+            mtime: Time(0),
+            meta: None,
+            copy_of: None,
+        },
+    }
+}
+
+/// Points every entry that publishes the same file as an earlier one of the batch at that
+/// primary (`copy_of`), and clears `copy_of` where the primary is not published: the sink then
+/// uploads the file once and copies it server-side for the others.
+pub fn link_copies(files: &mut [LocalFile]) {
+    // Keyed by the path's bytes: hashing a `Path` walks its components, which costs more.
+    let mut primary: HashMap<&[u8], usize> = HashMap::with_capacity(files.len());
+    let mut links = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let Some(path) = f.path() else { continue };
+        match primary.get(path.as_os_str().as_encoded_bytes()) {
+            Some(&p) => links.push((i, p)),
+            None => {
+                primary.insert(path.as_os_str().as_encoded_bytes(), i);
+            }
+        }
+    }
+    let mut copy_of: Vec<Option<String>> = vec![None; files.len()];
+    for (i, p) in links {
+        copy_of[i] = Some(files[p].key.clone());
+    }
+    for (f, c) in files.iter_mut().zip(copy_of) {
+        f.copy_of = c;
+    }
+}
+
+/// Runs the chain on its own thread between the walk (`rx`) and the diff (`tx`). A failing
+/// transform sends its error and stops, which stops the walk.
+pub fn spawn(
+    mut chain: Chain,
+    mut rx: mpsc::Receiver<Vec<LocalItem>>,
+    tx: mpsc::Sender<Result<Vec<LocalItem>, TransformError>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("sitesync-chain".into())
+        .spawn(move || {
+            while let Some(batch) = rx.blocking_recv() {
+                let result = if chain.steps.is_empty() { Ok(batch) } else { chain.apply(batch) };
+                let failed = result.is_err();
+                if tx.blocking_send(result).is_err() || failed {
+                    break;
+                }
+            }
+        })
+        .expect("spawning the chain thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::transform::ChainSpec;
+
+    fn file(key: &str) -> LocalFile {
+        LocalFile::new(key.into(), format!("/src/{key}").into(), 1, Time(0))
+    }
+
+    fn shown(out: &[LocalItem]) -> Vec<String> {
+        out.iter()
+            .map(|i| match i {
+                LocalItem::File(f) => format!("{} {:?}", f.key, f.copy_of),
+                LocalItem::Problem(p) => format!("problem {}", p.place),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn copies_point_at_the_first_key_of_their_file() {
+        let mut files = vec![file("a.html"), file("b"), file("a.html")];
+        files[2].key = "a".into();
+        files[1].copy_of = Some("gone".into());
+        link_copies(&mut files);
+        let got: Vec<_> = files.iter().map(|f| (f.key.as_str(), f.copy_of.as_deref())).collect();
+        assert_eq!(got, [("a.html", None), ("b", None), ("a", Some("a.html"))]);
+    }
+
+    fn chain(tables: &[serde_json::Value]) -> Chain {
+        ChainSpec::build(tables, Path::new("/")).unwrap().start().unwrap()
+    }
+
+    #[test]
+    fn a_problem_the_chain_drops_is_not_reported() {
+        let problem = |place: &str| LocalItem::Problem(Problem { place: place.into(), message: "FIFO".into() });
+        let mut c = chain(&[
+            serde_json::json!({"type": "filter", "exclude": ["drafts/**", "*.tmp"]}),
+            serde_json::json!({"type": "prefix_duplicate", "rules": [{"from": "", "to": "m/"}]}),
+        ]);
+        let out = c.apply(vec![problem("drafts/pipe"), problem("x.tmp"), problem("keep"), problem("private/")]).unwrap();
+        // What survives is reported once, though the duplicate made two entries of it.
+        assert_eq!(shown(&out), ["problem keep", "problem private/"]);
+    }
+
+    #[test]
+    fn keys_in_the_reserved_folder_are_refused() {
+        let mut c = chain(&[serde_json::json!({"type": "prefix_duplicate", "rules": [{"from": "a/", "to": ".sitesync/"}]})]);
+        let out = c.apply(vec![LocalItem::File(file("a/x"))]).unwrap();
+        assert_eq!(shown(&out), ["problem .sitesync/x", "a/x None"]);
+    }
+
+    /// Everything the chain yields for `batches` of files of `root`, sorted.
+    fn through(c: &mut Chain, root: &Path, batches: &[&[&str]]) -> Vec<String> {
+        let mut out = Vec::new();
+        for batch in batches {
+            let items = batch.iter().map(|k| LocalItem::File(LocalFile::new(k.to_string(), root.join(k), 1, Time(0)))).collect();
+            out.extend(shown(&c.apply(items).unwrap()));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn the_file_found_under_a_key_wins_over_a_created_entry_whatever_the_batches() {
+        let tables = [
+            serde_json::json!({"type": "prefix_duplicate", "rules": [{"from": "a/", "to": ""}, {"from": "c/", "to": "b/"}]}),
+        ];
+        let root = tempfile::tempdir().unwrap();
+        for key in ["a/x", "b/y", "c/y", "x"] {
+            std::fs::create_dir_all(root.path().join(key).parent().unwrap()).unwrap();
+            std::fs::write(root.path().join(key), key).unwrap();
+        }
+        let names = crate::names::NameDecoder::new("utf-8", "none").unwrap();
+        let expected = ["a/x None", "b/y None", "c/y None", "problem b/y", "problem x", "x None"];
+        // `x` is created from `a/x` before the walk reaches the file `x`; `b/y` after it found
+        // the file `b/y`.
+        for batches in [&[&["a/x", "b/y", "c/y", "x"][..]][..], &[&["a/x"], &["b/y"], &["c/y"], &["x"]]] {
+            let mut c = chain(&tables).over_source(root.path().to_owned(), names);
+            assert_eq!(through(&mut c, root.path(), batches), expected, "{batches:?}");
+        }
+    }
+}
