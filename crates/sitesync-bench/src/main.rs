@@ -68,6 +68,10 @@ struct RunArgs {
     /// Seed of the synthetic trees.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also sync each tree with a chain that publishes it twice (`prefix_duplicate` from the root
+    /// to `mirror/`), first and unchanged, to measure the copies' memory.
+    #[arg(long)]
+    mirror: bool,
     /// Extra environment for sitesync, repeatable (e.g. SITESYNC_LIST_PARALLEL=1) to compare settings.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     sitesync_env: Vec<(String, String)>,
@@ -163,6 +167,7 @@ fn options(args: RunArgs) -> Result<run::Options> {
         repeat: args.repeat.max(1),
         seed: args.seed,
         sitesync_env: args.sitesync_env,
+        mirror: args.mirror,
     })
 }
 

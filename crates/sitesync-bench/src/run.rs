@@ -35,6 +35,8 @@ pub struct Options {
     pub seed: u64,
     /// Extra `KEY=VALUE` environment for sitesync (e.g. `SITESYNC_LIST_PARALLEL=1`).
     pub sitesync_env: Vec<(String, String)>,
+    /// Also measure a chain that publishes the whole tree twice.
+    pub mirror: bool,
 }
 
 /// Above this many files the embedded store's listing (a folder walk per page) dominates.
@@ -245,7 +247,35 @@ fn syncs_and_listings(
     eprintln!("bench: {n} files: sitesync after {removed} files removed");
     let after_remove = sync(ctx, tree, site_bucket)?;
     rows.push(sync_row("1% removed", &[after_remove], n, |r| expect(r, 0, removed, n - removed))?);
+    if ctx.opts.mirror {
+        rows.extend(mirror(ctx, tree, &format!("mirror-{n}"), n - removed)?);
+    }
     Ok((rows, changed, removed))
+}
+
+/// A chain that publishes the whole tree again under `mirror/`: one upload and one server-side
+/// copy per file, first and then unchanged. What it measures is memory: every copy waits for the
+/// copy phase, and the diff holds the keys the chain creates ahead of the listing.
+fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> {
+    let admin =
+        baseline::client_with(&ctx.server.info.endpoint, &ctx.server.access_key, &ctx.server.secret_key, &ctx.server.region);
+    ctx.runtime.block_on(baseline::create_bucket(&admin, bucket))?;
+    let config = ctx.opts.server_dir.join("mirror.toml");
+    std::fs::write(&config, "[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"\", to = \"mirror/\" }]\n")?;
+    let config = config.to_str().context("config path is not UTF-8")?.to_owned();
+    eprintln!("bench: {n} files: sitesync first sync, mirrored");
+    let first = sync_with(ctx, tree, bucket, &["--config", &config])?;
+    let first = sync_row("mirror chain, first sync", &[first], n, |r| {
+        expect(r, n, 0, 0)?;
+        match r["copied"].as_u64() {
+            Some(c) if c == n => Ok(()),
+            c => Err(format!("copied {c:?} (expected {n})")),
+        }
+    })?;
+    eprintln!("bench: {n} files: sitesync no-change sync, mirrored");
+    let idle = sync_with(ctx, tree, bucket, &["--config", &config])?;
+    let idle = sync_row("mirror chain, no-change sync", &[idle], n, |r| expect(r, 0, 0, 2 * n))?;
+    Ok(vec![first, idle])
 }
 
 /// Runs `once` `times` times, or until a run has to be killed: a hung sync is not retried.
@@ -281,12 +311,17 @@ fn clean_env(ctx: &Ctx, cmd: &mut Command) {
 }
 
 fn sync(ctx: &Ctx, tree: &Tree, bucket: &str) -> Result<Outcome> {
+    sync_with(ctx, tree, bucket, &[])
+}
+
+fn sync_with(ctx: &Ctx, tree: &Tree, bucket: &str, extra: &[&str]) -> Result<Outcome> {
     let mut cmd = Command::new(&ctx.opts.sitesync);
     cmd.arg("sync")
         .arg(&tree.site)
         .arg(format!("s3://{bucket}/site"))
         .args(["--endpoint-url", &ctx.server.info.endpoint, "--path-style", "--region", &ctx.server.region])
         .args(["--workers", &ctx.opts.workers.to_string(), "--max-delete", "1000000000", "--json", "-q"])
+        .args(extra)
         // No sync.toml is picked up from here.
         .current_dir(&tree.dir);
     clean_env(ctx, &mut cmd);
