@@ -1,4 +1,13 @@
-//! The library's top-level error, and the exit status each kind of failure maps to.
+//! The library's errors, typed at each boundary, and the exit status each kind maps to.
+//!
+//! Errors wrap their cause and say what they were doing: a [`StoreError`] names the S3 operation
+//! ([`Op`]) and the key, and keeps the SDK's error as its source, so a caller can still ask for its
+//! kind (a retry decision, a test) and a reader sees one line that says it all.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::config::ConfigError;
 use crate::lock::LockError;
@@ -17,29 +26,163 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The command cannot run as given (missing or empty source, for example).
-    #[error("{0}")]
-    Usage(String),
+    /// The source directory cannot be synced as it is.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// Talking to S3 failed in a way that stops the whole run (listing, bucket, credentials).
-    #[error("{0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// A transform failed during the run (a plugin returned an error or panicked).
     #[error(transparent)]
     Transform(#[from] TransformError),
+    /// A stage of the pipeline ended before its work was done: a bug, reported instead of
+    /// reading as the end of the tree or of the listing.
+    #[error("the {stage} stopped before it was done: {why}")]
+    Stage { stage: String, why: String },
     /// Another run holds the target's lock, or the lock file cannot be used.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The process cannot watch for SIGINT and SIGTERM.
+    #[error("cannot watch for signals: {0}")]
+    Signals(std::io::Error),
+    /// The embedded S3 store cannot start, or this build has none.
+    #[error("{0}")]
+    LocalStore(String),
     /// A signal stopped the run before it sent anything.
     #[error("stopped by {0} before anything was sent")]
     Interrupted(&'static str),
+    /// A second signal, or the end of the grace period, cut the run short after a first signal.
+    #[error("stopped by {0}: cut short before the requests in flight ended; run again to finish")]
+    CutShort(&'static str),
+}
+
+impl From<crate::scan::WalkError> for Error {
+    fn from(e: crate::scan::WalkError) -> Error {
+        Error::Stage { stage: "walk".into(), why: e.0 }
+    }
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Usage(_) | Error::Lock(_) => EXIT_USAGE,
-            Error::Store(_) | Error::Transform(_) => EXIT_FAILED,
-            Error::Interrupted(_) => EXIT_INTERRUPTED,
+            Error::Config(_) | Error::Source(_) | Error::Lock(_) => EXIT_USAGE,
+            Error::Store(_) | Error::Transform(_) | Error::Stage { .. } | Error::Signals(_) | Error::LocalStore(_) => {
+                EXIT_FAILED
+            }
+            Error::Interrupted(_) | Error::CutShort(_) => EXIT_INTERRUPTED,
         }
+    }
+}
+
+/// Why the source directory is refused before anything is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source {}: {source}", path.display())]
+    Missing { path: PathBuf, source: std::io::Error },
+    #[error("source {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("source {}: cannot read directory: {source}", path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error(
+        "source {} is empty; refusing to sync it (this would delete everything under the prefix); pass --force-delete to do it anyway",
+        .0.display()
+    )]
+    Empty(PathBuf),
+    #[error(
+        "source {}: `.sitesync/` is reserved for sitesync's own objects under the prefix (the chain marker); rename it, or leave it out with a filter (exclude = [\".sitesync/**\"])",
+        .0.display()
+    )]
+    Reserved(PathBuf),
+}
+
+/// An S3 operation, as errors and reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    List,
+    Head,
+    Get,
+    Put,
+    Multipart,
+    Copy,
+    Delete,
+    CreateBucket,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::List => "list",
+            Op::Head => "head",
+            Op::Get => "get",
+            Op::Put => "put",
+            Op::Multipart => "multipart upload",
+            Op::Copy => "copy",
+            Op::Delete => "delete",
+            Op::CreateBucket => "create bucket",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A request to the store that failed: which operation, on what, and why, with the SDK's error
+/// kept as the source.
+#[derive(Debug)]
+pub struct StoreError {
+    pub op: Op,
+    /// What the request was about: an `s3://bucket/key` URL, or a prefix for a listing.
+    pub on: String,
+    /// S3's error code, when the server answered with one (`NoSuchBucket`, `SlowDown`).
+    pub code: Option<String>,
+    /// One line: S3's code and message, or the chain of causes when the server did not answer.
+    pub message: String,
+    /// The endpoint, when it is not AWS's, to tell a misconfigured one from a failing one.
+    pub endpoint: Option<String>,
+    source: Option<Source>,
+}
+
+impl StoreError {
+    /// A failed SDK request.
+    pub fn sdk<E, R>(op: Op, on: impl Into<String>, err: SdkError<E, R>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        let code = err.as_service_error().and_then(|e| e.code()).map(str::to_owned);
+        let message = crate::s3client::describe(&err);
+        StoreError { op, on: on.into(), code, message, endpoint: None, source: Some(Box::new(err)) }
+    }
+
+    /// A request that went through but whose answer cannot be used.
+    pub fn answer(op: Op, on: impl Into<String>, message: impl Into<String>) -> StoreError {
+        StoreError { op, on: on.into(), code: None, message: message.into(), endpoint: None, source: None }
+    }
+
+    /// The same error, naming the endpoint it came from.
+    pub fn at(mut self, endpoint: Option<&str>) -> StoreError {
+        self.endpoint = endpoint.map(str::to_owned);
+        self
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} failed: {}", self.op, crate::names::printable(&self.on), self.message)?;
+        match &self.endpoint {
+            Some(url) => write!(f, " (endpoint {url})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

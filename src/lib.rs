@@ -1,21 +1,27 @@
 //! sitesync: make an S3 prefix match a local directory tree, fast.
 //!
-//! The pipeline is config → local scan ‖ S3 scan → diff → sink; each stage is a module named
-//! after what it owns, and the data between them lives in [`model`]. The binary only parses the
-//! command line, calls [`execute`] and maps the outcome to an exit status.
+//! The pipeline is config → local scan → transform chain ‖ remote source → diff → sink →
+//! post-run steps; each stage is a module named after what it owns, and the data between them
+//! lives in [`model`]. `docs/architecture.md` draws the stages and the seams between them. The
+//! binary only parses the command line, calls [`execute`] and maps the outcome to an exit status.
 
+pub mod after;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod diff;
+pub mod disk;
 pub mod error;
+pub mod fields;
+pub mod journal;
+#[cfg(feature = "local-store")]
 pub mod local_store;
 pub mod lock;
-pub mod marker;
 pub mod model;
 pub mod names;
+pub mod panic;
 pub mod pipeline;
-pub mod plan;
+pub mod remote;
 pub mod report;
 pub mod s3client;
 pub mod scan;
@@ -36,8 +42,8 @@ pub async fn execute(command: &cli::Command) -> Result<Report, Error> {
     let opts =
         pipeline::RunOptions { dry_run: command.dry_run(), force_delete: args.force_delete, wait_lock: args.wait_lock };
     // A store error names the endpoint it came from, unless that is AWS itself.
-    pipeline::run(&config, &opts).await.map_err(|e| match (e, &config.endpoint_url) {
-        (Error::Store(message), Some(url)) => Error::Store(format!("{message} (endpoint {url})")),
-        (e, _) => e,
+    pipeline::run(&config, &opts).await.map_err(|e| match e {
+        Error::Store(e) => Error::Store(e.at(config.endpoint_url.as_deref())),
+        e => e,
     })
 }

@@ -4,9 +4,11 @@
 //! sink turns events into S3 requests. Keeping these types free of behaviour lets every stage be
 //! tested on its own and lets snapshot tests build inputs without touching a disk or a server.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::fields::Field;
+pub use crate::fields::ObjectMeta;
 
 /// A point in time as nanoseconds since the Unix epoch (covers the years 1677 to 2262).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -68,7 +70,7 @@ impl LocalFile {
 
     /// The Content-Type the object gets: the chain's, else one guessed from the key's extension.
     pub fn content_type(&self) -> &str {
-        match self.meta.as_ref().and_then(|m| m.content_type.as_deref()) {
+        match self.meta.as_ref().and_then(|m| m.get(Field::ContentType)) {
             Some(t) => t,
             None => mime_guess::from_path(&self.key).first_raw().unwrap_or("application/octet-stream"),
         }
@@ -85,26 +87,6 @@ pub enum Body {
     /// cannot read). Inside the transform chain it travels as an entry, so a step that drops the
     /// entry drops the problem with it; what is left of it after the chain is reported.
     Unreadable(Arc<Problem>),
-}
-
-/// The headers and metadata of an object that the chain sets; every `None` is left unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct ObjectMeta {
-    pub cache_control: Option<String>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    /// User metadata, sent as `x-amz-meta-NAME` headers.
-    pub metadata: BTreeMap<String, String>,
-    pub storage_class: Option<String>,
-    pub website_redirect_location: Option<String>,
-}
-
-impl ObjectMeta {
-    pub fn is_empty(&self) -> bool {
-        *self == ObjectMeta::default()
-    }
 }
 
 /// An object listed under the target prefix.

@@ -1,22 +1,12 @@
 //! What a run did: counts, bytes, failures, and the one-line summary every run ends with.
 //!
-//! Workers record into a shared [`Tracker`] as operations finish; the pipeline turns it into a
-//! [`Report`] at the end, printed as a human line on stderr or as JSON on stdout (`--json`).
-
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! The sink says what it did in its [`Applied`] record; the pipeline turns that into a
+//! [`Report`], printed as a human line on stderr or as JSON on stdout (`--json`).
 
 use serde::Serialize;
 
-/// One thing that could not be done, named by its key.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Failure {
-    /// The key (relative to the prefix), or the escaped on-disk name when no key could be made.
-    pub key: String,
-    /// `scan`, `upload`, `copy`, `delete` or `list`.
-    pub op: &'static str,
-    pub error: String,
-}
+use crate::sink::Applied;
+pub use crate::sink::Failure;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -42,68 +32,26 @@ pub struct Report {
     pub plan: String,
 }
 
-/// Shared, cheap-to-update counters for the workers.
-#[derive(Debug, Default)]
-pub struct Tracker {
-    uploaded: AtomicU64,
-    copied: AtomicU64,
-    deleted: AtomicU64,
-    bytes_uploaded: AtomicU64,
-    failures: Mutex<Vec<Failure>>,
-}
-
-impl Tracker {
-    pub fn uploaded(&self, bytes: u64) {
-        self.uploaded.fetch_add(1, Ordering::Relaxed);
-        self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    pub fn copied(&self) {
-        self.copied.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn deleted(&self, n: u64) {
-        self.deleted.fetch_add(n, Ordering::Relaxed);
-    }
-
-    pub fn failed(&self, key: impl Into<String>, op: &'static str, error: impl Into<String>) {
-        let failure = Failure { key: key.into(), op, error: error.into() };
-        tracing::error!("{} {}: {}", failure.op, crate::names::printable(&failure.key), failure.error);
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure);
-    }
-
-    /// The keys that failed in operation `op` so far.
-    pub fn failed_keys(&self, op: &str) -> std::collections::HashSet<String> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.iter().filter(|f| f.op == op).map(|f| f.key.clone()).collect()
-    }
-
-    pub fn failure_count(&self) -> u64 {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
-    }
-
-    pub fn report(&self, dry_run: bool, unchanged: u64, elapsed: std::time::Duration) -> Report {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        failures.sort_by(|a, b| (&a.key, a.op).cmp(&(&b.key, b.op)));
+impl Report {
+    /// The report of a run that did `applied` and found `unchanged` keys unchanged.
+    pub fn new(applied: Applied, dry_run: bool, unchanged: u64, elapsed: std::time::Duration) -> Report {
         Report {
             dry_run,
-            uploaded: self.uploaded.load(Ordering::Relaxed),
-            copied: self.copied.load(Ordering::Relaxed),
-            deleted: self.deleted.load(Ordering::Relaxed),
+            uploaded: applied.uploaded,
+            copied: applied.copied,
+            deleted: applied.deleted,
             unchanged,
-            failed: failures.len() as u64,
-            bytes_uploaded: self.bytes_uploaded.load(Ordering::Relaxed),
+            failed: applied.failures.len() as u64,
+            bytes_uploaded: applied.bytes_uploaded,
             elapsed_seconds: elapsed.as_secs_f64(),
-            deletes_withheld: 0,
+            deletes_withheld: applied.deletes_withheld,
             refused: None,
             interrupted: None,
-            failures,
-            plan: String::new(),
+            failures: applied.failures,
+            plan: applied.plan,
         }
     }
-}
 
-impl Report {
     /// The exit status: 130 when a signal stopped the run, 2 when it was refused, 1 when anything
     /// failed, otherwise 0.
     pub fn exit_code(&self) -> u8 {

@@ -49,19 +49,23 @@ pub struct Connection {
     pub timeout: Duration,
 }
 
+/// Attempts per request, the first included, unless configured (`max_attempts`).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// Seconds one attempt may take, unless configured (`timeout`).
+pub const DEFAULT_TIMEOUT_SECS: f64 = 60.0;
+
 impl Default for Connection {
-    /// The standard AWS chain, with sync.toml's defaults for retries and timeouts.
+    /// The standard AWS chain, with the default retries and timeouts.
     fn default() -> Self {
-        let raw = crate::config::RawConfig::default();
         Connection {
             endpoint_url: None,
             path_style: false,
             region: None,
             profile: None,
             static_credentials: None,
-            max_attempts: raw.max_attempts,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_mode: RetryMode::default(),
-            timeout: Duration::from_secs_f64(raw.timeout),
+            timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
         }
     }
 }
@@ -145,6 +149,18 @@ pub fn sending(client: &aws_sdk_s3::Client, bytes: u64) -> Option<aws_sdk_s3::co
     let mut timeouts = base.to_builder();
     timeouts.set_operation_attempt_timeout(Some(attempt + Duration::from_secs_f64(bytes as f64 / MIN_SEND_RATE)));
     Some(aws_sdk_s3::Config::builder().timeout_config(timeouts.build()))
+}
+
+/// Sends a request that carries `$bytes` bytes (a PutObject, an UploadPart, a large CopyObject)
+/// with an attempt timeout grown to fit them (see [`sending`]).
+#[macro_export]
+macro_rules! send_sized {
+    ($request:expr, $client:expr, $bytes:expr) => {
+        match $crate::s3client::sending($client, $bytes) {
+            Some(timeouts) => $request.customize().config_override(timeouts).send().await,
+            None => $request.send().await,
+        }
+    };
 }
 
 /// One line for an SDK error: the S3 error code and message when the server answered, the whole

@@ -6,6 +6,15 @@
 
 use std::fmt;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
+/// S3's limit on the length of a key, in bytes of UTF-8, prefix included.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The characters S3 leaves as they are when it percent-encodes a key (in a listing made with
+/// `EncodingType=url`, in `x-amz-copy-source`); `/` separates folders and stays too.
+pub const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub bucket: String,

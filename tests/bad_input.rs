@@ -19,7 +19,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use support::proxy::{Fault, Head, Rule};
-use support::{Cmd, Run, Store, Tree};
+use support::{Cmd, Outcome, Store, Tree};
 
 const README: &str = include_str!("../README.md");
 const THIS_FILE: &str = include_str!("bad_input.rs");
@@ -64,7 +64,7 @@ fn matches(line: &str, pattern: &str) -> bool {
 }
 
 #[track_caller]
-fn check(run: &Run, case: &str) {
+fn check(run: &Outcome, case: &str) {
     let rows = rows();
     let row = rows.get(case).unwrap_or_else(|| panic!("no row `{case}` in the README's bad-input table"));
     assert_eq!(run.code, Some(row.exit), "{case}: exit status\n--- stderr\n{}", run.stderr);
@@ -109,12 +109,12 @@ fn synced_without_deletes(store: &Store) {
     assert!(objects.contains_key("outside.txt"));
 }
 
-fn sync(tree: &Tree, store: &Store) -> Run {
+fn sync(tree: &Tree, store: &Store) -> Outcome {
     tree.sync(&store.endpoint(), &[]).run()
 }
 
 /// Runs a command that must change nothing, and checks that it did not.
-fn refused(store: &Store, cmd: Cmd) -> Run {
+fn refused(store: &Store, cmd: Cmd) -> Outcome {
     let before = store.objects();
     let run = cmd.run();
     assert_eq!(store.objects(), before, "a refused run must not touch the bucket");
@@ -268,7 +268,7 @@ fn symlink_self_loop() {
 }
 
 /// A symlink to a file outside the source, with each policy.
-fn outside_link(policy: &str) -> (Store, Tree, Run) {
+fn outside_link(policy: &str) -> (Store, Tree, Outcome) {
     let store = Store::start();
     let tree = Tree::new();
     tree.file("good.txt", "good");
@@ -392,7 +392,7 @@ fn endpoint_unreachable() {
 
 // --- The destination -------------------------------------------------------------------------------
 
-fn destination(url: &str) -> Run {
+fn destination(url: &str) -> Outcome {
     let store = Store::start();
     let tree = setup(&store);
     let mut cmd = tree.cmd();
@@ -426,7 +426,7 @@ fn prefix_with_leading_slash() {
 
 // --- sync.toml -------------------------------------------------------------------------------------
 
-fn with_config(text: &str) -> Run {
+fn with_config(text: &str) -> Outcome {
     let store = Store::start();
     let tree = setup(&store);
     tree.config(text);

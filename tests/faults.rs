@@ -38,7 +38,7 @@ fn five_percent_of_each_fault_still_ends_complete_and_the_next_run_is_a_no_op() 
     let proxy = store.proxy(0x5eed, rules);
 
     let started = Instant::now();
-    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().expect(0);
+    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().code(0);
     let first = started.elapsed();
     let r = report(&run.stdout);
     assert_eq!((r["uploaded"].as_u64(), r["deleted"].as_u64(), r["failed"].as_u64()), (Some(2000), Some(40), Some(0)));
@@ -51,7 +51,7 @@ fn five_percent_of_each_fault_still_ends_complete_and_the_next_run_is_a_no_op() 
     assert_eq!(store.objects(), expected);
 
     let started = Instant::now();
-    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().expect(0);
+    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().code(0);
     let r = report(&run.stdout);
     assert_eq!(
         (r["uploaded"].as_u64(), r["deleted"].as_u64(), r["unchanged"].as_u64()),
@@ -78,7 +78,7 @@ fn adaptive_mode_rides_out_throttling() {
     tree.many(300);
     tree.config(&format!("{QUICK}retry_mode = \"adaptive\"\n"));
     let proxy = store.proxy(7, vec![Rule::new(Fault::SlowDown).after(250).limit(1)]);
-    tree.sync(&proxy.endpoint(), &[]).run().expect(0);
+    tree.sync(&proxy.endpoint(), &[]).run().code(0);
     assert_eq!(proxy.injected(Fault::SlowDown), 1);
     assert_eq!(store.objects(), tree.expected());
 }
@@ -98,7 +98,7 @@ fn failing_deletes_exit_1_lose_nothing_and_a_clean_run_finishes_them() {
     tree.config("max_attempts = 3\n");
     let proxy = store.proxy(1, vec![Rule::new(Fault::InternalError).when(Head::is_delete_objects)]);
 
-    let run = tree.sync(&proxy.endpoint(), &[]).run().expect(1);
+    let run = tree.sync(&proxy.endpoint(), &[]).run().code(1);
     assert!(run.stderr.contains("delete gone/0.txt: InternalError"), "{}", run.stderr);
     assert_eq!(proxy.injected(Fault::InternalError), 3, "one DeleteObjects, retried up to max_attempts");
     // Every upload went through; nothing was deleted.
@@ -109,7 +109,7 @@ fn failing_deletes_exit_1_lose_nothing_and_a_clean_run_finishes_them() {
     expected.insert("outside.txt".into(), b"keep".to_vec());
     assert_eq!(store.objects(), expected);
 
-    let run = tree.sync(&store.endpoint(), &[]).run().expect(0);
+    let run = tree.sync(&store.endpoint(), &[]).run().code(0);
     assert!(run.stderr.contains("0 uploaded, 0 copied, 5 deleted"), "{}", run.stderr);
     let mut expected = tree.expected();
     expected.insert("outside.txt".into(), b"keep".to_vec());
@@ -123,18 +123,18 @@ fn non_retryable_errors_fail_fast_with_their_code() {
     tree.many(3);
     let proxy = store.proxy(1, vec![]);
 
-    let run = tree.sync(&proxy.endpoint(), &[]).env("AWS_SECRET_ACCESS_KEY", "wrong-secret").run().expect(1);
+    let run = tree.sync(&proxy.endpoint(), &[]).env("AWS_SECRET_ACCESS_KEY", "wrong-secret").run().code(1);
     assert!(run.stderr.contains("SignatureDoesNotMatch"), "{}", run.stderr);
     let after_credentials = proxy.requests();
     assert!(after_credentials <= 2, "a 403 must not be retried ({after_credentials} requests)");
 
     let run = tree.cmd().arg("sync").arg(tree.src()).arg("s3://no-such-bucket/site");
-    let run = run.arg("--endpoint-url").arg(proxy.endpoint()).arg("--path-style").run().expect(1);
+    let run = run.arg("--endpoint-url").arg(proxy.endpoint()).arg("--path-style").run().code(1);
     assert!(run.stderr.contains("NoSuchBucket"), "{}", run.stderr);
     assert!(proxy.requests() - after_credentials <= 2, "a 404 must not be retried");
 
     let bad = store.proxy(1, vec![Rule::new(Fault::BadRequest).when(Head::is_put)]);
-    let run = tree.sync(&bad.endpoint(), &[]).run().expect(1);
+    let run = tree.sync(&bad.endpoint(), &[]).run().code(1);
     assert!(run.stderr.contains("InvalidArgument: Injected by the test proxy."), "{}", run.stderr);
     assert_eq!(bad.injected(Fault::BadRequest), 3, "one attempt for each of the 3 uploads");
 }
@@ -156,7 +156,7 @@ fn the_retry_budget_is_per_request_not_per_run() {
         *n <= 2
     });
     let proxy = store.proxy(1, vec![rule]);
-    tree.sync(&proxy.endpoint(), &[]).run().expect(0);
+    tree.sync(&proxy.endpoint(), &[]).run().code(0);
     assert!(proxy.injected(Fault::SlowDown) >= 2 * files.len() as u64);
     assert_eq!(store.objects(), tree.expected());
 }
@@ -172,7 +172,7 @@ fn multipart_parts_are_retried_alone() {
     tree.config("multipart_threshold = 5242880\nmultipart_chunk_size = 5242880\nmax_attempts = 8\n");
     let puts = |fault| Rule::new(fault).when(Head::is_put).rate(0.3);
     let proxy = store.proxy(11, vec![puts(Fault::InternalError), puts(Fault::Reset)]);
-    tree.sync(&proxy.endpoint(), &[]).run().expect(0);
+    tree.sync(&proxy.endpoint(), &[]).run().code(0);
     assert!(proxy.injected(Fault::InternalError) + proxy.injected(Fault::Reset) > 0);
     assert_eq!(store.objects().get("site/video.bin"), Some(&content));
 }

@@ -68,9 +68,9 @@ fn kill_when(store: &Store, tree: &Tree, rule: Rule, fired: mpsc::Receiver<Strin
     assert_eq!(now.get("outside.txt"), Some(&b"keep".to_vec()));
     assert_eq!(now.get("site2/keep.txt"), Some(&b"keep".to_vec()));
 
-    tree.sync(&store.endpoint(), &[]).run().expect(0);
+    tree.sync(&store.endpoint(), &[]).run().code(0);
     assert_eq!(store.objects(), expected, "after a kill at {request} and one clean run");
-    let run = tree.sync(&store.endpoint(), &[]).run().expect(0);
+    let run = tree.sync(&store.endpoint(), &[]).run().code(0);
     assert!(run.stderr.contains("0 uploaded, 0 copied, 0 deleted"), "{}", run.stderr);
 }
 
@@ -112,7 +112,7 @@ fn sigint_lets_requests_in_flight_finish_and_exits_130() {
         support::signal(&child, signal);
         // The hung upload is in flight: once let through it must finish, not be dropped.
         proxy.release();
-        let run = wait(child, WAIT).expect(130);
+        let run = wait(child, WAIT).code(130);
         assert!(run.stderr.contains(&format!("stopped by {name}, run again to finish")), "{}", run.stderr);
         let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         assert_eq!(report["interrupted"], name);
@@ -125,7 +125,7 @@ fn sigint_lets_requests_in_flight_finish_and_exits_130() {
         assert_eq!(objects.get(&key), expected(&tree).get(&key), "the upload in flight at the signal finished");
         assert!(objects.contains_key("site/gone/00000.txt"), "no deletes after a signal");
 
-        tree.sync(&store.endpoint(), &[]).run().expect(0);
+        tree.sync(&store.endpoint(), &[]).run().code(0);
         assert_eq!(store.objects(), expected(&tree));
     }
 }
@@ -145,7 +145,7 @@ fn a_second_run_for_the_same_target_fails_fast_naming_the_holder() {
     let proxy = store.proxy(3, vec![rule]);
     let first = holder(&tree, &proxy, &fired);
 
-    let second = tree.sync(&proxy.endpoint(), &[]).run().expect(2);
+    let second = tree.sync(&proxy.endpoint(), &[]).run().code(2);
     let line = format!("another sitesync run (pid {}) holds the lock", first.id());
     assert!(second.stderr.contains(&line), "{}", second.stderr);
     assert!(second.stderr.contains("--wait-lock"), "{}", second.stderr);
@@ -153,10 +153,10 @@ fn a_second_run_for_the_same_target_fails_fast_naming_the_holder() {
     let mut plan = tree.cmd();
     plan.command.arg("plan").arg(tree.src()).arg(support::DEST);
     plan.command.args(["--endpoint-url", &proxy.endpoint(), "--path-style"]);
-    plan.run().expect(0);
+    plan.run().code(0);
 
     proxy.release();
-    wait(first, WAIT).expect(0);
+    wait(first, WAIT).code(0);
     assert_eq!(store.objects(), expected(&tree));
 }
 
@@ -176,7 +176,7 @@ fn wait_lock_waits_for_the_holder_then_runs() {
     assert!(waiting.contains(&format!("pid {}", first.id())), "{waiting}");
 
     proxy.release();
-    wait(first, WAIT).expect(0);
+    wait(first, WAIT).code(0);
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = second.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{rest:?}");
@@ -202,5 +202,5 @@ fn a_signal_while_waiting_for_the_lock_exits_130_having_sent_nothing() {
     assert_eq!(proxy.requests(), requests, "the waiting run sent no request");
 
     proxy.release();
-    wait(first, WAIT).expect(0);
+    wait(first, WAIT).code(0);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sitesync::clock::Clock;
 use sitesync::local_store::LocalStore;
+use sitesync::remote::{Listing, RemoteSource};
 use sitesync::s3client::{self, Connection};
 use sitesync::target::Target;
 use tokio::sync::mpsc;
@@ -17,7 +18,8 @@ async fn client(store: &LocalStore) -> aws_sdk_s3::Client {
 async fn listed(client: &aws_sdk_s3::Client, target: &Target, parallel: usize) -> Vec<String> {
     let (tx, mut rx) = mpsc::channel(2);
     let (client, t) = (client.clone(), target.clone());
-    let task = tokio::spawn(async move { sitesync::scan::s3::list(&client, &t, parallel, tx).await });
+    let listing: Box<dyn RemoteSource> = Box::new(Listing { client, target: t, parallel });
+    let task = tokio::spawn(listing.send(tx));
     let mut keys = Vec::new();
     while let Some(batch) = rx.recv().await {
         keys.extend(batch.into_iter().map(|o| o.key));

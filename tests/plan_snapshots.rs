@@ -4,11 +4,12 @@
 //!
 //! The tree is built on disk and walked by the real local scan, so name decoding, NFC and the
 //! walk's S3 key order are part of what is pinned; the walk goes through the case's transform
-//! chain, as in a run. The listing is fed in S3 order, as ListObjectsV2 returns it, less the keys
-//! the chain hides. Both sides then go through the real diff under several schedules (alternating
-//! small batches either way round, and the pipeline's read-the-side-that-is-behind rule): the
-//! streaming match must give the same plan whichever way the scans interleave. When the delete
-//! limits would refuse the run, a `refused:` line follows the plan.
+//! chain, as in a run. The listing is fed in S3 order, as ListObjectsV2 returns it. Both sides
+//! then go through the product's own merge loop (`sitesync::diff::merge`) into the plan sink a
+//! dry run uses, under several schedules (alternating small batches either way round, and the
+//! pipeline's read-the-side-that-is-behind rule): the streaming match must give the same plan
+//! whichever way the scans interleave. When the delete limits would refuse the run, a
+//! `refused:` line follows the plan.
 //!
 //! `local.toml`: `[[entry]]` tables with `name` (a UTF-8 relative path) or `name_hex` (its raw
 //! bytes in hex, for names git cannot hold), then `size` (bytes of filler) or `content`, and
@@ -36,10 +37,10 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use sitesync::clock::Offset;
 use sitesync::config::{self, Config, Overrides};
-use sitesync::diff::{Diff, Tally};
-use sitesync::model::{Event, LocalItem, RemoteObject, Time};
-use sitesync::pipeline::{RunOptions, delete_limit};
-use sitesync::plan;
+use sitesync::diff::merge::{Fixed, InMemory};
+use sitesync::diff::{DeleteLimits, Diff, Ended, Schedule, Tally, merge};
+use sitesync::model::{LocalItem, RemoteObject, Time};
+use sitesync::sink::{Finish, PlanSink, Sink};
 
 /// The instant fixture times are relative to (2023-11-14T22:13:20Z).
 const T0: i64 = 1_700_000_000;
@@ -158,40 +159,24 @@ fn build_tree(spec: &LocalSpec, root: &Path) {
 
 /// Everything the real walk yields, in its order.
 fn walk(config: &Config) -> Vec<LocalItem> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-    let walker = sitesync::scan::local::spawn_with(config.source.clone(), config.walk_options(), tx);
-    let mut items = Vec::new();
-    while let Some(batch) = rx.blocking_recv() {
-        items.extend(batch);
-    }
-    walker.join().unwrap();
-    items
+    sitesync::scan::walk_all(&config.source, config.walk_options()).unwrap_or_else(|e| panic!("the walk: {e}"))
 }
 
-/// The walk through the transform chain, as the diff receives it (a small tree is one batch).
+/// The walk through the transform chain the run builds, as the diff receives it (a small tree
+/// is one batch).
 fn transform(config: &Config, items: Vec<LocalItem>) -> Vec<LocalItem> {
     if config.chain.is_empty() {
         return items;
     }
-    let mut chain = config.chain.start().unwrap_or_else(|e| panic!("starting the chain: {e}"));
+    let mut chain = sitesync::pipeline::chain(config).unwrap_or_else(|e| panic!("starting the chain: {e}"));
     chain.apply(items).unwrap_or_else(|e| panic!("the chain failed: {e}"))
-}
-
-/// The order in which the two scans' batches reach the diff.
-#[derive(Debug, Clone, Copy)]
-enum Schedule {
-    /// One local batch, one remote batch, and so on.
-    LocalFirst,
-    RemoteFirst,
-    /// As the pipeline reads: from the side whose scan position is behind.
-    Behind,
 }
 
 /// What the two scans of a case found, and what the run knows of the bucket and its clock.
 struct Scanned {
     config: Config,
     local: Vec<LocalItem>,
-    /// In S3 order, without the keys the chain hides.
+    /// In S3 order, as listed.
     remote: Vec<RemoteObject>,
     /// The clock offset while scanning, and once the run narrowed it.
     scan: Offset,
@@ -200,64 +185,37 @@ struct Scanned {
     refresh: bool,
 }
 
-/// What a dry run would print: the plan, and why the run would be refused, if it would.
+/// What a dry run would print, through the product's merge and plan sink: the plan, and why
+/// the run would be refused, if it would.
 fn plan(case: &Scanned, schedule: Schedule, chunk: usize) -> (String, Tally) {
-    let Scanned { config, scan, last, .. } = case;
-    let (scan, last) = (*scan, *last);
-    let mut local_batches = case.local.chunks(chunk).map(<[_]>::to_vec);
-    let mut remote_batches = case.remote.chunks(chunk).map(<[_]>::to_vec);
+    let config = &case.config;
     let mut diff = Diff::new(config.rule);
+    diff.hide(config.chain.remote_filter());
     if !config.chain.keeps_order() {
         diff.local_unordered();
     }
     if case.refresh {
         diff.refresh_unchanged();
     }
-    let mut events = Vec::new();
-    let (mut local_open, mut remote_open) = (true, true);
-    let mut turn_local = !matches!(schedule, Schedule::RemoteFirst);
-    while local_open || remote_open {
-        let read_local = match schedule {
-            Schedule::Behind => {
-                let (local_at, remote_at) = diff.positions();
-                local_open && (!remote_open || local_at <= remote_at)
-            }
-            _ => local_open && (turn_local || !remote_open),
-        };
-        turn_local = !turn_local;
-        if read_local {
-            match local_batches.next() {
-                Some(batch) => diff.local_batch(batch, scan, &mut events),
-                None => {
-                    local_open = false;
-                    diff.local_done(&mut events);
-                }
-            }
-        } else {
-            match remote_batches.next() {
-                Some(batch) => diff.remote_batch(batch, scan, &mut events),
-                None => {
-                    remote_open = false;
-                    diff.remote_done(&mut events);
-                }
-            }
-        }
-    }
-    diff.finish(last, &mut events);
+    let mut sides = InMemory::batched(&case.local, &case.remote, chunk);
+    let offsets = Fixed::new(case.scan, case.last);
+    let mut sink: Box<dyn Sink> = Box::new(PlanSink::new(config.target.clone(), config.delete));
+    let limits = DeleteLimits {
+        enforced: config.delete,
+        max: config.max_delete,
+        max_percent: config.max_delete_percent,
+        early: false,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let ended = runtime.block_on(merge(&mut diff, &mut sides, &offsets, sink.as_mut(), &limits, schedule));
     assert_eq!(diff.pending(), 0, "the diff holds keys after both scans ended");
-
-    // As the sink does: without `delete`, delete events are dropped.
-    let mut steps: Vec<plan::Step> = events
-        .iter()
-        .filter(|e| config.delete || !matches!(e, Event::Delete { .. }))
-        .map(|e| plan::step(e, &config.target))
-        .collect();
-    let deletes = steps.iter().filter(|s| s.phase == plan::Phase::Deletes).count() as u64;
     let tally = diff.tally();
-    let mut out = plan::render(&mut steps, tally.unchanged);
-    let dry_run = RunOptions { dry_run: true, ..Default::default() };
-    if let Some(why) = delete_limit(config, &dry_run, deletes, Some(tally)) {
-        out.push_str(&format!("refused: {why}\n"));
+    let complete = matches!(ended, Ended::Complete);
+    let mut out = runtime.block_on(sink.finish(Finish { deletes: complete, unchanged: tally.unchanged })).plan;
+    match ended {
+        Ended::Complete => {}
+        Ended::Refused(why) => out.push_str(&format!("refused: {why}\n")),
+        other => panic!("the merge ended with {other:?}"),
     }
     (out, tally)
 }
@@ -322,8 +280,6 @@ fn plan_of_each_fixture() {
             .map(|o| RemoteObject { key: o.key.clone(), size: o.size, last_modified: at(o.last_modified) })
             .collect();
         objects.sort_by(|a, b| a.key.cmp(&b.key));
-        let hidden = config.chain.remote_filter();
-        objects.retain(|o| hidden.keeps(&o.key));
         let fingerprint = config.chain.fingerprint();
         let refresh = match remote.marker.as_deref() {
             Some("current") => false,
@@ -335,7 +291,8 @@ fn plan_of_each_fixture() {
 
         let scanned = Scanned { config, local: items, remote: objects, scan, last, refresh };
         let mut plans = Vec::new();
-        for schedule in [Schedule::LocalFirst, Schedule::RemoteFirst, Schedule::Behind] {
+        let alternate = |local_first| Schedule::Alternate { local_first };
+        for schedule in [alternate(true), alternate(false), Schedule::Behind] {
             for chunk in [1, 2, 3, usize::MAX] {
                 plans.push((schedule, chunk, plan(&scanned, schedule, chunk)));
             }

@@ -5,13 +5,13 @@
 //! A library that cannot be loaded or created is a configuration error: exit 2, before anything
 //! is sent. A plugin that fails during the run fails the run: exit 1, no crash, no deletes.
 
-mod common;
 mod plugin_build;
+mod support;
 
 use std::fs;
 use std::path::PathBuf;
 
-use common::Test;
+use support::Test;
 
 /// Copies plugin package `package` into `plugins/` beside the test's `sync.toml`, and returns
 /// the path to write in `plugin = ".."`.
@@ -45,7 +45,7 @@ fn site() -> Test {
 fn head(test: &Test, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime
-        .block_on(test.server.client.head_object().bucket(common::BUCKET).key(key).send())
+        .block_on(test.server.client.head_object().bucket(support::BUCKET).key(key).send())
         .unwrap_or_else(|e| panic!("head {key}: {e:?}"))
 }
 

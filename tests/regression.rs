@@ -45,7 +45,7 @@ fn a_folder_listing_that_keeps_failing_ends_the_run_naming_the_folder() {
     tree.config("list_parallel = 2\nmax_attempts = 2\nmax_delete_percent = 100\n");
     let failing = Rule::new(Fault::InternalError).when(|h| h.is_list() && h.target.contains("d3%2F"));
     let proxy = store.proxy(1, vec![failing]);
-    let run = wait(tree.sync(&proxy.endpoint(), &["--json"]).spawn(), Duration::from_secs(60)).expect(1);
+    let run = wait(tree.sync(&proxy.endpoint(), &["--json"]).spawn(), Duration::from_secs(60)).code(1);
     assert!(run.stderr.contains("site/d3/"), "the error names the folder\n{}", run.stderr);
     for d in 0..10 {
         assert!(store.keys().contains(&format!("site/d{d}/old.txt")), "nothing is deleted");
@@ -69,13 +69,13 @@ fn a_filter_before_a_duplicate_converges_and_deletes_what_the_chain_no_longer_ma
     tree.file("v2/a.js", "a");
     tree.file("v2/b.js", "b");
     tree.config(FILTER_THEN_DUPLICATE);
-    let first = report(&tree.sync(&store.endpoint(), &["--json"]).run().expect(0).stdout);
+    let first = report(&tree.sync(&store.endpoint(), &["--json"]).run().code(0).stdout);
     assert_eq!(counts(&first), (2, 2, 0, 0));
-    let again = report(&tree.sync(&store.endpoint(), &["--json"]).run().expect(0).stdout);
+    let again = report(&tree.sync(&store.endpoint(), &["--json"]).run().code(0).stdout);
     assert_eq!(counts(&again), (0, 0, 0, 0), "nothing changed, so nothing is sent");
 
     std::fs::remove_file(tree.path("v2/a.js")).unwrap();
-    let removed = report(&tree.sync(&store.endpoint(), &["--json"]).run().expect(0).stdout);
+    let removed = report(&tree.sync(&store.endpoint(), &["--json"]).run().code(0).stdout);
     assert_eq!(counts(&removed), (0, 0, 2, 0));
     let keys = store.keys();
     assert!(!keys.contains(&"site/latest/a.js".to_owned()), "{keys:?}");
@@ -86,8 +86,10 @@ fn a_filter_before_a_duplicate_converges_and_deletes_what_the_chain_no_longer_ma
 fn a_filter_before_a_plugin_is_refused_naming_both_tables() {
     let tree = Tree::new();
     tree.file("a.html", "a");
-    tree.config("[[transform]]\ntype = \"filter\"\nexclude = [\"drafts/**\"]\n\n[[transform]]\nplugin = \"sync.toml\"\n");
-    let run = tree.sync("http://127.0.0.1:9", &[]).run().expect(2);
+    tree.config(
+        "[[transform]]\ntype = \"filter\"\nexclude = [\"drafts/**\"]\n\n[[transform]]\nplugin = \"sync.toml\"\n",
+    );
+    let run = tree.sync("http://127.0.0.1:9", &[]).run().code(2);
     assert!(run.stderr.contains("transform[0]") && run.stderr.contains("transform[1]"), "{}", run.stderr);
 }
 
@@ -102,14 +104,16 @@ fn a_problem_inside_an_excluded_folder_does_not_fail_the_run() {
     store.put("site/old.html", b"old");
     store.put("site/new.html", b"new");
     tree.config("max_delete_percent = 100\n[[transform]]\ntype = \"filter\"\nexclude = [\"drafts/**\", \"*.tmp\"]\n");
-    let run = tree.sync(&store.endpoint(), &["--json"]).run().expect(0);
+    let run = tree.sync(&store.endpoint(), &["--json"]).run().code(0);
     let r = report(&run.stdout);
     assert_eq!(counts(&r), (1, 0, 2, 0), "{}", run.stderr);
     assert_eq!(store.keys(), ["site/index.html"]);
 }
 
 fn headers(max_age: u32) -> String {
-    format!("[[transform]]\ntype = \"headers\"\n[[transform.rules]]\nglob = \"**\"\ncache_control = \"max-age={max_age}\"\n")
+    format!(
+        "[[transform]]\ntype = \"headers\"\n[[transform.rules]]\nglob = \"**\"\ncache_control = \"max-age={max_age}\"\n"
+    )
 }
 
 #[test]
@@ -119,18 +123,18 @@ fn a_chain_change_made_while_a_file_could_not_be_read_reaches_it_later() {
     tree.file("a.css", "a");
     tree.file("b.css", "b");
     tree.config(&headers(1));
-    tree.sync(&store.endpoint(), &[]).run().expect(0);
+    tree.sync(&store.endpoint(), &[]).run().code(0);
 
     tree.config(&headers(2));
     let b = tree.path("b.css");
     std::fs::remove_file(&b).unwrap();
     mkfifo(&b);
-    tree.sync(&store.endpoint(), &[]).run().expect(1);
+    tree.sync(&store.endpoint(), &[]).run().code(1);
     assert_eq!(head(&store, "site/a.css").cache_control(), Some("max-age=2"));
 
     std::fs::remove_file(&b).unwrap();
     tree.file("b.css", "b");
-    tree.sync(&store.endpoint(), &[]).run().expect(0);
+    tree.sync(&store.endpoint(), &[]).run().code(0);
     assert_eq!(head(&store, "site/b.css").cache_control(), Some("max-age=2"));
 }
 
@@ -142,7 +146,7 @@ fn a_failed_complete_multipart_upload_is_aborted() {
     tree.config("multipart_threshold = 5242880\nmultipart_chunk_size = 5242880\n");
     let complete = Rule::new(Fault::BadRequest).when(|h| h.method == "POST" && h.target.contains("uploadId="));
     let proxy = store.proxy(2, vec![complete]);
-    tree.sync(&proxy.endpoint(), &[]).run().expect(1);
+    tree.sync(&proxy.endpoint(), &[]).run().code(1);
     assert_eq!(store.open_uploads(), 0, "the upload was left open: its parts would be billed");
 }
 
@@ -153,16 +157,14 @@ fn a_multipart_upload_stopped_by_a_signal_is_aborted() {
     tree.file("big.bin", vec![7u8; 20 * 1024 * 1024]);
     tree.config("multipart_threshold = 5242880\nmultipart_chunk_size = 5242880\n");
     let (tx, rx) = std::sync::mpsc::channel();
-    let stall = Rule::new(Fault::Stall)
-        .when(|h| h.method == "PUT" && h.target.contains("partNumber=2"))
-        .limit(1)
-        .notify(tx);
+    let stall =
+        Rule::new(Fault::Stall).when(|h| h.method == "PUT" && h.target.contains("partNumber=2")).limit(1).notify(tx);
     let proxy = store.proxy(3, vec![stall]);
     let child = tree.sync(&proxy.endpoint(), &[]).spawn();
     rx.recv_timeout(Duration::from_secs(60)).expect("part 2 never came");
     support::signal(&child, libc::SIGINT);
     proxy.release();
-    wait(child, Duration::from_secs(60)).expect(130);
+    wait(child, Duration::from_secs(60)).code(130);
     assert_eq!(store.open_uploads(), 0, "the interrupted upload was left open");
     assert!(store.keys().is_empty(), "no new upload starts after the signal: {:?}", store.keys());
 }
@@ -175,10 +177,10 @@ fn keys_that_xml_cannot_carry_are_deleted_too() {
     tree.file("ok.txt", "ok");
     tree.file("keep.txt", "keep");
     tree.config("max_delete_percent = 100\n");
-    tree.sync(&store.endpoint(), &[]).run().expect(0);
+    tree.sync(&store.endpoint(), &[]).run().code(0);
     std::fs::remove_file(tree.path("bell\u{7}.txt")).unwrap();
     std::fs::remove_file(tree.path("ok.txt")).unwrap();
-    let run = tree.sync(&store.endpoint(), &["--json"]).run().expect(0);
+    let run = tree.sync(&store.endpoint(), &["--json"]).run().code(0);
     assert_eq!(counts(&report(&run.stdout)), (0, 0, 2, 0));
     assert_eq!(store.keys(), ["site/keep.txt"]);
 }
@@ -188,7 +190,7 @@ fn without_a_date_header_the_clock_offset_is_unknown_and_a_safe_margin_is_used()
     let store = Store::start();
     let tree = Tree::new();
     tree.file("a.txt", "one");
-    tree.sync(&store.endpoint(), &[]).run().expect(0);
+    tree.sync(&store.endpoint(), &[]).run().code(0);
     // The same size, new bytes, and an mtime a minute before the object was written: with the
     // server's clock unknown, that minute proves nothing.
     let written = head(&store, "site/a.txt").last_modified().unwrap().secs();
@@ -198,7 +200,7 @@ fn without_a_date_header_the_clock_offset_is_unknown_and_a_safe_margin_is_used()
 
     let proxy = store.proxy(4, vec![]);
     proxy.strip_response_header("date");
-    let run = tree.sync(&proxy.endpoint(), &["--json", "-v"]).run().expect(0);
+    let run = tree.sync(&proxy.endpoint(), &["--json", "-v"]).run().code(0);
     assert_eq!(counts(&report(&run.stdout)).0, 1, "{}", run.stderr);
     assert!(run.stderr.contains("no response carried a Date header"), "{}", run.stderr);
     assert_eq!(store.objects()["site/a.txt"], b"two");
@@ -210,7 +212,7 @@ fn the_chain_marker_holds_no_settings_of_the_chain() {
     let tree = Tree::new();
     tree.file("a.css", "a");
     tree.config(&format!("{}metadata = {{ owner = \"team-secret-name\" }}\n", headers(31)));
-    tree.sync(&store.endpoint(), &[]).run().expect(0);
+    tree.sync(&store.endpoint(), &[]).run().code(0);
     let marker = String::from_utf8(store.objects()["site/.sitesync/chain"].clone()).unwrap();
     for leak in ["max-age=31", "team-secret-name", "owner", "headers"] {
         assert!(!marker.contains(leak), "the public marker shows {leak:?}: {marker}");
@@ -222,7 +224,7 @@ fn a_source_folder_named_like_the_marker_is_refused_at_load() {
     let tree = Tree::new();
     tree.file("index.html", "home");
     tree.file(".sitesync/chain", "mine");
-    let run = tree.sync("http://127.0.0.1:9", &[]).run().expect(2);
+    let run = tree.sync("http://127.0.0.1:9", &[]).run().code(2);
     assert!(run.stderr.contains(".sitesync"), "{}", run.stderr);
 }
 
@@ -233,16 +235,16 @@ fn the_embedded_store_takes_a_file_replaced_by_a_folder_of_the_same_name() {
     tree.file("a", "file");
     tree.file("keep.txt", "keep");
     tree.config("max_delete_percent = 100\n");
-    tree.sync(&store.endpoint(), &[]).run().expect(0);
+    tree.sync(&store.endpoint(), &[]).run().code(0);
     std::fs::remove_file(tree.path("a")).unwrap();
     tree.file("a/b", "inside");
-    wait(tree.sync(&store.endpoint(), &[]).spawn(), Duration::from_secs(60)).expect(0);
+    wait(tree.sync(&store.endpoint(), &[]).spawn(), Duration::from_secs(60)).code(0);
     let expected: BTreeMap<String, Vec<u8>> =
         [("site/a/b", "inside"), ("site/keep.txt", "keep")].map(|(k, v)| (k.to_owned(), v.into())).into();
     assert_eq!(store.objects(), expected);
     // And back: the folder replaced by a file.
     std::fs::remove_dir_all(tree.path("a")).unwrap();
     tree.file("a", "file again");
-    wait(tree.sync(&store.endpoint(), &[]).spawn(), Duration::from_secs(60)).expect(0);
+    wait(tree.sync(&store.endpoint(), &[]).spawn(), Duration::from_secs(60)).code(0);
     assert_eq!(store.objects()["site/a"], b"file again");
 }

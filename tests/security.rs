@@ -12,13 +12,13 @@ use std::fs;
 
 use sitesync::local_store::SECRET_KEY;
 use support::proxy::{Fault, Rule};
-use support::{Run, Store, Tree};
+use support::{Outcome, Store, Tree};
 
 /// A secret that cannot appear by accident.
 const SENTINEL: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSENTINELKEY";
 
 #[track_caller]
-fn clean(what: &str, run: &Run) {
+fn clean(what: &str, run: &Outcome) {
     for text in [&run.stdout, &run.stderr] {
         for secret in [SECRET_KEY, SENTINEL] {
             assert!(!text.contains(secret), "{what}: the secret key appears in the output:\n{text}");
@@ -46,11 +46,11 @@ fn the_secret_key_never_appears_in_any_output() {
     plan.command.args(["plan", "--json", "-vv"]).arg(tree.src()).arg(support::DEST);
     plan.command.args(["--endpoint-url", &endpoint, "--path-style"]);
     clean("plan --json -vv", &plan.run());
-    clean("sync -vv", &tree.sync(&endpoint, &["-vv"]).run().expect(1));
+    clean("sync -vv", &tree.sync(&endpoint, &["-vv"]).run().code(1));
     clean("sync --json", &tree.sync(&endpoint, &["--json"]).run());
 
     // Wrong credentials: the error path, with the sentinel as the secret.
-    let run = tree.sync(&endpoint, &["-vv"]).env("AWS_SECRET_ACCESS_KEY", SENTINEL).run().expect(1);
+    let run = tree.sync(&endpoint, &["-vv"]).env("AWS_SECRET_ACCESS_KEY", SENTINEL).run().code(1);
     assert!(run.stderr.contains("SignatureDoesNotMatch"), "{}", run.stderr);
     clean("sync -vv with a wrong secret", &run);
     let run = tree.sync(&endpoint, &["--json"]).env("AWS_SECRET_ACCESS_KEY", SENTINEL).run();
@@ -111,7 +111,7 @@ fn adversarial_names_only_ever_make_keys_under_the_prefix() {
     let mut cmd = tree.cmd();
     cmd.command.arg("sync").arg(tree.src().join("sub/..")).arg(support::DEST);
     cmd.command.args(["--endpoint-url", &store.endpoint(), "--path-style"]);
-    cmd.run().expect(0);
+    cmd.run().code(0);
 
     let mut expected = outside.clone();
     for name in ADVERSARIAL {
@@ -124,7 +124,7 @@ fn adversarial_names_only_ever_make_keys_under_the_prefix() {
         fs::remove_file(tree.path(name)).unwrap();
     }
     tree.file("index.html", "<p>");
-    let run = tree.sync(&store.endpoint(), &["--force-delete", "--json"]).run().expect(0);
+    let run = tree.sync(&store.endpoint(), &["--force-delete", "--json"]).run().code(0);
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["deleted"].as_u64(), Some(ADVERSARIAL.len() as u64));
     let mut expected = outside;

@@ -3,13 +3,13 @@
 //! Each test is one behaviour a user relies on, asserted on the bucket's state (listed and read
 //! back with an independent client) and on the `--json` report and exit status.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
 
-use common::{Test, future};
+use support::{Test, future};
 
 /// A bucket state written as literals: key → content.
 fn bucket(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -80,9 +80,9 @@ fn touched_file_is_uploaded_again_and_only_it() {
 fn same_mtime_different_size_is_uploaded() {
     let test = site();
     test.sync(&[]).success();
-    let old = common::mtime(&test.path("a0"));
+    let old = support::mtime(&test.path("a0"));
     fs::write(test.path("a0"), "zero plus").unwrap();
-    common::set_mtime(&test.path("a0"), old);
+    support::set_mtime(&test.path("a0"), old);
     let report = test.sync(&[]).success().report();
     assert_eq!(report.counts(), (1, 0, 5, 0));
     assert_eq!(test.contents()["site/a0"], "zero plus");
@@ -123,7 +123,13 @@ fn keys_outside_the_prefix_are_never_touched() {
     assert_eq!(test.contents(), expected);
 
     // A trailing slash means the same folder.
-    let report = test.command().arg("sync").arg(test.src()).args(["s3://bkt/site/", "--json"]).connect().run();
+    let report = test
+        .command()
+        .arg("sync")
+        .arg(test.src())
+        .args(["s3://bkt/site/", "--json"])
+        .connect(&test.server.endpoint())
+        .run();
     assert_eq!(report.success().report().counts(), (0, 0, 4, 0));
     assert_eq!(test.contents(), expected);
 }
@@ -237,7 +243,13 @@ fn plan_and_dry_run_change_nothing() {
     );
     assert_eq!(test.objects(), before);
 
-    let dry = test.command().arg("sync").arg(test.src()).args([common::DEST, "--dry-run"]).connect().run();
+    let dry = test
+        .command()
+        .arg("sync")
+        .arg(test.src())
+        .args([support::DEST, "--dry-run"])
+        .connect(&test.server.endpoint())
+        .run();
     assert_eq!(dry.success().stdout, plan.stdout);
     assert_eq!(test.objects(), before);
 
@@ -419,7 +431,7 @@ fn touched_file_after_upload_is_newer() {
     let test = Test::new().file("a.txt", "one").file("b.txt", "two");
     test.sync(&[]).success();
     fs::write(test.path("a.txt"), "ONE").unwrap();
-    common::set_mtime(&test.path("a.txt"), future());
+    support::set_mtime(&test.path("a.txt"), future());
     let plan = test.plan(&[]).success();
     assert_eq!(plan.lines()[0], "upload site/a.txt (newer, 3 bytes)", "{plan}");
     let report = test.sync(&[]).success().report();

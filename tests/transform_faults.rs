@@ -24,7 +24,7 @@ fn a_copy_whose_source_failed_to_upload_is_reported_and_the_next_run_repairs_bot
     let fail_a = Rule::new(Fault::InternalError).when(|h| h.method == "PUT" && h.target.starts_with("/bkt/site/a.txt"));
     let proxy = store.proxy(1, vec![fail_a]);
 
-    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().expect(1);
+    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().code(1);
     let r = report(&run.stdout);
     assert_eq!((r["uploaded"].as_u64(), r["copied"].as_u64(), r["deleted"].as_u64()), (Some(1), Some(1), Some(0)));
     let failures: Vec<(&str, &str, &str)> = r["failures"]
@@ -40,7 +40,7 @@ fn a_copy_whose_source_failed_to_upload_is_reported_and_the_next_run_repairs_bot
     assert_eq!(store.keys(), ["site/b.txt", "site/m/b.txt", "site/stale.txt"]);
 
     // The next run repairs both keys and, with no marker yet, re-publishes the others in place.
-    let run = tree.sync(&store.endpoint(), &["--json"]).run().expect(0);
+    let run = tree.sync(&store.endpoint(), &["--json"]).run().code(0);
     let r = report(&run.stdout);
     assert_eq!((r["uploaded"].as_u64(), r["copied"].as_u64(), r["deleted"].as_u64()), (Some(1), Some(3), Some(1)));
     assert_eq!(store.keys(), ["site/.sitesync/chain", "site/a.txt", "site/b.txt", "site/m/a.txt", "site/m/b.txt"]);
@@ -58,20 +58,20 @@ fn a_failed_republish_keeps_the_old_marker_so_the_next_run_tries_again() {
         )
     };
     tree.config(&headers(60));
-    tree.sync(&store.endpoint(), &["--json"]).run().expect(0);
+    tree.sync(&store.endpoint(), &["--json"]).run().code(0);
     let recorded = store.objects()["site/.sitesync/chain"].clone();
 
     tree.config(&headers(3600));
     let fail_a = Rule::new(Fault::InternalError)
         .when(|h| h.method == "PUT" && h.target.starts_with("/bkt/site/a.css?x-id=CopyObject"));
     let proxy = store.proxy(2, vec![fail_a]);
-    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().expect(1);
+    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().code(1);
     let r = report(&run.stdout);
     assert_eq!((r["copied"].as_u64(), r["failed"].as_u64()), (Some(1), Some(1)), "{r}");
     assert_eq!(store.objects()["site/.sitesync/chain"], recorded, "the old chain stays recorded");
 
-    let r = report(&tree.sync(&store.endpoint(), &["--json"]).run().expect(0).stdout);
+    let r = report(&tree.sync(&store.endpoint(), &["--json"]).run().code(0).stdout);
     assert_eq!(r["copied"].as_u64(), Some(2), "both are re-published again: {r}");
-    let r = report(&tree.sync(&store.endpoint(), &["--json"]).run().expect(0).stdout);
+    let r = report(&tree.sync(&store.endpoint(), &["--json"]).run().code(0).stdout);
     assert_eq!((r["copied"].as_u64(), r["unchanged"].as_u64()), (Some(0), Some(2)));
 }

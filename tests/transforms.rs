@@ -2,11 +2,11 @@
 //! `sync.toml`, against a real S3 server, asserted on the bucket (listed, read back, HeadObject)
 //! and on the `--json` report.
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
-use common::{BUCKET, Test};
+use support::{BUCKET, Test};
 
 /// The chain marker sitesync keeps under the prefix once a chain was applied.
 const MARKER: &str = "site/.sitesync/chain";

@@ -14,7 +14,7 @@ use crate::clock::ChangeRule;
 use crate::model::Time;
 use crate::names::{NameDecoder, NameError};
 use crate::s3client::RetryMode;
-use crate::scan::local::{SkipFolders, SymlinkPolicy, WalkOptions};
+use crate::scan::{SkipFolders, SymlinkPolicy, WalkOptions};
 use crate::target::{Target, TargetError};
 use crate::transform::ChainSpec;
 
@@ -62,73 +62,43 @@ pub struct Config {
     pub chain: ChainSpec,
 }
 
+/// Makes the error for `key`, naming where its value came from.
+type Bad<'a> = dyn Fn(&'static str, String) -> ConfigError + 'a;
+
 impl Config {
     pub fn build(figment: &Figment) -> Result<Config, ConfigError> {
         let raw: RawConfig = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
         let bad = |key: &'static str, why: String| ConfigError::BadValue { origin: origin(figment, key), key, why };
-
         let source = raw.source.clone().ok_or(ConfigError::Required("source directory"))?;
         let destination = raw.destination.as_deref().ok_or(ConfigError::Required("destination"))?;
         let target = Target::parse(destination)
             .map_err(|TargetError { url, why }| bad("destination", format!("{url:?}: {why}")))?;
-        if !(1..=4096).contains(&raw.workers) {
-            return Err(bad("workers", format!("{} is out of range (1 to 4096)", raw.workers)));
-        }
-        if !(1..=256).contains(&raw.list_parallel) {
-            return Err(bad("list_parallel", format!("{} is out of range (1 to 256)", raw.list_parallel)));
-        }
-        if raw.max_delete_percent > 100 {
-            return Err(bad(
-                "max_delete_percent",
-                format!("{} is not a percentage (0 to 100)", raw.max_delete_percent),
-            ));
-        }
-        if !raw.clock_fudge.is_finite() || !(0.0..=86_400.0).contains(&raw.clock_fudge) {
-            return Err(bad("clock_fudge", format!("{} is out of range (0 to 86400 seconds)", raw.clock_fudge)));
-        }
+        check_numbers(&raw, &bad)?;
         let names = NameDecoder::new(&raw.encoding, &raw.normalize).map_err(|e| match e {
             NameError::UnknownEncoding(_) => bad("encoding", e.to_string()),
             NameError::UnknownNormalization(_) => bad("normalize", e.to_string()),
         })?;
-        const MIN_PART: u64 = 5 * 1024 * 1024;
-        const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
-        if !(MIN_PART..=MAX_PART).contains(&raw.multipart_chunk_size) {
-            return Err(bad(
-                "multipart_chunk_size",
-                format!("{} is out of range (5 MiB to 5 GiB)", raw.multipart_chunk_size),
-            ));
-        }
-        if raw.multipart_threshold < MIN_PART {
-            return Err(bad(
-                "multipart_threshold",
-                format!("{} is below S3's 5 MiB minimum part size", raw.multipart_threshold),
-            ));
-        }
-        if !(1..=20).contains(&raw.max_attempts) {
-            return Err(bad("max_attempts", format!("{} is out of range (1 to 20)", raw.max_attempts)));
-        }
-        let retry_mode = match raw.retry_mode.as_str() {
-            "standard" => RetryMode::Standard,
-            "adaptive" => RetryMode::Adaptive,
-            other => return Err(bad("retry_mode", format!("{other:?} is not \"standard\" or \"adaptive\""))),
-        };
-        if !raw.timeout.is_finite() || !(0.1..=3600.0).contains(&raw.timeout) {
-            return Err(bad("timeout", format!("{} is out of range (0.1 to 3600 seconds)", raw.timeout)));
-        }
-        let symlinks = match raw.symlinks.as_str() {
-            "follow" => SymlinkPolicy::Follow,
-            "skip" => SymlinkPolicy::Skip,
-            other => return Err(bad("symlinks", format!("{other:?} is not \"follow\" or \"skip\""))),
-        };
+        let retry_mode = choice(
+            &bad,
+            "retry_mode",
+            &raw.retry_mode,
+            &[("standard", RetryMode::Standard), ("adaptive", RetryMode::Adaptive)],
+        )?;
+        let symlinks = choice(
+            &bad,
+            "symlinks",
+            &raw.symlinks,
+            &[("follow", SymlinkPolicy::Follow), ("skip", SymlinkPolicy::Skip)],
+        )?;
         if raw.lock_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(bad("lock_file", "the path is empty".into()));
         }
-        let chain = build_chain(figment, &raw.transform)?;
         if let Some(url) = &raw.endpoint_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
             return Err(bad("endpoint_url", format!("{url:?} is not an http:// or https:// URL")));
         }
+        let chain = build_chain(figment, &raw.transform)?;
         Ok(Config {
             source,
             target,
@@ -161,6 +131,52 @@ impl Config {
         let skip = self.chain.folder_excludes().map(|excludes| SkipFolders(Arc::new(move |f| excludes.excludes(f))));
         WalkOptions { names: self.names, symlinks: self.symlinks, prefix_len: self.target.prefix.len(), skip }
     }
+}
+
+/// Every number against its range.
+fn check_numbers(raw: &RawConfig, bad: &Bad<'_>) -> Result<(), ConfigError> {
+    const MIN_PART: u64 = 5 * 1024 * 1024;
+    const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
+    in_range(bad, "workers", raw.workers, 1..=4096, "")?;
+    in_range(bad, "list_parallel", raw.list_parallel, 1..=256, "")?;
+    if raw.max_delete_percent > 100 {
+        return Err(bad("max_delete_percent", format!("{} is not a percentage (0 to 100)", raw.max_delete_percent)));
+    }
+    in_range(bad, "clock_fudge", raw.clock_fudge, 0.0..=86_400.0, " seconds")?;
+    if !(MIN_PART..=MAX_PART).contains(&raw.multipart_chunk_size) {
+        let why = format!("{} is out of range (5 MiB to 5 GiB)", raw.multipart_chunk_size);
+        return Err(bad("multipart_chunk_size", why));
+    }
+    if raw.multipart_threshold < MIN_PART {
+        let why = format!("{} is below S3's 5 MiB minimum part size", raw.multipart_threshold);
+        return Err(bad("multipart_threshold", why));
+    }
+    in_range(bad, "max_attempts", raw.max_attempts, 1..=20, "")?;
+    in_range(bad, "timeout", raw.timeout, 0.1..=3600.0, " seconds")
+}
+
+/// `value` within `range` (a float must be finite too), or the error for `key`.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    bad: &Bad<'_>,
+    key: &'static str,
+    value: T,
+    range: std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<(), ConfigError> {
+    // A NaN is in no range.
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(bad(key, format!("{value} is out of range ({} to {}{unit})", range.start(), range.end())))
+}
+
+/// The value one of `choices` names, or the error for `key` listing them.
+fn choice<T: Copy>(bad: &Bad<'_>, key: &'static str, value: &str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+    if let Some((_, chosen)) = choices.iter().find(|(name, _)| *name == value) {
+        return Ok(*chosen);
+    }
+    let names: Vec<String> = choices.iter().map(|(name, _)| format!("{name:?}")).collect();
+    Err(bad(key, format!("{value:?} is not {}", names.join(" or "))))
 }
 
 /// Validates the `[[transform]]` tables and loads the plugins they list, in order. Relative plugin

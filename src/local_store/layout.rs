@@ -1,66 +1,23 @@
-//! How keys are named on the embedded store's disk, and the S3 calls that translate them.
-//!
-//! s3s-fs stores the object `a/b` as the file `a/b` under the bucket's folder, so the object `a`
-//! (a file) and `a/b` (which needs a folder `a`) cannot both exist. Here every folder segment of a
-//! key gets the suffix `%d`, a key ending with `/` ends with the segment `%e`, and `%`, a lone
-//! `.` and `..` are percent-encoded: `a` is stored as `a` and `a/b` as `a%d/b`, so a folder never
-//! meets a file, and every stored name decodes back to exactly one key. Every call that names a
-//! key is translated on the way in (and out, where a response names one) and delegated.
+//! The S3 calls of the embedded store: each call that names a key is translated to the stored
+//! name (`keys`) on the way in, and back where a response names one, then delegated to s3s-fs;
+//! listings are made from the stored names (`listing`).
 
-use percent_encoding::percent_decode_str;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
+
+use super::keys::{key_of, stored};
 
 /// s3s-fs behind S3's key semantics; see the module documentation.
 pub struct Compliant {
     inner: s3s_fs::FileSystem,
     /// The store's root folder, where each bucket is a folder.
-    pub(super) root: std::path::PathBuf,
+    root: std::path::PathBuf,
 }
 
 impl Compliant {
     pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path) -> Compliant {
         Compliant { inner, root: root.to_owned() }
     }
-}
-
-/// The name a key is stored under, relative to its bucket's folder.
-pub(super) fn stored(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 8);
-    let mut segments = key.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        match segment {
-            "." => out.push_str("%2E"),
-            ".." => out.push_str("%2E%2E"),
-            _ => out.push_str(&segment.replace('%', "%25")),
-        }
-        match segments.peek() {
-            Some(_) => out.push_str("%d/"),
-            None if segment.is_empty() => out.push_str("%e"),
-            None => {}
-        }
-    }
-    out
-}
-
-/// The key a stored name (`/`-separated, relative to the bucket's folder) stands for; `None`
-/// for a name no key is stored under.
-pub(super) fn key_of(stored: &str) -> Option<String> {
-    let mut key = String::with_capacity(stored.len());
-    let mut segments = stored.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let last = segments.peek().is_none();
-        let plain = if last {
-            if segment == "%e" { "" } else { segment }
-        } else {
-            segment.strip_suffix("%d")?
-        };
-        key.push_str(&percent_decode_str(plain).decode_utf8().ok()?);
-        if !last {
-            key.push('/');
-        }
-    }
-    Some(key)
 }
 
 fn key_back(key: &mut Option<String>) {
@@ -189,26 +146,6 @@ impl S3 for Compliant {
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-        super::listing::list(self, req.input).await.map(S3Response::new)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_folder_never_meets_a_file_and_every_name_decodes_back() {
-        let keys = ["a", "a/b", "a%d/b", "a%25", "./..", "dir/", "", "x//y", "%e", "é/日本 +?#"];
-        let names: Vec<String> = keys.iter().map(|k| stored(k)).collect();
-        assert_eq!(names[..4], ["a", "a%d/b", "a%25d%d/b", "a%2525"]);
-        for (key, name) in keys.iter().zip(&names) {
-            assert_eq!(key_of(name).as_deref(), Some(*key), "{name}");
-            for segment in name.split('/') {
-                assert!(!segment.is_empty() && segment != "." && segment != "..", "{key:?} → {name:?}");
-            }
-        }
-        let unique: std::collections::HashSet<&String> = names.iter().collect();
-        assert_eq!(unique.len(), names.len());
+        super::listing::list(&self.root, req.input).await.map(S3Response::new)
     }
 }

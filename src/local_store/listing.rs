@@ -9,14 +9,12 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::{percent_decode_str, utf8_percent_encode};
 use s3s::dto::*;
 use s3s::{S3Result, s3_error};
 
-use super::layout::{Compliant, key_of, stored};
-
-/// The characters S3 leaves alone when it url-encodes a key.
-const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+use super::keys::{key_of, stored};
+use crate::target::KEY_SAFE;
 
 fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, KEY_SAFE).to_string()
@@ -28,8 +26,8 @@ struct Stored {
     modified: SystemTime,
 }
 
-pub(super) async fn list(store: &Compliant, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
-    let bucket = store.root.join(&input.bucket);
+pub(super) async fn list(root: &Path, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
+    let bucket = root.join(&input.bucket);
     if !bucket.is_dir() {
         return Err(s3_error!(NoSuchBucket));
     }

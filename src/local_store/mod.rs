@@ -10,6 +10,7 @@
 //! names where a folder can never meet a file (`layout`), and listings are made here, from those
 //! names, with S3's order, prefixes, delimiter, pages and encoding (`listing`).
 
+mod keys;
 mod layout;
 mod listing;
 
@@ -77,4 +78,3 @@ impl LocalStore {
         Ok(LocalStore { addr })
     }
 }
-

@@ -9,9 +9,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::local::{MAX_KEY_BYTES, SymlinkPolicy, WalkOptions};
+use super::options::{SymlinkPolicy, WalkOptions};
 use crate::model::{Problem, Time};
 use crate::names::escape;
+use crate::target::MAX_KEY_BYTES;
 
 /// A directory's identity, to recognise it when a symlink leads back to it.
 pub(super) type DirId = (u64, u64);
@@ -58,6 +59,11 @@ impl Reader {
 
     /// Reads `dir`, whose entries' keys start with `key_prefix`.
     pub fn read(&self, dir: &Path, key_prefix: &str) -> Listing {
+        // A fault point for the tests of a reader that dies: a directory of this name panics.
+        #[cfg(test)]
+        if dir.file_name().is_some_and(|n| n == "sitesync-test-panic") {
+            panic!("reading {} (a fault point of the tests)", dir.display());
+        }
         let mut listing = Listing::default();
         let mut problem = |place: String, message: String| listing.problems.push(Problem { place, message });
         let entries = match fs::read_dir(dir) {
@@ -109,7 +115,7 @@ impl Reader {
                 Err(e) => Kind::Unpublishable(format!("cannot stat: {e}")),
             };
             let is_dir = matches!(kind, Kind::Dir(_));
-            if is_dir && self.opts.skip.as_ref().is_some_and(|skip| (skip.0)(&key)) {
+            if is_dir && self.opts.skip.as_ref().is_some_and(|skip| skip.skips(&key)) {
                 tracing::debug!("skipped {key}/: a filter excludes everything under it");
                 continue;
             }

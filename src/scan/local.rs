@@ -18,65 +18,38 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::WalkError;
 use super::listing::{Child, DirId, Kind, Reader};
+use super::options::WalkOptions;
 use super::prefetch::Prefetch;
 use crate::model::{BATCH, LocalFile, LocalItem, Problem};
-use crate::names::NameDecoder;
-
-/// S3's limit on the length of a key, in bytes of UTF-8, prefix included.
-pub const MAX_KEY_BYTES: usize = 1024;
-
-/// What to do with a symlink whose target lies outside the source directory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SymlinkPolicy {
-    /// Publish what it points to, like any file or directory.
-    #[default]
-    Follow,
-    /// Leave it out, with a warning: it is treated as absent.
-    Skip,
-}
-
-/// How the walk turns directory entries into keys.
-#[derive(Debug, Clone)]
-pub struct WalkOptions {
-    pub names: NameDecoder,
-    pub symlinks: SymlinkPolicy,
-    /// Bytes of the target prefix, which count toward [`MAX_KEY_BYTES`].
-    pub prefix_len: usize,
-    /// Folders not to enter at all, because nothing under them is published.
-    pub skip: Option<SkipFolders>,
-}
-
-/// Decides, by its key relative to the root (without the trailing `/`), whether a folder is
-/// left out whole: a filter at the head of the chain excludes every key under it, so reading it
-/// would only cost time, and find problems that cannot matter.
-#[derive(Clone)]
-pub struct SkipFolders(pub Arc<dyn Fn(&str) -> bool + Send + Sync>);
-
-impl std::fmt::Debug for SkipFolders {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SkipFolders")
-    }
-}
 
 /// Walks `root` on a new thread, sending batches until done or until the receiver is dropped.
-pub fn spawn(root: PathBuf, names: NameDecoder, tx: mpsc::Sender<Vec<LocalItem>>) -> std::thread::JoinHandle<()> {
-    spawn_with(root, WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len: 0, skip: None }, tx)
-}
-
-/// [`spawn`] with every option.
-pub fn spawn_with(root: PathBuf, opts: WalkOptions, tx: mpsc::Sender<Vec<LocalItem>>) -> std::thread::JoinHandle<()> {
+/// The thread's result says whether the walk got to its end (or its receiver went away).
+pub fn spawn(
+    root: PathBuf,
+    opts: WalkOptions,
+    tx: mpsc::Sender<Vec<LocalItem>>,
+) -> std::thread::JoinHandle<Result<(), WalkError>> {
     std::thread::Builder::new()
         .name("sitesync-walk".into())
-        .spawn(move || {
-            let mut walk = Walk { tx, batch: Vec::with_capacity(BATCH) };
-            walk.run(&root, opts);
-        })
+        .spawn(move || Walk { tx, batch: Vec::with_capacity(BATCH) }.run(&root, opts))
         .expect("spawning the walk thread")
+}
+
+/// Walks `root` into a vector, waiting for the whole walk: for tests and tools.
+pub fn walk_all(root: &Path, opts: WalkOptions) -> Result<Vec<LocalItem>, WalkError> {
+    let (tx, mut rx) = mpsc::channel(4);
+    let walker = spawn(root.to_owned(), opts, tx);
+    let mut items = Vec::new();
+    while let Some(batch) = rx.blocking_recv() {
+        items.extend(batch);
+    }
+    walker.join().map_err(|panic| WalkError(crate::panic::message(panic.as_ref())))??;
+    Ok(items)
 }
 
 /// Directory reader threads beside the walk: enough to keep a disk's queue busy on a cold cache
@@ -91,12 +64,12 @@ struct Walk {
 }
 
 impl Walk {
-    fn run(&mut self, root: &Path, opts: WalkOptions) {
+    fn run(mut self, root: &Path, opts: WalkOptions) -> Result<(), WalkError> {
         let reader = Reader::new(opts, root);
         let prefetch = Prefetch::start(&reader, reader_threads());
         // A stack of sorted directory listings, each consumed from the end, and beside it the
         // identity of each directory on the stack.
-        let mut stack = vec![self.enter(&prefetch, &reader, root, "")];
+        let mut stack = vec![self.enter(&prefetch, &reader, root, "")?];
         let mut ancestors: Vec<Option<DirId>> = vec![fs::metadata(root).ok().map(|m| (m.dev(), m.ino()))];
         while let Some(top) = stack.last_mut() {
             let Some(child) = top.pop() else {
@@ -110,7 +83,7 @@ impl Walk {
                         let why = "symlink loop: leads back to a directory that contains it";
                         self.push(LocalItem::Problem(Problem { place: child.key, message: why.into() }))
                     } else {
-                        stack.push(self.enter(&prefetch, &reader, &child.path, &child.key));
+                        stack.push(self.enter(&prefetch, &reader, &child.path, &child.key)?);
                         ancestors.push(id);
                         true
                     }
@@ -121,16 +94,23 @@ impl Walk {
                 Kind::Unpublishable(message) => self.push(LocalItem::Problem(Problem { place: child.key, message })),
             };
             if !sent {
-                return;
+                return Ok(());
             }
         }
         self.flush();
+        Ok(())
     }
 
     /// The sorted entries of a directory about to be walked; its problems are queued, and its
     /// subdirectories are handed to the readers, to be ready when the walk gets to them.
-    fn enter(&mut self, prefetch: &Prefetch, reader: &Reader, dir: &Path, key_prefix: &str) -> Vec<Child> {
-        let listing = prefetch.take(reader, dir, key_prefix);
+    fn enter(
+        &mut self,
+        prefetch: &Prefetch,
+        reader: &Reader,
+        dir: &Path,
+        key_prefix: &str,
+    ) -> Result<Vec<Child>, WalkError> {
+        let listing = prefetch.take(reader, dir, key_prefix)?;
         for problem in listing.problems {
             self.push(LocalItem::Problem(problem));
         }
@@ -142,7 +122,7 @@ impl Walk {
             .map(|c| (c.path.clone(), c.key.clone()))
             .collect();
         prefetch.submit(subdirs);
-        listing.children
+        Ok(listing.children)
     }
 
     fn push(&mut self, item: LocalItem) -> bool {
@@ -162,16 +142,12 @@ impl Walk {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::NameDecoder;
+
+    use crate::scan::options::SymlinkPolicy;
 
     fn walk(root: &Path, names: NameDecoder) -> Vec<LocalItem> {
-        let (tx, mut rx) = mpsc::channel(4);
-        let handle = spawn(root.to_owned(), names, tx);
-        let mut items = Vec::new();
-        while let Some(batch) = rx.blocking_recv() {
-            items.extend(batch);
-        }
-        handle.join().unwrap();
-        items
+        walk_all(root, WalkOptions::new(names)).unwrap()
     }
 
     #[test]
@@ -253,12 +229,12 @@ mod tests {
         let items = |prefix_len| {
             let (tx, mut rx) = mpsc::channel(4);
             let opts = WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len, skip: None };
-            let handle = spawn_with(dir.path().to_owned(), opts, tx);
+            let handle = spawn(dir.path().to_owned(), opts, tx);
             let mut items = Vec::new();
             while let Some(batch) = rx.blocking_recv() {
                 items.extend(batch);
             }
-            handle.join().unwrap();
+            handle.join().unwrap().unwrap();
             outcome(items)
         };
         // 200 + "/f" = 202 bytes: fits under a 822-byte prefix, not under an 823-byte one.

@@ -1,9 +1,19 @@
-//! The two scans that feed the diff: the local tree and the bucket listing.
+//! The local scan: the source tree walked in S3's key order.
 //!
-//! Both yield keys relative to the target prefix in S3's listing order (UTF-8 bytes), in batches
-//! over bounded channels, so they run at the same time and the slower one paces the other.
+//! The walk yields keys relative to the target prefix in S3's listing order (UTF-8 bytes), in
+//! batches over a bounded channel, so it runs beside the listing and the slower of the two paces
+//! the other. `local` is the ordered walk, `listing` reads one directory, `prefetch` reads
+//! directories ahead of the walk on a few threads, and `options` is what they share.
 
 mod listing;
 pub mod local;
+pub mod options;
 mod prefetch;
-pub mod s3;
+
+pub use local::{spawn, walk_all};
+
+/// The walk stopped before its end: it, or a thread reading directories for it, died.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WalkError(pub String);
+pub use options::{SkipFolders, SymlinkPolicy, WalkOptions};

@@ -5,13 +5,15 @@
 //! read the directories it will enter next. Work is taken newest first, which follows the
 //! depth-first order of the walk: the subdirectories of the directory just entered are read
 //! before those of its ancestors. At most [`AHEAD`] directories are read ahead, so memory stays
-//! bounded whatever the tree's shape.
+//! bounded whatever the tree's shape. A reader that panics leaves its directory marked as failed,
+//! so the walk fails with it instead of waiting for it for ever.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use super::WalkError;
 use super::listing::{Listing, Reader};
 
 /// Directories queued, being read or read but not yet entered, at most.
@@ -21,6 +23,8 @@ enum Slot {
     Queued,
     Reading,
     Ready(Listing),
+    /// The reader panicked on it, with what it said.
+    Failed(String),
 }
 
 #[derive(Default)]
@@ -80,11 +84,12 @@ impl Prefetch {
     }
 
     /// The listing of `dir`: read ahead when it was, otherwise read now on this thread.
-    pub fn take(&self, reader: &Reader, dir: &Path, key_prefix: &str) -> Listing {
+    pub fn take(&self, reader: &Reader, dir: &Path, key_prefix: &str) -> Result<Listing, WalkError> {
         let mut state = self.shared.lock();
         loop {
             match state.slots.remove(dir) {
-                Some(Slot::Ready(listing)) => return listing,
+                Some(Slot::Ready(listing)) => return Ok(listing),
+                Some(Slot::Failed(why)) => return Err(WalkError(format!("reading {}: {why}", dir.display()))),
                 Some(Slot::Reading) => {
                     state.slots.insert(dir.to_owned(), Slot::Reading);
                     state = self.shared.done.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -97,7 +102,7 @@ impl Prefetch {
             }
         }
         drop(state);
-        reader.read(dir, key_prefix)
+        Ok(reader.read(dir, key_prefix))
     }
 }
 
@@ -123,9 +128,37 @@ fn work(shared: &Shared, reader: &Reader) {
         };
         state.slots.insert(path.clone(), Slot::Reading);
         drop(state);
-        let listing = reader.read(&path, &prefix);
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.read(&path, &prefix)));
+        let slot = match read {
+            Ok(listing) => Slot::Ready(listing),
+            Err(panic) => Slot::Failed(crate::panic::message(panic.as_ref())),
+        };
         state = shared.lock();
-        state.slots.insert(path, Slot::Ready(listing));
+        state.slots.insert(path, slot);
         shared.done.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::names::NameDecoder;
+    use crate::scan::local::walk_all;
+    use crate::scan::options::WalkOptions;
+
+    #[test]
+    fn a_reader_that_panics_fails_the_walk_instead_of_hanging_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Read ahead by the readers: the walk enters `a/` first, and `b/` is queued meanwhile.
+        for path in ["a/x", "b/sitesync-test-panic/y", "c/z"] {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        let walked = walk_all(dir.path(), WalkOptions::new(NameDecoder::new("utf-8", "none").unwrap()));
+        let why = walked.unwrap_err().to_string();
+        assert!(why.contains("sitesync-test-panic") && why.contains("panicked"), "{why}");
+        assert!(Path::new(&dir.path().join("c/z")).exists());
     }
 }

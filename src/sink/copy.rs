@@ -7,17 +7,15 @@
 //! 5 GB, where one CopyObject cannot go, the file is uploaded instead.
 
 use aws_sdk_s3::types::MetadataDirective;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::utf8_percent_encode;
 
 use super::SinkContext;
+use crate::error::{Op, StoreError};
 use crate::model::LocalFile;
-use crate::s3client::{self, describe};
+use crate::target::KEY_SAFE;
 
 /// The largest object one CopyObject can copy.
 const MAX_COPY: u64 = 5 * 1000 * 1000 * 1000;
-
-/// What `x-amz-copy-source` leaves unencoded: the characters S3 leaves alone in keys, and `/`.
-const COPY_SOURCE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 /// Copies `source` (relative to the prefix) to `file.key` with `file`'s headers.
 pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str) {
@@ -26,25 +24,25 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str) {
     }
     let key = ctx.target.key(&file.key);
     let from = format!("{}/{}", ctx.target.bucket, ctx.target.key(source));
-    let request = with_headers!(
+    let request = crate::with_headers!(
         ctx.client
             .copy_object()
             .bucket(&ctx.target.bucket)
             .key(&key)
-            .copy_source(utf8_percent_encode(&from, COPY_SOURCE).to_string())
+            .copy_source(utf8_percent_encode(&from, KEY_SAFE).to_string())
             .metadata_directive(MetadataDirective::Replace),
-        file
+        file.content_type(),
+        file.meta.as_deref()
     );
     // A large copy takes the server a while: its attempt timeout grows with the size, as an upload's.
-    let sent = match s3client::sending(&ctx.client, file.size) {
-        Some(timeouts) => request.customize().config_override(timeouts).send().await,
-        None => request.send().await,
-    };
-    match sent {
+    match crate::send_sized!(request, &ctx.client, file.size) {
         Ok(_) => {
             tracing::debug!("copied {key} from {from}");
-            ctx.tracker.copied();
+            ctx.tracker.copied(&file.key);
         }
-        Err(e) => ctx.tracker.failed(file.key.clone(), "copy", format!("from {source}: {}", describe(&e))),
+        Err(e) => {
+            let error = StoreError::sdk(Op::Copy, format!("s3://{from}"), e);
+            ctx.tracker.failed(file.key.clone(), "copy", format!("from {source}: {}", error.message));
+        }
     }
 }

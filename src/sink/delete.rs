@@ -8,7 +8,7 @@
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use super::SinkContext;
-use crate::s3client::describe;
+use crate::error::{Op, StoreError};
 
 pub(super) async fn run(ctx: &SinkContext, keys: Vec<String>) {
     let (batch, alone): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| xml_can_carry(k));
@@ -22,7 +22,8 @@ pub(super) async fn run(ctx: &SinkContext, keys: Vec<String>) {
 
 /// Whether XML 1.0 can carry the key.
 fn xml_can_carry(key: &str) -> bool {
-    key.chars().all(|c| !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}'))
+    key.chars()
+        .all(|c| !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}'))
 }
 
 fn relative(ctx: &SinkContext, key: &str) -> String {
@@ -33,9 +34,12 @@ async fn delete_one(ctx: &SinkContext, key: String) {
     match ctx.client.delete_object().bucket(&ctx.target.bucket).key(&key).send().await {
         Ok(_) => {
             tracing::debug!("deleted {}", crate::names::printable(&key));
-            ctx.tracker.deleted(1);
+            ctx.tracker.deleted([relative(ctx, &key).as_str()]);
         }
-        Err(e) => ctx.tracker.failed(relative(ctx, &key), "delete", describe(&e)),
+        Err(e) => {
+            let error = StoreError::sdk(Op::Delete, format!("s3://{}/{key}", ctx.target.bucket), e);
+            ctx.tracker.failed(relative(ctx, &key), "delete", error.message);
+        }
     }
 }
 
@@ -53,21 +57,28 @@ async fn delete_batch(ctx: &SinkContext, keys: Vec<String>) {
     };
     match ctx.client.delete_objects().bucket(&ctx.target.bucket).delete(delete).send().await {
         Ok(out) => {
-            let errors = out.errors();
-            for error in errors {
+            let mut failed = std::collections::HashSet::new();
+            for error in out.errors() {
                 let key = error.key().unwrap_or("?");
                 let message = format!("{}: {}", error.code().unwrap_or("UnknownError"), error.message().unwrap_or(""));
                 ctx.tracker.failed(relative(ctx, key), "delete", message);
+                failed.insert(key);
             }
-            ctx.tracker.deleted((keys.len() - errors.len().min(keys.len())) as u64);
-            for key in &keys {
+            let deleted: Vec<String> =
+                keys.iter().filter(|k| !failed.contains(k.as_str())).map(|k| relative(ctx, k)).collect();
+            for key in &deleted {
                 tracing::debug!("deleted {}", crate::names::printable(key));
             }
+            ctx.tracker.deleted(deleted.iter().map(String::as_str));
         }
         Err(e) => {
-            let message = describe(&e);
+            let error = StoreError::sdk(
+                Op::Delete,
+                format!("{} keys of s3://{}/{}", keys.len(), ctx.target.bucket, ctx.target.prefix),
+                e,
+            );
             for key in &keys {
-                ctx.tracker.failed(relative(ctx, key), "delete", message.clone());
+                ctx.tracker.failed(relative(ctx, key), "delete", error.message.clone());
             }
         }
     }

@@ -11,6 +11,9 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
+use crate::disk::{
+    anonymous_file, get_array, get_bytes, get_option, get_string, get_u64, put_bytes, put_option, put_u64,
+};
 use crate::model::{Body, LocalFile, ObjectMeta, Problem, Time};
 
 /// Files kept in memory before a chunk is written out, and read back at a time.
@@ -79,15 +82,15 @@ impl Spill {
 fn write_chunk(handle: Option<(File, usize)>, chunk: &[LocalFile]) -> io::Result<(File, usize)> {
     let (file, chunks) = match handle {
         Some(handle) => handle,
-        None => (anonymous_file()?, 0),
+        None => (anonymous_file("waiting")?, 0),
     };
     let mut out = BufWriter::new(file);
-    out.write_all(&(chunk.len() as u64).to_le_bytes())?;
+    put_u64(&mut out, chunk.len() as u64)?;
     for f in chunk {
         put_bytes(&mut out, f.key.as_bytes())?;
         put_body(&mut out, &f.body)?;
-        out.write_all(&f.size.to_le_bytes())?;
-        out.write_all(&f.mtime.0.to_le_bytes())?;
+        put_u64(&mut out, f.size)?;
+        put_u64(&mut out, f.mtime.0 as u64)?;
         let meta = f.meta.as_deref().map(|m| serde_json::to_vec(m).expect("headers serialise"));
         put_option(&mut out, meta.as_deref())?;
         put_option(&mut out, f.copy_of.as_deref().map(str::as_bytes))?;
@@ -97,13 +100,13 @@ fn write_chunk(handle: Option<(File, usize)>, chunk: &[LocalFile]) -> io::Result
 }
 
 fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<LocalFile>)> {
-    let count = u64::from_le_bytes(get_array(&mut input)?) as usize;
+    let count = get_u64(&mut input)? as usize;
     let mut chunk = Vec::with_capacity(count);
     for _ in 0..count {
-        let key = String::from_utf8(get_bytes(&mut input)?).map_err(io::Error::other)?;
+        let key = get_string(&mut input)?;
         let body = get_body(&mut input)?;
-        let size = u64::from_le_bytes(get_array(&mut input)?);
-        let mtime = Time(i64::from_le_bytes(get_array(&mut input)?));
+        let size = get_u64(&mut input)?;
+        let mtime = Time(get_u64(&mut input)? as i64);
         let meta = match get_option(&mut input)? {
             Some(json) => Some(Box::new(serde_json::from_slice::<ObjectMeta>(&json).map_err(io::Error::other)?)),
             None => None,
@@ -112,21 +115,6 @@ fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<Lo
         chunk.push(LocalFile { key, body, size, mtime, meta, copy_of });
     }
     Ok((input, chunk))
-}
-
-/// A temporary file that no other process can open and that vanishes with its last handle.
-fn anonymous_file() -> io::Result<File> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("sitesync-pages-{}-{n}", std::process::id()));
-    let file = File::options().read(true).write(true).create_new(true).open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
-}
-
-fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    out.write_all(&(bytes.len() as u64).to_le_bytes())?;
-    out.write_all(bytes)
 }
 
 fn put_body(out: &mut impl Write, body: &Body) -> io::Result<()> {
@@ -144,39 +132,13 @@ fn put_body(out: &mut impl Write, body: &Body) -> io::Result<()> {
 }
 
 fn get_body(input: &mut impl Read) -> io::Result<Body> {
-    let text = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(io::Error::other);
     match get_array::<1>(input)? {
         [0] => Ok(Body::File(PathBuf::from(OsString::from_vec(get_bytes(input)?)))),
         _ => {
-            let place = text(get_bytes(input)?)?;
-            let message = text(get_bytes(input)?)?;
+            let place = get_string(input)?;
+            let message = get_string(input)?;
             Ok(Body::Unreadable(std::sync::Arc::new(Problem { place, message })))
         }
-    }
-}
-
-fn put_option(out: &mut impl Write, bytes: Option<&[u8]>) -> io::Result<()> {
-    out.write_all(&[u8::from(bytes.is_some())])?;
-    bytes.map_or(Ok(()), |b| put_bytes(out, b))
-}
-
-fn get_array<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {
-    let mut buf = [0; N];
-    input.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-fn get_bytes(input: &mut impl Read) -> io::Result<Vec<u8>> {
-    let len = u64::from_le_bytes(get_array(input)?) as usize;
-    let mut buf = vec![0; len];
-    input.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-fn get_option(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
-    match get_array::<1>(input)? {
-        [0] => Ok(None),
-        _ => get_bytes(input).map(Some),
     }
 }
 
@@ -192,7 +154,8 @@ mod tests {
             Time(-(i as i64)),
         );
         if i.is_multiple_of(3) {
-            let mut meta = ObjectMeta { cache_control: Some("max-age=60".into()), ..ObjectMeta::default() };
+            let mut meta = ObjectMeta::default();
+            meta.set(crate::fields::Field::CacheControl, "max-age=60");
             meta.metadata.insert("team".into(), "web".into());
             f.meta = Some(Box::new(meta));
         }

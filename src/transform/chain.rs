@@ -14,9 +14,7 @@ use tokio::sync::mpsc;
 use super::claims::Claims;
 use super::{MARKER_KEY, RESERVED_FOLDER, Transform, TransformError};
 use crate::model::{Body, LocalFile, LocalItem, Problem, Time};
-
-/// S3's limit on a whole key.
-const MAX_KEY_BYTES: usize = 1024;
+use crate::target::MAX_KEY_BYTES;
 
 /// The chain of one run.
 pub struct Chain {
@@ -28,7 +26,10 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub(super) fn new(steps: Vec<(String, Box<dyn Transform>)>, creates_keys: bool) -> Chain {
+    /// A chain of `steps`, each with the name its errors give it. `creates_keys` says whether a
+    /// step may yield keys it was not given, which makes the chain settle who publishes a key
+    /// that several entries claim.
+    pub fn of(steps: Vec<(String, Box<dyn Transform>)>, creates_keys: bool) -> Chain {
         Chain { steps, claims: creates_keys.then(Claims::default), max_key: MAX_KEY_BYTES }
     }
 
@@ -59,7 +60,7 @@ impl Chain {
             if files.is_empty() {
                 break;
             }
-            files = step.apply(files).map_err(|message| TransformError { index, name: name.clone(), message })?;
+            files = step.apply(files).map_err(|error| TransformError { index, name: name.clone(), error })?;
         }
         let mut out = Vec::with_capacity(files.len());
         let mut accepted = Vec::with_capacity(files.len());
@@ -208,14 +209,16 @@ mod tests {
             serde_json::json!({"type": "filter", "exclude": ["drafts/**", "*.tmp"]}),
             serde_json::json!({"type": "prefix_duplicate", "rules": [{"from": "", "to": "m/"}]}),
         ]);
-        let out = c.apply(vec![problem("drafts/pipe"), problem("x.tmp"), problem("keep"), problem("private/")]).unwrap();
+        let out =
+            c.apply(vec![problem("drafts/pipe"), problem("x.tmp"), problem("keep"), problem("private/")]).unwrap();
         // What survives is reported once, though the duplicate made two entries of it.
         assert_eq!(shown(&out), ["problem keep", "problem private/"]);
     }
 
     #[test]
     fn keys_in_the_reserved_folder_are_refused() {
-        let mut c = chain(&[serde_json::json!({"type": "prefix_duplicate", "rules": [{"from": "a/", "to": ".sitesync/"}]})]);
+        let mut c =
+            chain(&[serde_json::json!({"type": "prefix_duplicate", "rules": [{"from": "a/", "to": ".sitesync/"}]})]);
         let out = c.apply(vec![LocalItem::File(file("a/x"))]).unwrap();
         assert_eq!(shown(&out), ["problem .sitesync/x", "a/x None"]);
     }
@@ -224,7 +227,10 @@ mod tests {
     fn through(c: &mut Chain, root: &Path, batches: &[&[&str]]) -> Vec<String> {
         let mut out = Vec::new();
         for batch in batches {
-            let items = batch.iter().map(|k| LocalItem::File(LocalFile::new(k.to_string(), root.join(k), 1, Time(0)))).collect();
+            let items = batch
+                .iter()
+                .map(|k| LocalItem::File(LocalFile::new(k.to_string(), root.join(k), 1, Time(0))))
+                .collect();
             out.extend(shown(&c.apply(items).unwrap()));
         }
         out.sort();

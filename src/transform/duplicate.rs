@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use super::{BuildError, Transform};
+use super::{BuildError, StepError, Transform};
 use crate::model::LocalFile;
 
 /// `[[transform]] type = "prefix_duplicate"`.
@@ -65,7 +65,7 @@ impl Duplicate {
 }
 
 impl Transform for Duplicate {
-    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, String> {
+    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
         let mut out = Vec::with_capacity(batch.len() * 2);
         for file in batch {
             let primary = file.copy_of.clone().unwrap_or_else(|| file.key.clone());

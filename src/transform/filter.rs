@@ -8,7 +8,7 @@
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
-use super::{BuildError, Transform};
+use super::{BuildError, StepError, Transform};
 use crate::model::LocalFile;
 
 /// `[[transform]] type = "filter"`.
@@ -103,7 +103,7 @@ impl FolderExcludes {
 }
 
 impl Transform for Filter {
-    fn apply(&mut self, mut batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, String> {
+    fn apply(&mut self, mut batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
         batch.retain(|f| self.keeps(&f.key));
         Ok(batch)
     }

@@ -4,41 +4,26 @@
 //! **every** matching rule applies: a later rule overrides the fields an earlier one set, field by
 //! field, and metadata merges name by name. So write general rules first and exceptions after.
 //! Fields no rule sets keep what earlier steps of the chain gave them; Content-Type, when nothing
-//! sets it, is guessed from the extension by the sink.
+//! sets it, is guessed from the extension by the sink. The fields a rule may set are those of
+//! [`FIELDS`](crate::fields::FIELDS).
 
 use std::collections::BTreeMap;
 
 use globset::{GlobSet, GlobSetBuilder};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::filter::glob;
-use super::{BuildError, Transform};
-use crate::model::{LocalFile, ObjectMeta};
+use super::{BuildError, StepError, Transform};
+use crate::fields::{FIELDS, Field, ObjectMeta, check_metadata_name};
+use crate::model::LocalFile;
 
 /// `[[transform]] type = "headers"`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadersConfig {
-    pub rules: Vec<HeaderRule>,
-}
-
-/// One `[[transform.rules]]` table: a glob and the headers of the keys it matches.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderRule {
-    pub glob: String,
-    pub cache_control: Option<String>,
-    pub content_type: Option<String>,
-    pub content_encoding: Option<String>,
-    pub content_disposition: Option<String>,
-    pub content_language: Option<String>,
-    /// User metadata: lowercase names, sent as `x-amz-meta-NAME`.
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-    /// `STANDARD`, `STANDARD_IA`, `INTELLIGENT_TIERING`, ...
-    pub storage_class: Option<String>,
-    /// A path on the same site (`/new/`) or an `http(s)://` URL.
-    pub website_redirect_location: Option<String>,
+    /// `[[transform.rules]]` tables: `glob`, `metadata` and any key of a header field.
+    pub rules: Vec<Map<String, Value>>,
 }
 
 impl HeadersConfig {
@@ -50,75 +35,57 @@ impl HeadersConfig {
         let mut metas = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
             let at = format!("{at}.rules[{i}]");
-            set.add(glob(&rule.glob, &format!("{at}.glob"))?);
-            metas.push(rule.meta(&at)?);
+            let (pattern, meta) = rule_of(rule, &at)?;
+            set.add(glob(&pattern, &format!("{at}.glob"))?);
+            metas.push(meta);
         }
         let set = set.build().map_err(|e| BuildError::new(at, e.to_string()))?;
         Ok(Headers { set, metas, matched: Vec::new() })
     }
 }
 
-impl HeaderRule {
-    fn meta(&self, at: &str) -> Result<ObjectMeta, BuildError> {
-        let fields = [
-            ("cache_control", &self.cache_control),
-            ("content_type", &self.content_type),
-            ("content_encoding", &self.content_encoding),
-            ("content_disposition", &self.content_disposition),
-            ("content_language", &self.content_language),
-            ("website_redirect_location", &self.website_redirect_location),
-        ];
-        for (name, value) in fields {
-            if let Some(v) = value {
-                header_value(v).map_err(|why| BuildError::new(format!("{at}.{name}"), why))?;
+/// One rule: its glob, and the headers it sets, each checked.
+fn rule_of(rule: &Map<String, Value>, at: &str) -> Result<(String, ObjectMeta), BuildError> {
+    let text = |key: &str, value: &Value| match value {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(BuildError::new(format!("{at}.{key}"), "expected a string")),
+    };
+    let mut pattern = None;
+    let mut meta = ObjectMeta::default();
+    for (key, value) in rule {
+        match key.as_str() {
+            "glob" => pattern = Some(text(key, value)?),
+            "metadata" => meta.metadata = metadata(value, &format!("{at}.metadata"))?,
+            _ => {
+                let Some(field) = Field::by_key(key) else {
+                    let known: Vec<&str> = FIELDS.iter().map(|s| s.key).collect();
+                    return Err(BuildError::new(
+                        format!("{at}.{key}"),
+                        format!("unknown key (expected glob, metadata, {})", known.join(", ")),
+                    ));
+                };
+                let value = text(key, value)?;
+                (field.spec().check)(&value).map_err(|why| BuildError::new(format!("{at}.{key}"), why))?;
+                meta.set(field, value);
             }
         }
-        for (name, value) in &self.metadata {
-            let key = format!("{at}.metadata.{name}");
-            let valid = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-            if !valid {
-                return Err(BuildError::new(key, "metadata names are lowercase letters, digits, '-', '_' and '.'"));
-            }
-            header_value(value).map_err(|why| BuildError::new(key, why))?;
-        }
-        if let Some(class) = &self.storage_class {
-            let known = aws_sdk_s3::types::StorageClass::values();
-            if !known.contains(&class.as_str()) {
-                return Err(BuildError::new(
-                    format!("{at}.storage_class"),
-                    format!("unknown storage class {class:?} (one of {})", known.join(", ")),
-                ));
-            }
-        }
-        if let Some(location) = &self.website_redirect_location
-            && !(location.starts_with('/') || location.starts_with("http://") || location.starts_with("https://"))
-        {
-            return Err(BuildError::new(
-                format!("{at}.website_redirect_location"),
-                format!("{location:?} must start with '/', http:// or https://"),
-            ));
-        }
-        Ok(ObjectMeta {
-            cache_control: self.cache_control.clone(),
-            content_type: self.content_type.clone(),
-            content_encoding: self.content_encoding.clone(),
-            content_disposition: self.content_disposition.clone(),
-            content_language: self.content_language.clone(),
-            metadata: self.metadata.clone(),
-            storage_class: self.storage_class.clone(),
-            website_redirect_location: self.website_redirect_location.clone(),
-        })
     }
+    let pattern =
+        pattern.ok_or_else(|| BuildError::new(format!("{at}.glob"), "missing: which keys the rule is for"))?;
+    Ok((pattern, meta))
 }
 
-/// HTTP header values: visible ASCII, spaces and tabs.
-fn header_value(v: &str) -> Result<(), String> {
-    if v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
-        Ok(())
-    } else {
-        Err(format!("{v:?} cannot be sent as an HTTP header (visible ASCII only)"))
+fn metadata(value: &Value, at: &str) -> Result<BTreeMap<String, String>, BuildError> {
+    let Value::Object(map) = value else { return Err(BuildError::new(at, "expected a table of names and values")) };
+    let mut out = BTreeMap::new();
+    for (name, value) in map {
+        let key = format!("{at}.{name}");
+        check_metadata_name(name).map_err(|why| BuildError::new(&key, why))?;
+        let Value::String(value) = value else { return Err(BuildError::new(key, "expected a string")) };
+        crate::fields::visible_ascii(value).map_err(|why| BuildError::new(&key, why))?;
+        out.insert(name.clone(), value.clone());
     }
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +97,7 @@ pub struct Headers {
 }
 
 impl Transform for Headers {
-    fn apply(&mut self, mut batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, String> {
+    fn apply(&mut self, mut batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
         for file in &mut batch {
             self.set.matches_into(file.key.as_str(), &mut self.matched);
             if self.matched.is_empty() {
@@ -138,29 +105,10 @@ impl Transform for Headers {
             }
             let meta = file.meta.get_or_insert_default();
             for &i in &self.matched {
-                merge(meta, &self.metas[i]);
+                meta.merge(&self.metas[i]);
             }
         }
         Ok(batch)
-    }
-}
-
-/// Sets in `into` every field `rule` sets.
-fn merge(into: &mut ObjectMeta, rule: &ObjectMeta) {
-    let set = |into: &mut Option<String>, from: &Option<String>| {
-        if from.is_some() {
-            into.clone_from(from);
-        }
-    };
-    set(&mut into.cache_control, &rule.cache_control);
-    set(&mut into.content_type, &rule.content_type);
-    set(&mut into.content_encoding, &rule.content_encoding);
-    set(&mut into.content_disposition, &rule.content_disposition);
-    set(&mut into.content_language, &rule.content_language);
-    set(&mut into.storage_class, &rule.storage_class);
-    set(&mut into.website_redirect_location, &rule.website_redirect_location);
-    for (k, v) in &rule.metadata {
-        into.metadata.insert(k.clone(), v.clone());
     }
 }
 
@@ -169,49 +117,52 @@ mod tests {
     use super::*;
     use crate::model::Time;
 
-    fn rule(glob: &str) -> HeaderRule {
-        HeaderRule { glob: glob.into(), ..Default::default() }
+    fn rules(rules: Value) -> Result<Headers, BuildError> {
+        let rules = rules.as_array().unwrap().iter().map(|r| r.as_object().unwrap().clone()).collect();
+        HeadersConfig { rules }.build("transform[2]")
     }
 
     #[test]
     fn every_matching_rule_applies_in_order() {
-        let mut all = rule("**");
-        all.cache_control = Some("max-age=60".into());
-        all.metadata.insert("team".into(), "web".into());
-        let mut assets = rule("assets/**");
-        assets.cache_control = Some("max-age=31536000, immutable".into());
-        assets.metadata.insert("tier".into(), "static".into());
-        let mut gz = rule("*.gz");
-        gz.content_encoding = Some("gzip".into());
-        gz.content_type = Some("application/javascript".into());
-        let mut h = HeadersConfig { rules: vec![all, assets, gz] }.build("transform[0]").unwrap();
+        let mut h = rules(serde_json::json!([
+            {"glob": "**", "cache_control": "max-age=60", "metadata": {"team": "web"}},
+            {"glob": "assets/**", "cache_control": "max-age=31536000, immutable", "metadata": {"tier": "static"}},
+            {"glob": "*.gz", "content_encoding": "gzip", "content_type": "application/javascript"},
+        ]))
+        .unwrap();
         let batch = ["index.html", "assets/app.js.gz"].map(|k| LocalFile::new(k.into(), k.into(), 1, Time(0))).to_vec();
         let out = h.apply(batch).unwrap();
         let page = out[0].meta.as_deref().unwrap();
-        assert_eq!(page.cache_control.as_deref(), Some("max-age=60"));
+        assert_eq!(page.get(Field::CacheControl), Some("max-age=60"));
         assert_eq!(out[0].content_type(), "text/html");
         let asset = out[1].meta.as_deref().unwrap();
-        assert_eq!(asset.cache_control.as_deref(), Some("max-age=31536000, immutable"));
-        assert_eq!(asset.content_encoding.as_deref(), Some("gzip"));
+        assert_eq!(asset.get(Field::CacheControl), Some("max-age=31536000, immutable"));
+        assert_eq!(asset.get(Field::ContentEncoding), Some("gzip"));
         assert_eq!(out[1].content_type(), "application/javascript");
         assert_eq!(asset.metadata.len(), 2);
     }
 
     #[test]
     fn bad_values_are_named() {
-        let build = |r: HeaderRule| HeadersConfig { rules: vec![rule("**"), r] }.build("transform[2]").unwrap_err().key;
-        let mut r = rule("*");
-        r.storage_class = Some("COLD".into());
-        assert_eq!(build(r), "transform[2].rules[1].storage_class");
-        let mut r = rule("*");
-        r.metadata.insert("Team".into(), "x".into());
-        assert_eq!(build(r), "transform[2].rules[1].metadata.Team");
-        let mut r = rule("*");
-        r.cache_control = Some("max-age=1\n".into());
-        assert_eq!(build(r), "transform[2].rules[1].cache_control");
-        let mut r = rule("*");
-        r.website_redirect_location = Some("elsewhere".into());
-        assert_eq!(build(r), "transform[2].rules[1].website_redirect_location");
-        assert_eq!(build(rule("{")), "transform[2].rules[1].glob");
+        let key = |rule: Value| rules(serde_json::json!([{"glob": "**"}, rule])).unwrap_err().key;
+        assert_eq!(
+            key(serde_json::json!({"glob": "*", "storage_class": "COLD"})),
+            "transform[2].rules[1].storage_class"
+        );
+        assert_eq!(
+            key(serde_json::json!({"glob": "*", "metadata": {"Team": "x"}})),
+            "transform[2].rules[1].metadata.Team"
+        );
+        assert_eq!(
+            key(serde_json::json!({"glob": "*", "cache_control": "max-age=1\n"})),
+            "transform[2].rules[1].cache_control"
+        );
+        assert_eq!(
+            key(serde_json::json!({"glob": "*", "website_redirect_location": "elsewhere"})),
+            "transform[2].rules[1].website_redirect_location"
+        );
+        assert_eq!(key(serde_json::json!({"glob": "{"})), "transform[2].rules[1].glob");
+        assert_eq!(key(serde_json::json!({"glob": "*", "cache_contrl": "x"})), "transform[2].rules[1].cache_contrl");
+        assert_eq!(key(serde_json::json!({"cache_control": "x"})), "transform[2].rules[1].glob");
     }
 }

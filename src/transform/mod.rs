@@ -26,7 +26,7 @@ pub use chain::{Chain, link_copies, spawn};
 pub use duplicate::{Duplicate, DuplicateConfig};
 pub use filter::{Filter, FilterConfig, FolderExcludes};
 pub use headers::{Headers, HeadersConfig};
-pub use plugin::{LoadedPlugin, PluginConfig};
+pub use plugin::{LoadedPlugin, PluginConfig, PluginError};
 
 use crate::model::LocalFile;
 
@@ -40,11 +40,26 @@ pub const MARKER_KEY: &str = ".sitesync/chain";
 
 /// A transform that failed while the run was going: the run stops and sends no deletes.
 #[derive(Debug, thiserror::Error)]
-#[error("transform[{index}] ({name}) failed: {message}")]
+#[error("transform[{index}] ({name}) failed: {error}")]
 pub struct TransformError {
     pub index: usize,
     pub name: String,
-    pub message: String,
+    #[source]
+    pub error: StepError,
+}
+
+/// Why a step failed on a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The step refused the batch; the message is its own.
+    #[error("{0}")]
+    Failed(String),
+    /// The step panicked (a plugin catches its panic and reports it).
+    #[error("it panicked: {0}")]
+    Panicked(String),
+    /// What the step gave back breaks the rules of the plugin ABI.
+    #[error("{0}")]
+    Output(String),
 }
 
 /// Something wrong with a `[[transform]]` table, or a plugin that cannot be loaded or created.
@@ -64,7 +79,7 @@ impl BuildError {
 
 /// One step of the chain, as the runtime sees it.
 pub trait Transform: Send {
-    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, String>;
+    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError>;
 }
 
 /// One `[[transform]]` table.
@@ -157,8 +172,11 @@ pub struct ChainSpec {
 impl ChainSpec {
     /// Validates the tables in order, loading each plugin library as it is reached.
     pub fn build(tables: &[Value], base: &Path) -> Result<ChainSpec, BuildError> {
-        let configs =
-            tables.iter().enumerate().map(|(i, t)| TransformConfig::parse(i, t, base)).collect::<Result<Vec<_>, _>>()?;
+        let configs = tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TransformConfig::parse(i, t, base))
+            .collect::<Result<Vec<_>, _>>()?;
         refuse_filters_before_plugins(&configs)?;
         let mut steps = Vec::with_capacity(tables.len());
         let mut fingerprint = fingerprint::Fingerprint::default();
@@ -169,8 +187,8 @@ impl ChainSpec {
                 TransformConfig::PrefixDuplicate(c) => StepSpec::Duplicate(c.build(&at)?),
                 TransformConfig::Headers(c) => StepSpec::Headers(c.build(&at)?),
                 TransformConfig::Plugin(c) => {
-                    let plugin =
-                        plugin::load(&c.path, &c.shown).map_err(|why| BuildError::new(format!("{at}.plugin"), why))?;
+                    let plugin = plugin::load(&c.path, &c.shown)
+                        .map_err(|e| BuildError::new(format!("{at}.plugin"), e.to_string()))?;
                     StepSpec::Plugin { plugin, settings: Value::Object(c.settings).to_string() }
                 }
             };
@@ -243,13 +261,13 @@ impl ChainSpec {
                 StepSpec::Headers(h) => ("headers".to_owned(), Box::new(h.clone()) as Box<dyn Transform>),
                 StepSpec::Plugin { plugin, settings } => {
                     let instance = plugin::Instance::create(plugin, settings)
-                        .map_err(|why| BuildError::new(format!("transform[{index}]"), why))?;
+                        .map_err(|e| BuildError::new(format!("transform[{index}]"), e.to_string()))?;
                     (plugin.shown.clone(), Box::new(instance) as Box<dyn Transform>)
                 }
             };
             steps.push(named);
         }
-        Ok(Chain::new(steps, !self.keeps_order()))
+        Ok(Chain::of(steps, !self.keeps_order()))
     }
 }
 

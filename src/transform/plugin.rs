@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use sitesync_plugin_abi as abi;
 
-use super::Transform;
-use crate::model::{LocalFile, ObjectMeta};
+use super::{StepError, Transform};
+use crate::fields::{FIELDS, Field, ObjectMeta};
+use crate::model::LocalFile;
 
 /// `[[transform]] plugin = "plugins/<file>"`, with the plugin's own settings.
 #[derive(Debug, Clone)]
@@ -43,15 +44,42 @@ fn supported() -> String {
     format!("{}.0 to {}.{}", abi::ABI_MAJOR, abi::ABI_MAJOR, abi::ABI_MINOR)
 }
 
+/// Why a library listed in the config cannot be used; each names the file as the config does.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("{shown}: no such file ({})", path.display())]
+    Missing { shown: String, path: PathBuf },
+    #[error("{shown}: cannot be loaded as a shared library: {source}")]
+    NotALibrary { shown: String, source: libloading::Error },
+    #[error("{shown} is not a sitesync plugin: it exports no `sitesync_plugin_v{}` function", abi::ABI_MAJOR)]
+    NotAPlugin { shown: String },
+    #[error("{shown}: sitesync_plugin_v1 returned no table")]
+    NoTable { shown: String },
+    #[error(
+        "{shown} was built for plugin ABI {major}.{minor}, but this sitesync loads plugin ABI {}; rebuild the plugin against sitesync-plugin-abi {}.{}",
+        supported(),
+        abi::ABI_MAJOR,
+        abi::ABI_MINOR
+    )]
+    OtherVersion { shown: String, major: u32, minor: u32 },
+    #[error("{shown}: its plugin table is {size} bytes, smaller than the {expected} of ABI {major}.{minor}")]
+    TableTooSmall { shown: String, size: usize, expected: usize, major: u32, minor: u32 },
+    #[error("{shown}: cannot create the plugin: {failure}")]
+    Create { shown: String, failure: StepError },
+}
+
 /// Loads `path` (shown as `shown` in messages) and checks that it is a plugin this host can use.
-pub fn load(path: &Path, shown: &str) -> Result<&'static LoadedPlugin, String> {
+pub fn load(path: &Path, shown: &str) -> Result<&'static LoadedPlugin, PluginError> {
+    let shown = shown.to_owned();
     if !path.is_file() {
-        return Err(format!("{shown}: no such file ({})", path.display()));
+        return Err(PluginError::Missing { shown, path: path.to_owned() });
     }
     // SAFETY: loading runs the library's initialisers. Only libraries the configuration lists are
     // loaded: a plugin is trusted native code, like the sitesync binary itself.
-    let library = unsafe { libloading::Library::new(path) }
-        .map_err(|e| format!("{shown}: cannot be loaded as a shared library: {e}"))?;
+    let library = match unsafe { libloading::Library::new(path) } {
+        Ok(library) => library,
+        Err(source) => return Err(PluginError::NotALibrary { shown, source }),
+    };
     let library: &'static libloading::Library = Box::leak(Box::new(library));
     // SAFETY: the symbol's type is the one the ABI defines for this name.
     let entry = match unsafe { library.get::<abi::EntryFn>(abi::ENTRY_SYMBOL) } {
@@ -61,43 +89,26 @@ pub fn load(path: &Path, shown: &str) -> Result<&'static LoadedPlugin, String> {
     // SAFETY: the entry function takes nothing and returns a pointer to a static table.
     let table = unsafe { entry() };
     if table.is_null() {
-        return Err(format!("{shown}: sitesync_plugin_v1 returned no table"));
+        return Err(PluginError::NoTable { shown });
     }
     // SAFETY: every table starts with the head, whatever its version.
     let head = unsafe { *table.cast::<abi::TableHead>() };
-    if head.abi_major != abi::ABI_MAJOR || head.abi_minor > abi::ABI_MINOR {
-        return Err(format!(
-            "{shown} was built for plugin ABI {}.{}, but this sitesync loads plugin ABI {}; rebuild the plugin against sitesync-plugin-abi {}.{}",
-            head.abi_major,
-            head.abi_minor,
-            supported(),
-            abi::ABI_MAJOR,
-            abi::ABI_MINOR
-        ));
+    let (major, minor) = (head.abi_major, head.abi_minor);
+    if major != abi::ABI_MAJOR || minor > abi::ABI_MINOR {
+        return Err(PluginError::OtherVersion { shown, major, minor });
     }
-    if head.struct_size < std::mem::size_of::<abi::PluginV1>() {
-        return Err(format!(
-            "{shown}: its plugin table is {} bytes, smaller than the {} of ABI {}.{}",
-            head.struct_size,
-            std::mem::size_of::<abi::PluginV1>(),
-            head.abi_major,
-            head.abi_minor
-        ));
+    let expected = std::mem::size_of::<abi::PluginV1>();
+    if head.struct_size < expected {
+        return Err(PluginError::TableTooSmall { shown, size: head.struct_size, expected, major, minor });
     }
     // SAFETY: checked above: a 1.x table at least as large as 1.0's.
     let table: &'static abi::PluginV1 = unsafe { &*table };
     let text =
         |s: abi::Str| unsafe { s.as_bytes() }.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-    let plugin = LoadedPlugin {
-        shown: shown.to_owned(),
-        name: text(table.name),
-        version: text(table.version),
-        abi_minor: head.abi_minor,
-        table,
-    };
+    let plugin = LoadedPlugin { shown, name: text(table.name), version: text(table.version), abi_minor: minor, table };
     tracing::debug!(
         "plugin: loaded {} from {} ({} {}, plugin ABI {}.{})",
-        shown,
+        plugin.shown,
         path.display(),
         plugin.name,
         plugin.version,
@@ -107,22 +118,19 @@ pub fn load(path: &Path, shown: &str) -> Result<&'static LoadedPlugin, String> {
     Ok(Box::leak(Box::new(plugin)))
 }
 
-/// The message for a library without the v1 entry symbol: which major it was built for, when it
+/// The error for a library without the v1 entry symbol: which major it was built for, when it
 /// exports another version's symbol, or that it is not a plugin.
-fn other_major(library: &libloading::Library, shown: &str) -> String {
+fn other_major(library: &libloading::Library, shown: String) -> PluginError {
     for major in (0..=16u32).filter(|m| *m != abi::ABI_MAJOR) {
         let name = format!("sitesync_plugin_v{major}\0");
         // SAFETY: every major's entry function returns a table that starts with the head.
         if let Ok(entry) = unsafe { library.get::<abi::EntryFn>(name.as_bytes()) } {
             let table = unsafe { entry() };
             let minor = if table.is_null() { 0 } else { unsafe { (*table.cast::<abi::TableHead>()).abi_minor } };
-            return format!(
-                "{shown} was built for plugin ABI {major}.{minor}, but this sitesync loads plugin ABI {}",
-                supported()
-            );
+            return PluginError::OtherVersion { shown, major, minor };
         }
     }
-    format!("{shown} is not a sitesync plugin: it exports no `sitesync_plugin_v{}` function", abi::ABI_MAJOR)
+    PluginError::NotAPlugin { shown }
 }
 
 /// A created plugin: its opaque state and buffers reused between batches.
@@ -136,14 +144,14 @@ pub struct Instance {
 unsafe impl Send for Instance {}
 
 impl Instance {
-    pub fn create(plugin: &'static LoadedPlugin, settings: &str) -> Result<Instance, String> {
+    pub fn create(plugin: &'static LoadedPlugin, settings: &str) -> Result<Instance, PluginError> {
         let mut state: *mut c_void = std::ptr::null_mut();
         let mut message = String::new();
         // SAFETY: the config string lives for the call; the error sink copies what it receives.
         let status = unsafe { (plugin.table.create)(abi::Str::new(settings), &mut state, error_sink(&mut message)) };
         match status {
             abi::STATUS_OK => Ok(Instance { plugin, state }),
-            status => Err(format!("{}: cannot create the plugin: {}", plugin.shown, failure(status, message))),
+            status => Err(PluginError::Create { shown: plugin.shown.clone(), failure: failure(status, message) }),
         }
     }
 }
@@ -155,12 +163,12 @@ impl Drop for Instance {
     }
 }
 
-fn failure(status: abi::Status, message: String) -> String {
+fn failure(status: abi::Status, message: String) -> StepError {
     let message = if message.is_empty() { "no message".to_owned() } else { message };
     match status {
-        abi::STATUS_PANIC => format!("it panicked: {message}"),
-        abi::STATUS_ERROR => message,
-        other => format!("unknown status {other}: {message}"),
+        abi::STATUS_PANIC => StepError::Panicked(message),
+        abi::STATUS_ERROR => StepError::Failed(message),
+        other => StepError::Output(format!("unknown status {other}: {message}")),
     }
 }
 
@@ -184,7 +192,7 @@ unsafe extern "C" fn report(ctx: *mut c_void, message: abi::Str) {
 struct Emitted<'a> {
     input: &'a [LocalFile],
     out: Vec<LocalFile>,
-    error: Option<String>,
+    error: Option<StepError>,
 }
 
 unsafe extern "C" fn emit(ctx: *mut c_void, entries: *const abi::EntryOut, n: usize) -> abi::Status {
@@ -208,21 +216,23 @@ unsafe extern "C" fn emit(ctx: *mut c_void, entries: *const abi::EntryOut, n: us
 }
 
 /// Copies one output entry into a new entry for the file of its source.
-fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, String> {
+fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, StepError> {
+    let wrong = |why: String| StepError::Output(why);
     let source = input
         .get(entry.source)
-        .ok_or_else(|| format!("emitted an entry for source {} of a batch of {}", entry.source, input.len()))?;
-    let text = |s: abi::Str, what: &str| -> Result<Option<String>, String> {
+        .ok_or_else(|| wrong(format!("emitted an entry for source {} of a batch of {}", entry.source, input.len())))?;
+    let text = |s: abi::Str, what: &str| -> Result<Option<String>, StepError> {
         // SAFETY: the plugin's strings live for the duration of the callback.
         match unsafe { s.as_bytes() } {
             None => Ok(None),
             Some(bytes) => match std::str::from_utf8(bytes) {
                 Ok(t) => Ok(Some(t.to_owned())),
-                Err(_) => Err(format!("emitted a {what} that is not UTF-8 (for {})", source.key)),
+                Err(_) => Err(wrong(format!("emitted a {what} that is not UTF-8 (for {})", source.key))),
             },
         }
     };
-    let key = text(entry.key, "key")?.ok_or_else(|| format!("emitted an entry without a key (for {})", source.key))?;
+    let key =
+        text(entry.key, "key")?.ok_or_else(|| wrong(format!("emitted an entry without a key (for {})", source.key)))?;
     let h = &entry.headers;
     let pairs = if h.metadata.is_null() || h.metadata_len == 0 {
         &[][..]
@@ -230,16 +240,12 @@ fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, Str
         // SAFETY: the plugin passes `metadata_len` pairs that live for the callback.
         unsafe { std::slice::from_raw_parts(h.metadata, h.metadata_len) }
     };
-    let mut meta = ObjectMeta {
-        cache_control: text(h.cache_control, "header")?,
-        content_type: text(h.content_type, "header")?,
-        content_encoding: text(h.content_encoding, "header")?,
-        content_disposition: text(h.content_disposition, "header")?,
-        content_language: text(h.content_language, "header")?,
-        storage_class: text(h.storage_class, "header")?,
-        website_redirect_location: text(h.website_redirect_location, "header")?,
-        ..ObjectMeta::default()
-    };
+    let mut meta = ObjectMeta::default();
+    for spec in &FIELDS {
+        if let Some(value) = text(*slot(h, spec.field), "header")? {
+            meta.set(spec.field, value);
+        }
+    }
     for kv in pairs {
         if let (Some(k), Some(v)) = (text(kv.key, "metadata name")?, text(kv.value, "metadata value")?) {
             meta.metadata.insert(k, v);
@@ -257,7 +263,6 @@ fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, Str
 
 /// Views of one batch, borrowing it for one call.
 fn views(batch: &[LocalFile], pairs: &mut Vec<abi::KeyValue>) -> Vec<abi::EntryView> {
-    let opt = |s: &Option<String>| abi::Str::from_option(s.as_deref());
     pairs.clear();
     for f in batch {
         if let Some(m) = &f.meta {
@@ -270,26 +275,21 @@ fn views(batch: &[LocalFile], pairs: &mut Vec<abi::KeyValue>) -> Vec<abi::EntryV
     batch
         .iter()
         .map(|f| {
-            let none = abi::Str::ABSENT;
             let mut headers = abi::Headers {
-                cache_control: none,
-                content_type: none,
-                content_encoding: none,
-                content_disposition: none,
-                content_language: none,
-                storage_class: none,
-                website_redirect_location: none,
+                cache_control: abi::Str::ABSENT,
+                content_type: abi::Str::ABSENT,
+                content_encoding: abi::Str::ABSENT,
+                content_disposition: abi::Str::ABSENT,
+                content_language: abi::Str::ABSENT,
+                storage_class: abi::Str::ABSENT,
+                website_redirect_location: abi::Str::ABSENT,
                 metadata: std::ptr::null(),
                 metadata_len: 0,
             };
             if let Some(m) = &f.meta {
-                headers.cache_control = opt(&m.cache_control);
-                headers.content_type = opt(&m.content_type);
-                headers.content_encoding = opt(&m.content_encoding);
-                headers.content_disposition = opt(&m.content_disposition);
-                headers.content_language = opt(&m.content_language);
-                headers.storage_class = opt(&m.storage_class);
-                headers.website_redirect_location = opt(&m.website_redirect_location);
+                for (field, value) in m.fields() {
+                    *slot_mut(&mut headers, field) = abi::Str::new(value);
+                }
                 headers.metadata = pairs[at..at + m.metadata.len()].as_ptr();
                 headers.metadata_len = m.metadata.len();
                 at += m.metadata.len();
@@ -299,8 +299,33 @@ fn views(batch: &[LocalFile], pairs: &mut Vec<abi::KeyValue>) -> Vec<abi::EntryV
         .collect()
 }
 
+/// The ABI's slot of a header field.
+fn slot(h: &abi::Headers, field: Field) -> &abi::Str {
+    match field {
+        Field::CacheControl => &h.cache_control,
+        Field::ContentType => &h.content_type,
+        Field::ContentEncoding => &h.content_encoding,
+        Field::ContentDisposition => &h.content_disposition,
+        Field::ContentLanguage => &h.content_language,
+        Field::StorageClass => &h.storage_class,
+        Field::WebsiteRedirectLocation => &h.website_redirect_location,
+    }
+}
+
+fn slot_mut(h: &mut abi::Headers, field: Field) -> &mut abi::Str {
+    match field {
+        Field::CacheControl => &mut h.cache_control,
+        Field::ContentType => &mut h.content_type,
+        Field::ContentEncoding => &mut h.content_encoding,
+        Field::ContentDisposition => &mut h.content_disposition,
+        Field::ContentLanguage => &mut h.content_language,
+        Field::StorageClass => &mut h.storage_class,
+        Field::WebsiteRedirectLocation => &mut h.website_redirect_location,
+    }
+}
+
 impl Transform for Instance {
-    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, String> {
+    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
         let mut pairs = Vec::new();
         let views = views(&batch, &mut pairs);
         let mut emitted = Emitted { input: &batch, out: Vec::with_capacity(batch.len()), error: None };

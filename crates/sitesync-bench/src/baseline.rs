@@ -192,7 +192,7 @@ async fn list_stream(
         }
         let encoded = page.encoding_type() == Some(&EncodingType::Url);
         for p in page.common_prefixes().iter().filter_map(|p| p.prefix()) {
-            prefixes.push(if encoded { sitesync::scan::s3::decode_key(p) } else { p.to_owned() });
+            prefixes.push(if encoded { sitesync::remote::decode_key(p) } else { p.to_owned() });
         }
         match page.next_continuation_token() {
             Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),

@@ -257,11 +257,18 @@ fn syncs_and_listings(
 /// copy per file, first and then unchanged. What it measures is memory: every copy waits for the
 /// copy phase, and the diff holds the keys the chain creates ahead of the listing.
 fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> {
-    let admin =
-        baseline::client_with(&ctx.server.info.endpoint, &ctx.server.access_key, &ctx.server.secret_key, &ctx.server.region);
+    let admin = baseline::client_with(
+        &ctx.server.info.endpoint,
+        &ctx.server.access_key,
+        &ctx.server.secret_key,
+        &ctx.server.region,
+    );
     ctx.runtime.block_on(baseline::create_bucket(&admin, bucket))?;
     let config = ctx.opts.server_dir.join("mirror.toml");
-    std::fs::write(&config, "[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"\", to = \"mirror/\" }]\n")?;
+    std::fs::write(
+        &config,
+        "[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"\", to = \"mirror/\" }]\n",
+    )?;
     let config = config.to_str().context("config path is not UTF-8")?.to_owned();
     eprintln!("bench: {n} files: sitesync first sync, mirrored");
     let first = sync_with(ctx, tree, bucket, &["--config", &config])?;

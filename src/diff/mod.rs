@@ -5,12 +5,20 @@
 //! key still unmatched once the other side has moved past it never will be: it is retired as an
 //! upload or a delete straight away. Memory therefore holds only the keys between the two scan
 //! positions, not two maps of the whole tree. If a side ever yields keys out of order, the diff
-//! stays correct and only stops retiring early from that side's position.
+//! stays correct and only stops retiring early from that side's position. The loop that feeds it
+//! from the two scans is [`merge`].
+
+mod limits;
+pub mod merge;
 
 use std::collections::BTreeMap;
 
+pub use limits::DeleteLimits;
+pub use merge::{Ended, Offsets, Read, Schedule, Sides, merge};
+
 use crate::clock::{ChangeRule, Offset, Verdict};
 use crate::model::{Event, LocalFile, LocalItem, Reason, RemoteObject};
+use crate::transform::RemoteFilter;
 
 /// How far one side has got.
 #[derive(Debug, Default)]
@@ -64,6 +72,8 @@ pub struct Diff {
     tally: Tally,
     /// Re-publish current objects too: the chain's configuration changed since they were written.
     refresh: bool,
+    /// The listed keys the diff must not see (the reserved folder, what filters hide).
+    hidden: RemoteFilter,
 }
 
 impl Diff {
@@ -77,7 +87,13 @@ impl Diff {
             unsure: Vec::new(),
             tally: Tally::default(),
             refresh: false,
+            hidden: RemoteFilter::default(),
         }
+    }
+
+    /// Hides the listed keys `hidden` drops: they are neither compared nor deleted.
+    pub fn hide(&mut self, hidden: RemoteFilter) {
+        self.hidden = hidden;
     }
 
     /// Makes every key that would be unchanged an upload with [`Reason::Chain`] instead: LIST does
@@ -137,11 +153,17 @@ impl Diff {
             // file. Skipping it can only cost an upload or leave an object for the next run.
             if self.remote_side.last.as_deref().is_some_and(|last| object.key.as_str() <= last) {
                 self.tally.misordered += 1;
-                tracing::warn!("the listing returned {} again or out of order; ignored", crate::names::printable(&object.key));
+                tracing::warn!(
+                    "the listing returned {} again or out of order; ignored",
+                    crate::names::printable(&object.key)
+                );
+                continue;
+            }
+            self.remote_side.saw(&object.key);
+            if !self.hidden.keeps(&object.key) {
                 continue;
             }
             self.tally.remote_objects += 1;
-            self.remote_side.saw(&object.key);
             match self.local.remove(&object.key) {
                 Some(file) => self.judge(file, object, offset, out),
                 None => {
@@ -311,7 +333,9 @@ mod tests {
     fn a_key_listed_twice_is_never_deleted() {
         let off = Offset::exact(0);
         // Overlapping pages, and a page retried whole, around the local side's batches.
-        for pages in [vec![vec!["a", "b", "c"], vec!["b", "c", "d"]], vec![vec!["a", "b"], vec!["a", "b"], vec!["c", "d"]]] {
+        for pages in
+            [vec![vec!["a", "b", "c"], vec!["b", "c", "d"]], vec![vec!["a", "b"], vec!["a", "b"], vec!["c", "d"]]]
+        {
             let mut diff = Diff::new(ChangeRule { fudge: 0 });
             let mut out = Vec::new();
             diff.local_batch(vec![local("a", 1, 50), local("b", 1, 50)], off, &mut out);

@@ -17,34 +17,55 @@ use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::types::EncodingType;
 use tokio::sync::mpsc;
 
+use super::RemoteSource;
+use crate::error::{Op, StoreError};
 use crate::model::{RemoteObject, Time};
-use crate::s3client::describe;
 use crate::target::Target;
-
-#[derive(Debug, thiserror::Error)]
-#[error("listing {target} failed: {message}")]
-pub struct ListError {
-    pub target: String,
-    pub message: String,
-}
 
 /// Pages buffered per folder listed ahead of the emit point.
 const PAGES_AHEAD: usize = 2;
 
+/// What a folder's listing sends to the emitter. Its end is said, not inferred: a listing task
+/// that stops without `Done` (a panic) fails the listing instead of ending the folder early.
+enum Pages {
+    Keys(Vec<RemoteObject>),
+    Done,
+    Failed(StoreError),
+}
+
 /// A run of keys in listing order: keys already listed, or a folder being listed.
 enum Slot {
     Keys(Vec<RemoteObject>),
-    Folder(mpsc::Receiver<Result<Vec<RemoteObject>, ListError>>),
+    Folder(String, mpsc::Receiver<Pages>),
+}
+
+/// The objects under the prefix, from ListObjectsV2, split by top-level folder.
+pub struct Listing {
+    pub client: aws_sdk_s3::Client,
+    pub target: Target,
+    /// Folder listings in flight; 1 lists in a single stream.
+    pub parallel: usize,
+}
+
+#[async_trait::async_trait]
+impl RemoteSource for Listing {
+    fn describe(&self) -> String {
+        format!("listing {}", self.target)
+    }
+
+    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError> {
+        list(&self.client, &self.target, self.parallel, tx).await
+    }
 }
 
 /// Lists every object under the prefix in S3 order, in batches, until done or until the receiver
 /// is dropped. `parallel` bounds the folder listings in flight; 1 lists in a single stream.
-pub async fn list(
+async fn list(
     client: &aws_sdk_s3::Client,
     target: &Target,
     parallel: usize,
     tx: mpsc::Sender<Vec<RemoteObject>>,
-) -> Result<(), ListError> {
+) -> Result<(), StoreError> {
     if parallel <= 1 {
         return list_range(client, target, &target.prefix, &tx).await;
     }
@@ -63,19 +84,28 @@ pub async fn list(
 }
 
 /// Sends the keys of the slots in order, until the slots end, one fails or the receiver is gone.
-async fn emit(slots: &mut mpsc::Receiver<Slot>, tx: &mpsc::Sender<Vec<RemoteObject>>) -> Result<(), ListError> {
+async fn emit(slots: &mut mpsc::Receiver<Slot>, tx: &mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError> {
     while let Some(slot) = slots.recv().await {
-        match slot {
+        let (folder, mut pages) = match slot {
             Slot::Keys(keys) => {
                 if tx.send(keys).await.is_err() {
                     return Ok(());
                 }
+                continue;
             }
-            Slot::Folder(mut pages) => {
-                while let Some(page) = pages.recv().await {
-                    if tx.send(page?).await.is_err() {
+            Slot::Folder(folder, pages) => (folder, pages),
+        };
+        loop {
+            match pages.recv().await {
+                Some(Pages::Keys(keys)) => {
+                    if tx.send(keys).await.is_err() {
                         return Ok(());
                     }
+                }
+                Some(Pages::Done) => break,
+                Some(Pages::Failed(e)) => return Err(e),
+                None => {
+                    return Err(StoreError::answer(Op::List, folder, "the folder's listing stopped before its end"));
                 }
             }
         }
@@ -85,7 +115,7 @@ async fn emit(slots: &mut mpsc::Receiver<Slot>, tx: &mpsc::Sender<Vec<RemoteObje
 
 /// Lists the top level with a delimiter and queues its keys and folders in order, starting a
 /// listing task for each folder as it is queued.
-async fn discover(client: &aws_sdk_s3::Client, target: &Target, slots: mpsc::Sender<Slot>) -> Result<(), ListError> {
+async fn discover(client: &aws_sdk_s3::Client, target: &Target, slots: mpsc::Sender<Slot>) -> Result<(), StoreError> {
     let mut token: Option<String> = None;
     loop {
         let page = list_page(client, target, &target.prefix, Some("/"), token.take()).await?;
@@ -94,24 +124,8 @@ async fn discover(client: &aws_sdk_s3::Client, target: &Target, slots: mpsc::Sen
                 Ok(keys) => Slot::Keys(keys),
                 Err(folder) => {
                     let (tx, rx) = mpsc::channel(PAGES_AHEAD);
-                    let (client, target) = (client.clone(), target.clone());
-                    tokio::spawn(async move {
-                        let (pages_tx, mut pages_rx) = mpsc::channel(PAGES_AHEAD);
-                        let forward = async {
-                            while let Some(page) = pages_rx.recv().await {
-                                if tx.send(Ok(page)).await.is_err() {
-                                    return;
-                                }
-                            }
-                        };
-                        // The listing owns `pages_tx`, so `forward` sees the end when it is done.
-                        let list = async move { list_range(&client, &target, &folder, &pages_tx).await };
-                        let (listed, ()) = tokio::join!(list, forward);
-                        if let Err(e) = listed {
-                            let _ = tx.send(Err(e)).await;
-                        }
-                    });
-                    Slot::Folder(rx)
+                    tokio::spawn(list_folder(client.clone(), target.clone(), folder.clone(), tx));
+                    Slot::Folder(format!("s3://{}/{folder}", target.bucket), rx)
                 }
             };
             if slots.send(slot).await.is_err() {
@@ -123,6 +137,22 @@ async fn discover(client: &aws_sdk_s3::Client, target: &Target, slots: mpsc::Sen
             _ => return Ok(()),
         }
     }
+}
+
+/// Lists one folder into `tx`, and says how it ended.
+async fn list_folder(client: aws_sdk_s3::Client, target: Target, folder: String, tx: mpsc::Sender<Pages>) {
+    let (pages_tx, mut pages_rx) = mpsc::channel(PAGES_AHEAD);
+    let forward = async {
+        while let Some(page) = pages_rx.recv().await {
+            if tx.send(Pages::Keys(page)).await.is_err() {
+                return;
+            }
+        }
+    };
+    // The listing owns `pages_tx`, so `forward` sees the end when it is done.
+    let list = async move { list_range(&client, &target, &folder, &pages_tx).await };
+    let (listed, ()) = tokio::join!(list, forward);
+    let _ = tx.send(listed.map_or_else(Pages::Failed, |()| Pages::Done)).await;
 }
 
 /// The keys and folders of a delimited page, merged into key order: `Ok` runs of keys and `Err`
@@ -157,7 +187,7 @@ async fn list_range(
     target: &Target,
     prefix: &str,
     tx: &mpsc::Sender<Vec<RemoteObject>>,
-) -> Result<(), ListError> {
+) -> Result<(), StoreError> {
     let mut token: Option<String> = None;
     loop {
         let page = list_page(client, target, prefix, None, token.take()).await?;
@@ -179,7 +209,7 @@ async fn list_page(
     prefix: &str,
     delimiter: Option<&str>,
     token: Option<String>,
-) -> Result<ListObjectsV2Output, ListError> {
+) -> Result<ListObjectsV2Output, StoreError> {
     client
         .list_objects_v2()
         .bucket(&target.bucket)
@@ -189,7 +219,7 @@ async fn list_page(
         .set_continuation_token(token)
         .send()
         .await
-        .map_err(|e| ListError { target: format!("s3://{}/{prefix}", target.bucket), message: describe(&e) })
+        .map_err(|e| StoreError::sdk(Op::List, format!("s3://{}/{prefix}", target.bucket), e))
 }
 
 /// A listed object as a key relative to the prefix; `None` for the prefix's own folder marker and

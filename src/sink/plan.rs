@@ -1,13 +1,75 @@
 //! The plan: every action a run would take, one per line, in the order a sync takes them.
 //!
-//! `plan` and `sync --dry-run` print it; snapshot tests pin it. The order is that of a site
-//! publish (assets, then HTML pages, then server-side copies, then deletes, then what cannot be
-//! done), each group sorted by key, so the same inputs always print the same plan.
+//! `plan` and `sync --dry-run` run the [`PlanSink`], which takes the same events as the S3 sink
+//! and renders them instead of sending them; snapshot tests pin what it prints. The order is
+//! that of a site publish (assets, then HTML pages, then server-side copies, then deletes, then
+//! what cannot be done), each group sorted by key, so the same inputs always print the same plan.
 
 use std::fmt::Write;
 
-use crate::model::{Event, LocalFile, ObjectMeta, Reason};
+use super::Tracker;
+use super::{Applied, Finish, Sink};
+use crate::journal::Change;
+use crate::model::{Event, LocalFile, Reason};
+use crate::names::printable;
 use crate::target::Target;
+
+/// The sink of a dry run: every event becomes a [`Step`] of the plan, and nothing is sent.
+pub struct PlanSink {
+    target: Target,
+    /// False with `--no-delete`: delete events are dropped, as the S3 sink drops them.
+    delete: bool,
+    steps: Vec<Step>,
+    tracker: Tracker,
+}
+
+impl PlanSink {
+    pub fn new(target: Target, delete: bool) -> PlanSink {
+        PlanSink { target, delete, steps: Vec::new(), tracker: Tracker::default() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for PlanSink {
+    async fn accept(&mut self, events: Vec<Event>) {
+        for event in events {
+            match &event {
+                Event::Delete { .. } if !self.delete => continue,
+                Event::Delete { object } => self.tracker.journal().record(object.key.clone(), Change::Deleted),
+                Event::Upload { file, reason } => {
+                    let copied = *reason == Reason::Chain || file.copy_of.is_some();
+                    let change = if copied { Change::Copied } else { Change::Uploaded };
+                    self.tracker.journal().record(file.key.clone(), change);
+                }
+                Event::Problem(p) => self.tracker.failed(p.place.clone(), "scan", p.message.clone()),
+            }
+            self.steps.push(step(&event, &self.target));
+        }
+        if let Err(e) = self.tracker.journal().spill().await {
+            self.tracker.failed("(changes)", "plan", format!("cannot write the record of changes: {e}"));
+        }
+    }
+
+    fn deletes_planned(&self) -> u64 {
+        self.steps.iter().filter(|s| s.phase == Phase::Deletes).count() as u64
+    }
+
+    fn failures(&self) -> u64 {
+        self.tracker.failure_count()
+    }
+
+    async fn finish(mut self: Box<Self>, finish: Finish) -> Applied {
+        let mut applied = self.tracker.applied(0);
+        let count = |phase: fn(Phase) -> bool| self.steps.iter().filter(|s| phase(s.phase)).count() as u64;
+        applied.uploaded = count(|p| p <= Phase::Pages);
+        applied.copied = count(|p| p == Phase::Copies);
+        applied.deleted = count(|p| p == Phase::Deletes);
+        applied.bytes_uploaded = self.steps.iter().map(|s| s.bytes).sum();
+        applied.plan = render(&mut self.steps, finish.unchanged);
+        applied.changes = self.tracker.journal().take().await;
+        applied
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
@@ -43,26 +105,9 @@ pub fn step(event: &Event, target: &Target) -> Step {
     if let Event::Upload { file, .. } = event
         && let Some(meta) = file.meta.as_deref()
     {
-        step.detail.push_str(&headers(meta));
+        step.detail.push_str(&meta.shown());
     }
     step
-}
-
-/// ` [Cache-Control: max-age=60; x-amz-meta-team: web]`: what the chain set, in a fixed order.
-fn headers(meta: &ObjectMeta) -> String {
-    let fields = [
-        ("Cache-Control", &meta.cache_control),
-        ("Content-Type", &meta.content_type),
-        ("Content-Encoding", &meta.content_encoding),
-        ("Content-Disposition", &meta.content_disposition),
-        ("Content-Language", &meta.content_language),
-        ("x-amz-storage-class", &meta.storage_class),
-        ("x-amz-website-redirect-location", &meta.website_redirect_location),
-    ];
-    let mut parts: Vec<String> =
-        fields.iter().filter_map(|(name, value)| Some(format!("{name}: {}", value.as_deref()?))).collect();
-    parts.extend(meta.metadata.iter().map(|(k, v)| format!("x-amz-meta-{k}: {v}")));
-    if parts.is_empty() { String::new() } else { format!(" [{}]", parts.join("; ")) }
 }
 
 fn bare_step(event: &Event, target: &Target) -> Step {
@@ -98,11 +143,6 @@ fn bare_step(event: &Event, target: &Target) -> Step {
 pub fn is_page(key: &str) -> bool {
     let lower = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
     lower.ends_with(".html") || lower.ends_with(".htm")
-}
-
-/// A key as a plan line shows it: as it is, but for control characters, which are escaped.
-fn printable(key: &str) -> String {
-    key.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.into() }).collect()
 }
 
 /// Renders the plan: one line per step, then a summary line.

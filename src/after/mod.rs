@@ -1,0 +1,30 @@
+//! Post-run steps: what a run does once the sink is done, from the record of what it applied.
+//!
+//! Each step is a small type behind [`AfterRun`], in a file of its own, and reads the same
+//! [`Outcome`]: the counts, the failures and every key changed ([`Applied`]), and whether the
+//! run was clean. Today there is one, the chain marker; a CDN invalidation or the local state of
+//! the content check are others of the same kind, each one new file and one line of wiring.
+
+pub mod marker;
+
+pub use marker::WriteMarker;
+
+use crate::diff::Tally;
+use crate::sink::{Applied, Failure};
+
+/// What a post-run step knows of the run.
+pub struct Outcome<'a> {
+    pub applied: &'a Applied,
+    pub tally: Tally,
+    pub dry_run: bool,
+    /// Both scans were read to the end, nothing failed, and the run was neither refused nor
+    /// stopped: every key of the prefix was published, or checked, by this run.
+    pub clean: bool,
+}
+
+/// A step that runs after the sink.
+#[async_trait::async_trait]
+pub trait AfterRun: Send {
+    /// Runs the step; a failure of it is a failure of the run.
+    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<(), Failure>;
+}

@@ -1,0 +1,184 @@
+//! The merge loop: the two scans read into the diff, and what it decides handed to the sink.
+//!
+//! The loop reads from whichever side is behind in key order ([`Schedule::Behind`]), so the side
+//! that is ahead waits on its full channel instead of filling memory. It does not know where the
+//! sides come from ([`Sides`]) nor where its events go (a [`Sink`]): the pipeline runs it over
+//! the scans' channels and an S3 or plan sink, and the snapshot tests run the very same loop over
+//! in-memory scans ([`InMemory`]), under other schedules too, to prove the plan does not depend on
+//! how the scans interleave.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use super::{DeleteLimits, Diff};
+use crate::clock::Offset;
+use crate::error::Error;
+use crate::model::{LocalItem, RemoteObject};
+use crate::sink::Sink;
+
+/// What one read of a side gave.
+pub enum Read<T> {
+    Batch(T),
+    /// The side is complete: every key it has was sent.
+    End,
+    /// The side cannot finish; the run fails.
+    Failed(Error),
+    /// A signal asked the run to stop.
+    Stopped,
+}
+
+/// The two scans, as the merge reads them.
+#[allow(async_fn_in_trait)]
+pub trait Sides {
+    async fn local(&mut self) -> Read<Vec<LocalItem>>;
+    async fn remote(&mut self) -> Read<Vec<RemoteObject>>;
+}
+
+/// The clock offset the judgements use, and a way to narrow it when a decision waits on it.
+#[allow(async_fn_in_trait)]
+pub trait Offsets {
+    fn now(&self) -> Offset;
+    /// Narrows the offset while some pair of `diff` cannot be settled with it.
+    async fn narrow(&self, diff: &Diff);
+}
+
+/// Which side the merge reads next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// The side whose scan position is behind: how a run reads.
+    Behind,
+    /// One side, then the other, starting with the local side when `local_first`.
+    Alternate { local_first: bool },
+}
+
+/// How a merge ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Both sides were read to their end and every decision was handed over.
+    Complete,
+    /// The delete limits refused the run, for this reason.
+    Refused(String),
+    Stopped,
+    Failed(Error),
+}
+
+/// Reads both sides to their end into `diff`, handing its events to `sink` as they come.
+pub async fn merge(
+    diff: &mut Diff,
+    sides: &mut impl Sides,
+    offsets: &impl Offsets,
+    sink: &mut dyn Sink,
+    limits: &DeleteLimits,
+    schedule: Schedule,
+) -> Ended {
+    let (mut local_open, mut remote_open) = (true, true);
+    let mut local_turn = schedule != Schedule::Alternate { local_first: false };
+    let mut events = Vec::new();
+    while local_open || remote_open {
+        let read_local = match schedule {
+            Schedule::Behind => {
+                let (local_at, remote_at) = diff.positions();
+                local_open && (!remote_open || local_at <= remote_at)
+            }
+            Schedule::Alternate { .. } => local_open && (local_turn || !remote_open),
+        };
+        local_turn = !local_turn;
+        if read_local {
+            match sides.local().await {
+                Read::Batch(batch) => diff.local_batch(batch, offsets.now(), &mut events),
+                Read::End => {
+                    local_open = false;
+                    diff.local_done(&mut events);
+                }
+                other => return other.ended(),
+            }
+        } else {
+            match sides.remote().await {
+                Read::Batch(batch) => diff.remote_batch(batch, offsets.now(), &mut events),
+                Read::End => {
+                    remote_open = false;
+                    diff.remote_done(&mut events);
+                }
+                other => return other.ended(),
+            }
+        }
+        sink.accept(std::mem::take(&mut events)).await;
+        if let Some(why) = refusal(limits, sink, None) {
+            return Ended::Refused(why);
+        }
+    }
+    offsets.narrow(diff).await;
+    diff.finish(offsets.now(), &mut events);
+    sink.accept(events).await;
+    match refusal(limits, sink, Some(diff.tally())) {
+        Some(why) => Ended::Refused(why),
+        None => Ended::Complete,
+    }
+}
+
+/// A run where something failed sends no deletes at all, so the limits need not stop it: the
+/// rest is still synced, and the next clean run checks them.
+fn refusal(limits: &DeleteLimits, sink: &dyn Sink, tally: Option<super::Tally>) -> Option<String> {
+    if sink.failures() > 0 {
+        return None;
+    }
+    limits.check(sink.deletes_planned(), tally)
+}
+
+impl<T> Read<T> {
+    /// How the merge ends on a read that is neither a batch nor the end.
+    fn ended(self) -> Ended {
+        match self {
+            Read::Failed(e) => Ended::Failed(e),
+            _ => Ended::Stopped,
+        }
+    }
+}
+
+/// Both sides already scanned, in batches: the merge as the snapshot tests and tools drive it.
+pub struct InMemory {
+    pub local: VecDeque<Vec<LocalItem>>,
+    pub remote: VecDeque<Vec<RemoteObject>>,
+}
+
+impl InMemory {
+    /// The two scans cut into batches of `size`.
+    pub fn batched(local: &[LocalItem], remote: &[RemoteObject], size: usize) -> InMemory {
+        InMemory {
+            local: local.chunks(size.max(1)).map(<[_]>::to_vec).collect(),
+            remote: remote.chunks(size.max(1)).map(<[_]>::to_vec).collect(),
+        }
+    }
+}
+
+impl Sides for InMemory {
+    async fn local(&mut self) -> Read<Vec<LocalItem>> {
+        self.local.pop_front().map_or(Read::End, Read::Batch)
+    }
+
+    async fn remote(&mut self) -> Read<Vec<RemoteObject>> {
+        self.remote.pop_front().map_or(Read::End, Read::Batch)
+    }
+}
+
+/// An offset known while scanning, and the narrower one the run would measure by the end.
+pub struct Fixed {
+    now: Mutex<Offset>,
+    narrowed: Offset,
+}
+
+impl Fixed {
+    pub fn new(scanning: Offset, narrowed: Offset) -> Fixed {
+        Fixed { now: Mutex::new(scanning), narrowed }
+    }
+}
+
+impl Offsets for Fixed {
+    fn now(&self) -> Offset {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn narrow(&self, _diff: &Diff) {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner()) = self.narrowed;
+    }
+}

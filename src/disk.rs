@@ -1,0 +1,60 @@
+//! Temporary files for what a run keeps out of memory (pages and copies waiting for their phase,
+//! the record of applied changes), and the small binary encoding they are written in.
+//!
+//! The files are unlinked as soon as they are created, so no other process can open them and
+//! they vanish with their last handle, even when the run is killed.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+
+/// A temporary file that no other process can open and that vanishes with its last handle.
+pub fn anonymous_file(what: &str) -> io::Result<File> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("sitesync-{what}-{}-{n}", std::process::id()));
+    let file = File::options().read(true).write(true).create_new(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+pub fn put_u64(out: &mut impl Write, n: u64) -> io::Result<()> {
+    out.write_all(&n.to_le_bytes())
+}
+
+pub fn get_u64(input: &mut impl Read) -> io::Result<u64> {
+    Ok(u64::from_le_bytes(get_array(input)?))
+}
+
+pub fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    put_u64(out, bytes.len() as u64)?;
+    out.write_all(bytes)
+}
+
+pub fn get_bytes(input: &mut impl Read) -> io::Result<Vec<u8>> {
+    let len = get_u64(input)? as usize;
+    let mut buf = vec![0; len];
+    input.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+pub fn get_string(input: &mut impl Read) -> io::Result<String> {
+    String::from_utf8(get_bytes(input)?).map_err(io::Error::other)
+}
+
+pub fn put_option(out: &mut impl Write, bytes: Option<&[u8]>) -> io::Result<()> {
+    out.write_all(&[u8::from(bytes.is_some())])?;
+    bytes.map_or(Ok(()), |b| put_bytes(out, b))
+}
+
+pub fn get_option(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    match get_array::<1>(input)? {
+        [0] => Ok(None),
+        _ => get_bytes(input).map(Some),
+    }
+}
+
+pub fn get_array<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {
+    let mut buf = [0; N];
+    input.read_exact(&mut buf)?;
+    Ok(buf)
+}

@@ -1,0 +1,60 @@
+//! The S3 client of a run: the embedded store when selected, otherwise the standard AWS chain.
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Error;
+use crate::s3client::{self, Connection};
+
+/// Connects as the config says; every response feeds `clock`.
+pub async fn connect(config: &Config, clock: Arc<Clock>) -> Result<aws_sdk_s3::Client, Error> {
+    let conn = match &config.local_store {
+        Some(dir) => local_store(config, dir).await?,
+        None => Connection {
+            endpoint_url: config.endpoint_url.clone(),
+            path_style: config.path_style,
+            region: config.region.clone(),
+            profile: config.profile.clone(),
+            ..Connection::default()
+        },
+    };
+    let conn = Connection {
+        max_attempts: config.max_attempts,
+        retry_mode: config.retry_mode,
+        timeout: config.timeout,
+        ..conn
+    };
+    let client = s3client::client(&conn, clock).await;
+    if config.local_store.is_some() {
+        create_bucket(&client, &config.target.bucket).await?;
+    }
+    Ok(client)
+}
+
+#[cfg(feature = "local-store")]
+async fn local_store(_config: &Config, dir: &std::path::Path) -> Result<Connection, Error> {
+    let store = crate::local_store::LocalStore::start(dir)
+        .await
+        .map_err(|e| Error::LocalStore(format!("cannot start the local store in {}: {e}", dir.display())))?;
+    tracing::info!("local store: serving {} at {}", dir.display(), store.endpoint());
+    Ok(store.connection())
+}
+
+#[cfg(not(feature = "local-store"))]
+async fn local_store(_config: &Config, _dir: &std::path::Path) -> Result<Connection, Error> {
+    Err(Error::LocalStore(
+        "this sitesync was built without the embedded store (cargo feature `local-store`); use an endpoint".into(),
+    ))
+}
+
+/// The embedded store starts empty: its bucket is made on first use.
+async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), Error> {
+    if client.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(());
+    }
+    client.create_bucket().bucket(bucket).send().await.map(drop).map_err(|e| {
+        let error = crate::error::StoreError::sdk(crate::error::Op::CreateBucket, format!("s3://{bucket}"), e);
+        Error::LocalStore(format!("cannot create bucket {bucket} in the local store: {}", error.message))
+    })
+}

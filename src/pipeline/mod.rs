@@ -1,0 +1,102 @@
+//! The wiring of one run: config → local scan → transform chain ‖ remote source → merge → sink →
+//! post-run steps.
+//!
+//! [`run`] only connects stages that live elsewhere: the walk (`scan`) and the chain (`transform`)
+//! on threads, the remote source (`remote`) on a task, the merge loop (`diff::merge`) reading both
+//! sides as they come, a sink (`sink`: the bucket, or the plan of a dry run) and the post-run
+//! steps (`after`). Each stage is built from the config in [`stages`]; every stage's end is
+//! checked ([`sides`]), so a stage that dies fails the run instead of reading as the end of the
+//! tree or of the listing. The scans run at the same time over bounded channels, and the merge
+//! reads from whichever side is behind, so the side ahead waits instead of filling memory.
+
+mod connect;
+mod probe;
+mod sides;
+mod stages;
+
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::diff::{Schedule, merge};
+use crate::error::{Error, SourceError};
+use crate::report::Report;
+use crate::stop::Stop;
+use crate::{scan, transform};
+use sides::ChannelSides;
+use stages::Stages;
+pub use stages::chain;
+
+/// Per-run choices that are not configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    /// Delete past the safety limits, and accept an empty source.
+    pub force_delete: bool,
+    /// Wait for another run's lock on the target instead of failing.
+    pub wait_lock: bool,
+}
+
+/// Batches buffered between each scan and the merge.
+const SCAN_QUEUE: usize = 4;
+
+/// Runs one sync, or one plan with `dry_run`. A second signal cuts it short.
+pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
+    let stop = Stop::listen().map_err(Error::Signals)?;
+    tokio::select! {
+        report = run_until_stopped(config, opts, &stop) => report,
+        signal = stop.forced() => Err(Error::CutShort(signal)),
+    }
+}
+
+async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Report, Error> {
+    let started = Instant::now();
+    check_source(config, opts.force_delete)?;
+    // Plugins are created before anything is sent: one that refuses its settings is a
+    // configuration error.
+    let chain = stages::chain(config)?;
+    let _lock = stages::lock(config, opts, stop).await?;
+    let stages = Stages::build(config, opts, stop).await?;
+
+    let (walk_tx, walk_rx) = mpsc::channel(SCAN_QUEUE);
+    let (local_tx, local_rx) = mpsc::channel(SCAN_QUEUE);
+    let (remote_tx, remote_rx) = mpsc::channel(SCAN_QUEUE);
+    let Stages { remote, mut diff, mut sink, probe, limits, after, tracker } = stages;
+    let mut sides = ChannelSides {
+        walker: Some(scan::spawn(config.source.clone(), config.walk_options(), walk_tx)),
+        chain: Some(transform::spawn(chain, walk_rx, local_tx)),
+        source_name: remote.describe(),
+        source: Some(tokio::spawn(remote.send(remote_tx))),
+        local: local_rx,
+        remote: remote_rx,
+        stop,
+    };
+    let ended = merge(&mut diff, &mut sides, &probe, sink.as_mut(), &limits, Schedule::Behind).await;
+    sides.close().await;
+    probe.log(config.rule.fudge);
+    let finished = stages::finish(ended, diff.tally(), sink, tracker, stop).await?;
+    Ok(stages::after(finished, after, opts.dry_run, stop, started).await)
+}
+
+/// Refuses a missing source, one that is not a directory, and (unless forced) an empty one: an
+/// empty directory is the usual sign of a failed build, and syncing it would delete the site. A
+/// source folder named like sitesync's reserved folder is refused too, unless a filter skips it.
+fn check_source(config: &Config, force: bool) -> Result<(), SourceError> {
+    let source = config.source.as_path();
+    let reserved = transform::RESERVED_FOLDER.trim_end_matches('/');
+    let skipped = config.walk_options().skip.is_some_and(|skip| skip.skips(reserved));
+    if !skipped && std::fs::symlink_metadata(source.join(reserved)).is_ok() {
+        return Err(SourceError::Reserved(source.join(reserved)));
+    }
+    let meta = std::fs::metadata(source).map_err(|e| SourceError::Missing { path: source.to_owned(), source: e })?;
+    if !meta.is_dir() {
+        return Err(SourceError::NotADirectory(source.to_owned()));
+    }
+    let mut entries =
+        std::fs::read_dir(source).map_err(|e| SourceError::Unreadable { path: source.to_owned(), source: e })?;
+    if !force && entries.next().is_none() {
+        return Err(SourceError::Empty(source.to_owned()));
+    }
+    Ok(())
+}

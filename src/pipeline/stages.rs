@@ -1,0 +1,188 @@
+//! The stages of a run, built from the config, and how a run ends.
+//!
+//! Each stage is chosen here, once: the sink (the bucket, or the plan of a dry run), the remote
+//! source, the diff's settings, the delete limits and the post-run steps. A new stage of an
+//! existing kind (a remote source read from an inventory, a post-run step) is one more line here.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::connect::connect;
+use super::probe::Probe;
+use super::{RunOptions, Stop};
+use crate::after::{self, AfterRun, Outcome, WriteMarker};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
+use crate::diff::{DeleteLimits, Diff, Ended, Tally};
+use crate::error::Error;
+use crate::lock::{self, RunLock};
+use crate::remote::{Listing, RemoteSource};
+use crate::report::Report;
+use crate::sink::{Applied, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::transform::Chain;
+
+/// Everything a run connects, but the scans' threads.
+pub struct Stages {
+    pub remote: Box<dyn RemoteSource>,
+    pub diff: Diff,
+    pub sink: Box<dyn Sink>,
+    /// The S3 sink's tracker, to count what was done even when its requests are abandoned.
+    pub tracker: Option<Arc<Tracker>>,
+    pub probe: Probe,
+    pub limits: DeleteLimits,
+    pub after: Vec<Box<dyn AfterRun>>,
+}
+
+/// The transform chain of the run, its plugins created.
+pub fn chain(config: &Config) -> Result<Chain, ConfigError> {
+    let chain = config.chain.start().map_err(|e| ConfigError::Transform {
+        origin: config.chain.origin.clone(),
+        key: e.key,
+        why: e.why,
+    })?;
+    Ok(chain.under_prefix(config.target.prefix.len()).over_source(config.source.clone(), config.names))
+}
+
+/// The target's lock for a sync; a plan changes nothing, so it neither waits for nor keeps out
+/// a sync.
+pub async fn lock(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Option<RunLock>, Error> {
+    if opts.dry_run {
+        return Ok(None);
+    }
+    let (path, target) = (lock::path(config), config.target.to_string());
+    tokio::select! {
+        lock = lock::acquire(&path, &target, opts.wait_lock) => Ok(Some(lock?)),
+        _ = stop.requested_wait() => Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
+    }
+}
+
+impl Stages {
+    pub async fn build(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Stages, Error> {
+        let clock = Arc::new(Clock::default());
+        let client = tokio::select! {
+            client = connect(config, clock.clone()) => client?,
+            _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
+        };
+        let target = config.target.clone();
+        let mut diff = Diff::new(config.rule);
+        diff.hide(config.chain.remote_filter());
+        if !config.chain.keeps_order() {
+            diff.local_unordered();
+        }
+        let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
+        // Objects published under another chain configuration may carry stale headers.
+        let recorded = after::marker::read(&client, &target).await?;
+        let fingerprint = config.chain.fingerprint();
+        if recorded != fingerprint {
+            match recorded.is_empty() {
+                true => {
+                    tracing::debug!("no transform chain recorded under the prefix: current objects get its headers")
+                }
+                false => {
+                    tracing::info!("the transform chain changed since the last run: re-publishing every current object")
+                }
+            }
+            diff.refresh_unchanged();
+            let marker =
+                WriteMarker { client: client.clone(), target: target.clone(), fingerprint: fingerprint.into() };
+            after.push(Box::new(marker));
+        }
+        let (sink, tracker): (Box<dyn Sink>, _) = match opts.dry_run {
+            true => (Box::new(PlanSink::new(target.clone(), config.delete)), None),
+            false => {
+                let tracker = Arc::new(Tracker::default());
+                let ctx = Arc::new(SinkContext {
+                    client: client.clone(),
+                    target: target.clone(),
+                    tracker: tracker.clone(),
+                    multipart_threshold: config.multipart_threshold,
+                    multipart_chunk_size: config.multipart_chunk_size,
+                    cancel: stop.flag(),
+                });
+                (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
+            }
+        };
+        let remote =
+            Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel });
+        let limits = DeleteLimits {
+            enforced: config.delete && !opts.force_delete,
+            max: config.max_delete,
+            max_percent: config.max_delete_percent,
+            early: !opts.dry_run,
+        };
+        let probe = Probe { clock, client, bucket: target.bucket };
+        Ok(Stages { remote, diff, sink, tracker, probe, limits, after })
+    }
+}
+
+/// A run's sink work done, and what the post-run steps need to know of it.
+pub struct Finished {
+    pub applied: Applied,
+    pub tally: Tally,
+    pub refused: Option<String>,
+    /// The merge completed and was not refused, stopped or failed.
+    pub complete: bool,
+}
+
+/// Lets the sink finish after the merge ended: deletes only after a complete merge; after a
+/// signal, the requests in flight get a bounded time, then they are abandoned. A merge that
+/// failed fails the run once the requests in flight are done.
+pub async fn finish(
+    ended: Ended,
+    tally: Tally,
+    sink: Box<dyn Sink>,
+    tracker: Option<Arc<Tracker>>,
+    stop: &Stop,
+) -> Result<Finished, Error> {
+    let (complete, refused, failed) = match ended {
+        Ended::Complete => (true, None, None),
+        Ended::Refused(why) => (false, Some(why), None),
+        Ended::Stopped => (false, None, None),
+        Ended::Failed(e) => (false, None, Some(e)),
+    };
+    if !complete {
+        // Queued work is dropped; requests in flight finish.
+        stop.flag().store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    let planned = sink.deletes_planned();
+    let finishing = sink.finish(Finish { deletes: complete, unchanged: tally.unchanged });
+    let applied = tokio::select! {
+        applied = finishing => applied,
+        _ = stop.deadline() => {
+            tracing::warn!("requests still in flight after {}s were abandoned", crate::stop::GRACE.as_secs());
+            let mut applied = tracker.map(|t| t.applied(0)).unwrap_or_default();
+            applied.deletes_withheld = planned.saturating_sub(applied.deleted);
+            applied
+        }
+    };
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    Ok(Finished { applied, tally, refused, complete })
+}
+
+/// Runs the post-run steps and makes the report; a step's failure is a failure of the run.
+pub async fn after(
+    finished: Finished,
+    steps: Vec<Box<dyn AfterRun>>,
+    dry_run: bool,
+    stop: &Stop,
+    started: Instant,
+) -> Report {
+    let Finished { applied, tally, refused, complete } = finished;
+    let clean = complete && applied.failures.is_empty() && !stop.requested();
+    let outcome = Outcome { applied: &applied, tally, dry_run, clean };
+    let mut late = Vec::new();
+    for step in steps {
+        if let Err(failure) = step.run(&outcome).await {
+            tracing::error!("{} {}: {}", failure.op, failure.key, failure.error);
+            late.push(failure);
+        }
+    }
+    let mut report = Report::new(applied, dry_run, tally.unchanged, started.elapsed());
+    report.failed += late.len() as u64;
+    report.failures.extend(late);
+    report.refused = refused;
+    report.interrupted = stop.signal();
+    report
+}

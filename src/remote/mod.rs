@@ -1,0 +1,26 @@
+//! The other side of the diff: where the objects under the prefix come from.
+//!
+//! A [`RemoteSource`] sends every object under the prefix, in S3's key order, in batches; the
+//! pipeline does not know which one it runs. Today's is the split ListObjectsV2 listing
+//! ([`Listing`]); a saved state or an S3 Inventory are others of the same kind.
+
+mod listing;
+
+use tokio::sync::mpsc;
+
+use crate::error::StoreError;
+use crate::model::RemoteObject;
+
+pub use listing::{Listing, decode_key, to_time};
+
+/// Where the diff's other side comes from.
+#[async_trait::async_trait]
+pub trait RemoteSource: Send + 'static {
+    /// What it reads, for messages: `listing s3://bucket/site/`.
+    fn describe(&self) -> String;
+
+    /// Sends every object under the prefix in S3's key order, in batches, until done or until
+    /// the receiver is dropped. `Ok` means every object was sent: a source that cannot finish
+    /// must say so, or the objects it did not send would read as deleted files.
+    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError>;
+}

@@ -1,0 +1,116 @@
+//! Reading the file behind an upload: stat'ed, opened, and read whole or streamed, off the async
+//! runtime's workers, and why that failed when it did.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use aws_sdk_s3::primitives::{ByteStream, Length};
+
+use crate::error::StoreError;
+use crate::model::LocalFile;
+
+/// Tries of an upload whose file keeps changing under it.
+pub(super) const ATTEMPTS: usize = 3;
+
+/// Why a file could not be uploaded.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum UploadError {
+    #[error("nothing to upload: the entry has no file")]
+    NoFile,
+    #[error("vanished after the scan")]
+    Vanished,
+    #[error("not a regular file")]
+    NotAFile,
+    #[error("cannot read file: {0}")]
+    Read(std::io::Error),
+    /// The stat after the upload failed.
+    #[error("changed during upload: {0}")]
+    Changed(Box<UploadError>),
+    #[error("kept changing during upload ({ATTEMPTS} attempts); the object may not match the file")]
+    KeptChanging,
+    #[error("stopped by a signal after {0} of its parts")]
+    Stopped(u64),
+    /// The store refused or did not answer; the line is the store's.
+    #[error("{}", .0.message)]
+    Store(#[from] StoreError),
+}
+
+/// The file an entry is read from; the chain turns entries without one into reported problems,
+/// so none reaches the sink, but a slip would be a failure, not a panic.
+pub(super) fn source(file: &LocalFile) -> Result<&Path, UploadError> {
+    file.path().ok_or(UploadError::NoFile)
+}
+
+/// Files up to this size are read into memory in one blocking call and sent from there; larger
+/// ones are streamed from disk. Small files are most of a site, and each trip to the blocking
+/// thread pool costs more CPU than reading one of them.
+pub(super) const READ_WHOLE: u64 = 1024 * 1024;
+
+/// `length` bytes of the file from `offset`, read as they are sent.
+pub(super) async fn stream(path: &Path, offset: u64, length: u64) -> Result<ByteStream, UploadError> {
+    ByteStream::read_from()
+        .path(path)
+        .offset(offset)
+        .length(Length::Exact(length))
+        .build()
+        .await
+        .map_err(|e| UploadError::Read(std::io::Error::other(e)))
+}
+
+/// What a stat says of a file: its size and mtime.
+pub(super) type Stat = (u64, Option<SystemTime>);
+
+pub(super) type Opened = Result<(Stat, Option<Vec<u8>>), UploadError>;
+
+/// Stats the file and checks it can be read, in one trip to the blocking pool; a small file is
+/// read whole on the same trip.
+pub(super) async fn open(path: &Path) -> Opened {
+    open_and_check(path, None).await.0
+}
+
+/// [`open`], and on the same trip the stat of `check`, a file uploaded before.
+pub(super) async fn open_and_check(path: &Path, check: Option<PathBuf>) -> (Opened, Option<Result<Stat, UploadError>>) {
+    let path = path.to_owned();
+    let trip = tokio::task::spawn_blocking(move || {
+        let checked = check.map(|c| stat_now(&c));
+        (open_now(&path), checked)
+    });
+    match trip.await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn open_now(path: &Path) -> Opened {
+    let stat = stat_now(path)?;
+    // The body is otherwise opened only as it is sent; a file we may not read should say so, not
+    // fail deep inside the HTTP client.
+    let mut handle = std::fs::File::open(path).map_err(UploadError::Read)?;
+    if stat.0 > READ_WHOLE {
+        return Ok((stat, None));
+    }
+    let mut bytes = Vec::with_capacity(stat.0 as usize);
+    handle.read_to_end(&mut bytes).map_err(UploadError::Read)?;
+    // A file that changed while it was read is sent anyway: the check after the upload sees it.
+    Ok((stat, Some(bytes)))
+}
+
+pub(super) async fn stat(path: &Path) -> Result<Stat, UploadError> {
+    let path = path.to_owned();
+    match tokio::task::spawn_blocking(move || stat_now(&path)).await {
+        Ok(stat) => stat,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+fn stat_now(path: &Path) -> Result<Stat, UploadError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => UploadError::Vanished,
+        _ => UploadError::Read(e),
+    })?;
+    if !meta.is_file() {
+        return Err(UploadError::NotAFile);
+    }
+    Ok((meta.len(), meta.modified().ok()))
+}

@@ -1,0 +1,101 @@
+//! The workers of the S3 sink: a pool of tasks sharing one bounded queue of jobs.
+//!
+//! The queue holds twice as many jobs as there are workers, so whoever feeds it waits while the
+//! workers are busy instead of filling memory. A worker that panics is reported as a failure of
+//! the run (which then sends no deletes), not left to bring the process down or to pass unseen.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
+
+use super::Tracker;
+use super::{copy, delete, upload};
+use crate::model::LocalFile;
+use crate::target::Target;
+
+/// What every worker needs.
+pub struct SinkContext {
+    pub client: aws_sdk_s3::Client,
+    pub target: Target,
+    pub tracker: Arc<Tracker>,
+    pub multipart_threshold: u64,
+    pub multipart_chunk_size: u64,
+    /// Set when the run is stopping: queued work is dropped, in-flight requests finish.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl SinkContext {
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+pub(super) enum Job {
+    Upload(LocalFile),
+    /// Make `file.key` by copying `source` (both relative to the prefix).
+    Copy {
+        file: LocalFile,
+        source: String,
+    },
+    Delete(Vec<String>),
+}
+
+/// A set of workers sharing one bounded queue.
+pub(super) struct Pool {
+    tx: mpsc::Sender<Job>,
+    workers: JoinSet<()>,
+    ctx: Arc<SinkContext>,
+}
+
+impl Pool {
+    pub fn start(ctx: &Arc<SinkContext>, workers: usize) -> Pool {
+        let (tx, rx) = mpsc::channel(workers * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut set = JoinSet::new();
+        for _ in 0..workers {
+            let (ctx, rx) = (ctx.clone(), rx.clone());
+            set.spawn(async move {
+                // The worker's last small upload, checked on its next trip to the blocking pool.
+                let mut unchecked = None;
+                loop {
+                    let job = rx.lock().await.recv().await;
+                    let Some(job) = job else { break };
+                    if ctx.cancelled() {
+                        continue;
+                    }
+                    match job {
+                        Job::Upload(file) => unchecked = upload::run(&ctx, file, unchecked.take()).await,
+                        Job::Copy { file, source } => copy::run(&ctx, &file, &source).await,
+                        Job::Delete(keys) => delete::run(&ctx, keys).await,
+                    }
+                }
+                upload::finish(&ctx, unchecked).await;
+            });
+        }
+        Pool { tx, workers: set, ctx: ctx.clone() }
+    }
+
+    pub async fn send(&self, job: Job) {
+        // The workers only stop after the sender is dropped, so this cannot fail.
+        let _ = self.tx.send(job).await;
+    }
+
+    /// Waits for the queued jobs to be done.
+    pub async fn finish(self) {
+        drop(self.tx);
+        let mut workers = self.workers;
+        while let Some(joined) = workers.join_next().await {
+            if let Err(e) = joined {
+                let why =
+                    if e.is_panic() { crate::panic::message(e.into_panic().as_ref()) } else { "cancelled".to_owned() };
+                self.ctx.tracker.failed(
+                    "(worker)",
+                    "upload",
+                    format!("a worker stopped before its jobs were done: {why}"),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The sink that applies the diff's decisions to the bucket.
+//!
+//! A site must never point at an asset that is not there yet, so it works in phases: assets are
+//! uploaded as the diff finds them, pages (HTML) wait until every asset is up, then the keys made
+//! by server-side copy (a file's other keys, once it is up; objects re-published because the
+//! chain changed), and deletes come last, in batches of up to 1,000 keys, and only if nothing
+//! failed. Pages and copies waiting for their phase spill to disk past a chunk ([`Spill`]).
+
+use std::sync::Arc;
+
+use super::plan::is_page;
+use super::pool::{Job, Pool, SinkContext};
+use super::spill::Spill;
+use super::{Applied, Finish, Sink};
+use crate::model::{Event, LocalFile, Reason, RemoteObject};
+
+pub struct S3Sink {
+    ctx: Arc<SinkContext>,
+    workers: usize,
+    assets: Option<Pool>,
+    /// Pages wait for every asset; a large first sync spills them to disk.
+    pages: Spill,
+    /// Keys to make by server-side copy once every upload is done, each with its source in
+    /// `copy_of`.
+    copies: Spill,
+    /// False with `--no-delete`: delete events are dropped.
+    delete: bool,
+    deletes: Vec<RemoteObject>,
+}
+
+impl S3Sink {
+    pub fn new(ctx: Arc<SinkContext>, workers: usize, delete: bool) -> S3Sink {
+        let assets = Some(Pool::start(&ctx, workers));
+        S3Sink { ctx, workers, assets, pages: Spill::default(), copies: Spill::default(), delete, deletes: Vec::new() }
+    }
+
+    async fn upload(&mut self, mut file: LocalFile, reason: Reason) {
+        // Re-publishing a current object copies it onto itself; another key of a file copies it
+        // from the key it is uploaded under.
+        if reason == Reason::Chain {
+            file.copy_of = Some(file.key.clone());
+        }
+        if let Some(source) = &file.copy_of {
+            tracing::debug!("copy {} from {source} ({})", self.ctx.target.key(&file.key), reason.as_str());
+            self.copies.push(file).await;
+            return;
+        }
+        tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
+        match &self.assets {
+            Some(pool) if !is_page(&file.key) => pool.send(Job::Upload(file)).await,
+            _ => self.pages.push(file).await,
+        }
+    }
+
+    /// Runs the jobs `job` makes of what `waiting` holds, on a pool of their own; a `None` job
+    /// is one `job` has already reported as failed.
+    async fn drain(&self, mut waiting: Spill, what: &str, mut job: impl FnMut(LocalFile) -> Option<Job>) {
+        if waiting.is_empty() || self.ctx.cancelled() {
+            return;
+        }
+        let pool = Pool::start(&self.ctx, self.workers);
+        loop {
+            match waiting.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    for file in chunk {
+                        if let Some(job) = job(file) {
+                            pool.send(job).await;
+                        }
+                    }
+                    self.spill_journal().await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let why = format!("cannot read back the waiting {what}: {e}");
+                    self.ctx.tracker.failed(format!("({what})"), "upload", why);
+                    break;
+                }
+            }
+        }
+        pool.finish().await;
+    }
+
+    async fn spill_journal(&self) {
+        if let Err(e) = self.ctx.tracker.journal().spill().await {
+            self.ctx.tracker.failed("(changes)", "upload", format!("cannot write the record of changes: {e}"));
+        }
+    }
+
+    /// The copy phase: after every upload, so a copy never reads a source that is not up yet.
+    async fn copy(&mut self) {
+        let copies = std::mem::take(&mut self.copies);
+        let failed = self.ctx.tracker.failed_keys("upload");
+        let tracker = self.ctx.tracker.clone();
+        self.drain(copies, "copies", |mut file| {
+            let source = file.copy_of.take()?;
+            if failed.contains(&source) {
+                tracker.failed(file.key, "copy", format!("not copied: its source {source} failed to upload"));
+                return None;
+            }
+            Some(Job::Copy { file, source })
+        })
+        .await;
+    }
+
+    /// Sends the deletes, unless `allowed` is false or something failed; returns how many were
+    /// withheld.
+    async fn delete(&mut self, allowed: bool) -> u64 {
+        let deletes = std::mem::take(&mut self.deletes);
+        if deletes.is_empty() {
+            return 0;
+        }
+        let failures = self.ctx.tracker.failure_count();
+        if !allowed || self.ctx.cancelled() || failures > 0 {
+            if failures > 0 {
+                tracing::warn!(
+                    "{} deletes withheld because something failed; a clean run will send them",
+                    deletes.len()
+                );
+            }
+            return deletes.len() as u64;
+        }
+        let pool = Pool::start(&self.ctx, self.workers.min(8));
+        for chunk in deletes.chunks(1000) {
+            let keys = chunk.iter().map(|o| self.ctx.target.key(&o.key)).collect();
+            pool.send(Job::Delete(keys)).await;
+        }
+        pool.finish().await;
+        0
+    }
+}
+
+#[async_trait::async_trait]
+impl Sink for S3Sink {
+    async fn accept(&mut self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Upload { file, reason } => self.upload(file, reason).await,
+                Event::Delete { object } if self.delete => self.deletes.push(object),
+                Event::Delete { .. } => {}
+                Event::Problem(p) => self.ctx.tracker.failed(p.place, "scan", p.message),
+            }
+        }
+        self.spill_journal().await;
+    }
+
+    fn deletes_planned(&self) -> u64 {
+        self.deletes.len() as u64
+    }
+
+    fn failures(&self) -> u64 {
+        self.ctx.tracker.failure_count()
+    }
+
+    async fn finish(mut self: Box<Self>, finish: Finish) -> Applied {
+        if let Some(assets) = self.assets.take() {
+            assets.finish().await;
+        }
+        let pages = std::mem::take(&mut self.pages);
+        self.drain(pages, "pages", |file| Some(Job::Upload(file))).await;
+        self.copy().await;
+        let withheld = self.delete(finish.deletes).await;
+        let mut applied = self.ctx.tracker.applied(withheld);
+        applied.changes = self.ctx.tracker.journal().take().await;
+        applied
+    }
+}
