@@ -135,7 +135,7 @@ mod tests {
     }
 
     fn object(size: u64, last_modified: i64) -> RemoteObject {
-        RemoteObject { key: "k".into(), size, last_modified: Time(last_modified) }
+        RemoteObject { key: "k".into(), size, last_modified: Time(last_modified), etag: None }
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Record {
     /// The key relative to the prefix.
     pub key: String,
     pub change: Change,
+    /// No object had the key before: a CDN can only have cached its 404.
+    pub added: bool,
 }
 
 /// Where a run records what it did.
@@ -42,8 +44,8 @@ pub struct Journal {
 }
 
 impl Journal {
-    pub fn record(&self, key: impl Into<String>, change: Change) {
-        self.lock().push(Record { key: key.into(), change });
+    pub fn record(&self, key: impl Into<String>, change: Change, added: bool) {
+        self.lock().push(Record { key: key.into(), change, added });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Record>> {
@@ -74,7 +76,7 @@ fn write_run(mut chunk: Vec<Record>) -> io::Result<File> {
     let mut out = BufWriter::new(anonymous_file("changes")?);
     for record in &chunk {
         put_bytes(&mut out, record.key.as_bytes())?;
-        out.write_all(&[record.change as u8])?;
+        out.write_all(&[record.change as u8, u8::from(record.added)])?;
     }
     let mut file = out.into_inner().map_err(|e| e.into_error())?;
     file.rewind()?;
@@ -87,12 +89,13 @@ fn read_record(input: &mut impl Read) -> io::Result<Option<Record>> {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
-    let change = match get_array::<1>(input)? {
-        [0] => Change::Uploaded,
-        [1] => Change::Copied,
+    let [change, added] = get_array::<2>(input)?;
+    let change = match change {
+        0 => Change::Uploaded,
+        1 => Change::Copied,
         _ => Change::Deleted,
     };
-    Ok(Some(Record { key, change }))
+    Ok(Some(Record { key, change, added: added == 1 }))
 }
 
 /// What a run did, in sorted runs on disk and a sorted tail in memory.
@@ -174,7 +177,7 @@ mod tests {
         // Keys recorded out of order, as workers finish.
         for i in 0..n {
             let change = if i % 3 == 0 { Change::Copied } else { Change::Uploaded };
-            journal.record(format!("k{:07}", (i * 7919) % n), change);
+            journal.record(format!("k{:07}", (i * 7919) % n), change, i % 2 == 0);
             journal.spill().await.unwrap();
         }
         let changes = journal.take().await;

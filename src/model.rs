@@ -96,6 +96,9 @@ pub struct RemoteObject {
     pub key: String,
     pub size: u64,
     pub last_modified: Time,
+    /// The ETag without its quotes, when the listing gave one: the hex MD5 of a single-part
+    /// object, the MD5 of its parts' MD5s and `-N` for a multipart one, opaque under SSE-KMS.
+    pub etag: Option<String>,
 }
 
 /// Something in the source tree that cannot be published, found while scanning.

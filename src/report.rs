@@ -30,6 +30,9 @@ pub struct Report {
     /// In a dry run: the plan, one action per line and a summary line.
     #[serde(skip)]
     pub plan: String,
+    /// What post-run steps add (a CDN invalidation's id and paths, say).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Report {
@@ -49,6 +52,7 @@ impl Report {
             interrupted: None,
             failures: applied.failures,
             plan: applied.plan,
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -64,6 +68,18 @@ impl Report {
         } else {
             crate::error::EXIT_OK
         }
+    }
+
+    /// Adds lines to the plan, after its actions and before its summary line.
+    pub fn add_to_plan(&mut self, lines: &[String]) {
+        if lines.is_empty() {
+            return;
+        }
+        let (actions, summary) = match self.plan.trim_end_matches('\n').rsplit_once('\n') {
+            Some((actions, summary)) => (format!("{actions}\n"), summary.to_owned()),
+            None => (String::new(), self.plan.trim_end_matches('\n').to_owned()),
+        };
+        self.plan = format!("{actions}{}\n{summary}\n", lines.join("\n"));
     }
 
     /// The line every run ends with.

@@ -277,7 +277,7 @@ fn plan_of_each_fixture() {
         let mut objects: Vec<RemoteObject> = remote
             .object
             .iter()
-            .map(|o| RemoteObject { key: o.key.clone(), size: o.size, last_modified: at(o.last_modified) })
+            .map(|o| RemoteObject { key: o.key.clone(), size: o.size, last_modified: at(o.last_modified), etag: None })
             .collect();
         objects.sort_by(|a, b| a.key.cmp(&b.key));
         let fingerprint = config.chain.fingerprint();

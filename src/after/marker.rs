@@ -11,7 +11,7 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::{AfterRun, Outcome};
+use super::{AfterRun, Outcome, Said};
 use crate::error::{Op, StoreError};
 use crate::sink::Failure;
 use crate::target::Target;
@@ -40,9 +40,9 @@ pub struct WriteMarker {
 
 #[async_trait::async_trait]
 impl AfterRun for WriteMarker {
-    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<(), Failure> {
+    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, Failure> {
         if outcome.dry_run || !outcome.clean {
-            return Ok(());
+            return Ok(Said::default());
         }
         let key = self.target.key(MARKER_KEY);
         let put = self
@@ -54,7 +54,7 @@ impl AfterRun for WriteMarker {
             .body(ByteStream::from(self.fingerprint.into_bytes()))
             .send()
             .await;
-        put.map(drop).map_err(|e| {
+        put.map(|_| Said::default()).map_err(|e| {
             let error = StoreError::sdk(Op::Put, format!("s3://{}/{key}", self.target.bucket), e);
             Failure { key: MARKER_KEY.to_owned(), op: "upload", error: error.message }
         })

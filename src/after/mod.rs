@@ -22,9 +22,18 @@ pub struct Outcome<'a> {
     pub clean: bool,
 }
 
+/// What a step adds to the run's report.
+#[derive(Debug, Default)]
+pub struct Said {
+    /// Fields added to the `--json` report.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Lines added to a dry run's plan, after its actions.
+    pub plan: Vec<String>,
+}
+
 /// A step that runs after the sink.
 #[async_trait::async_trait]
 pub trait AfterRun: Send {
     /// Runs the step; a failure of it is a failure of the run.
-    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<(), Failure>;
+    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, Failure>;
 }

@@ -263,7 +263,7 @@ mod tests {
     }
 
     fn remote(key: &str, size: u64, lm: i64) -> RemoteObject {
-        RemoteObject { key: key.into(), size, last_modified: Time(lm * S) }
+        RemoteObject { key: key.into(), size, last_modified: Time(lm * S), etag: None }
     }
 
     fn names(events: &[Event]) -> Vec<String> {

@@ -123,7 +123,7 @@ mod tests {
     use crate::transform::{Chain, ChainSpec, StepError, Transform};
 
     fn object(key: &str) -> RemoteObject {
-        RemoteObject { key: key.into(), size: 1, last_modified: Time(0) }
+        RemoteObject { key: key.into(), size: 1, last_modified: Time(0), etag: None }
     }
 
     async fn merged(sides: &mut ChannelSides<'_>) -> Ended {

@@ -173,15 +173,23 @@ pub async fn after(
     let clean = complete && applied.failures.is_empty() && !stop.requested();
     let outcome = Outcome { applied: &applied, tally, dry_run, clean };
     let mut late = Vec::new();
+    let mut said = Vec::new();
     for step in steps {
-        if let Err(failure) = step.run(&outcome).await {
-            tracing::error!("{} {}: {}", failure.op, failure.key, failure.error);
-            late.push(failure);
+        match step.run(&outcome).await {
+            Ok(step_said) => said.push(step_said),
+            Err(failure) => {
+                tracing::error!("{} {}: {}", failure.op, failure.key, failure.error);
+                late.push(failure);
+            }
         }
     }
     let mut report = Report::new(applied, dry_run, tally.unchanged, started.elapsed());
     report.failed += late.len() as u64;
     report.failures.extend(late);
+    for step_said in said {
+        report.extra.extend(step_said.fields);
+        report.add_to_plan(&step_said.plan);
+    }
     report.refused = refused;
     report.interrupted = stop.signal();
     report

@@ -235,6 +235,7 @@ fn object(o: &aws_sdk_s3::types::Object, target: &Target, encoded: bool) -> Opti
         key: relative.to_owned(),
         size: o.size().unwrap_or(0).max(0) as u64,
         last_modified: o.last_modified().map(to_time).unwrap_or(Time(0)),
+        etag: o.e_tag().map(|e| e.trim_matches('"').to_owned()).filter(|e| !e.is_empty()),
     })
 }
 

@@ -18,9 +18,9 @@ use crate::target::KEY_SAFE;
 const MAX_COPY: u64 = 5 * 1000 * 1000 * 1000;
 
 /// Copies `source` (relative to the prefix) to `file.key` with `file`'s headers.
-pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str) {
+pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str, added: bool) {
     if file.size > MAX_COPY {
-        return super::upload::run_checked(ctx, file).await;
+        return super::upload::run_checked(ctx, file, added).await;
     }
     let key = ctx.target.key(&file.key);
     let from = format!("{}/{}", ctx.target.bucket, ctx.target.key(source));
@@ -38,7 +38,7 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str) {
     match crate::send_sized!(request, &ctx.client, file.size) {
         Ok(_) => {
             tracing::debug!("copied {key} from {from}");
-            ctx.tracker.copied(&file.key);
+            ctx.tracker.copied(&file.key, added);
         }
         Err(e) => {
             let error = StoreError::sdk(Op::Copy, format!("s3://{from}"), e);

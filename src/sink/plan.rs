@@ -35,11 +35,11 @@ impl Sink for PlanSink {
         for event in events {
             match &event {
                 Event::Delete { .. } if !self.delete => continue,
-                Event::Delete { object } => self.tracker.journal().record(object.key.clone(), Change::Deleted),
+                Event::Delete { object } => self.tracker.journal().record(object.key.clone(), Change::Deleted, false),
                 Event::Upload { file, reason } => {
                     let copied = *reason == Reason::Chain || file.copy_of.is_some();
                     let change = if copied { Change::Copied } else { Change::Uploaded };
-                    self.tracker.journal().record(file.key.clone(), change);
+                    self.tracker.journal().record(file.key.clone(), change, *reason == Reason::New);
                 }
                 Event::Problem(p) => self.tracker.failed(p.place.clone(), "scan", p.message.clone()),
             }

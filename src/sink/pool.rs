@@ -33,11 +33,16 @@ impl SinkContext {
 }
 
 pub(super) enum Job {
-    Upload(LocalFile),
+    /// Upload `file`; `added` when no object had its key.
+    Upload {
+        file: LocalFile,
+        added: bool,
+    },
     /// Make `file.key` by copying `source` (both relative to the prefix).
     Copy {
         file: LocalFile,
         source: String,
+        added: bool,
     },
     Delete(Vec<String>),
 }
@@ -66,8 +71,10 @@ impl Pool {
                         continue;
                     }
                     match job {
-                        Job::Upload(file) => unchecked = upload::run(&ctx, file, unchecked.take()).await,
-                        Job::Copy { file, source } => copy::run(&ctx, &file, &source).await,
+                        Job::Upload { file, added } => {
+                            unchecked = upload::run(&ctx, file, added, unchecked.take()).await;
+                        }
+                        Job::Copy { file, source, added } => copy::run(&ctx, &file, &source, added).await,
                         Job::Delete(keys) => delete::run(&ctx, keys).await,
                     }
                 }

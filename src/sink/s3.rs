@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::plan::is_page;
 use super::pool::{Job, Pool, SinkContext};
-use super::spill::Spill;
+use super::spill::{Spill, Waiting};
 use super::{Applied, Finish, Sink};
 use crate::model::{Event, LocalFile, Reason, RemoteObject};
 
@@ -35,6 +35,7 @@ impl S3Sink {
     }
 
     async fn upload(&mut self, mut file: LocalFile, reason: Reason) {
+        let added = reason == Reason::New;
         // Re-publishing a current object copies it onto itself; another key of a file copies it
         // from the key it is uploaded under.
         if reason == Reason::Chain {
@@ -42,19 +43,19 @@ impl S3Sink {
         }
         if let Some(source) = &file.copy_of {
             tracing::debug!("copy {} from {source} ({})", self.ctx.target.key(&file.key), reason.as_str());
-            self.copies.push(file).await;
+            self.copies.push(Waiting { file, added }).await;
             return;
         }
         tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
         match &self.assets {
-            Some(pool) if !is_page(&file.key) => pool.send(Job::Upload(file)).await,
-            _ => self.pages.push(file).await,
+            Some(pool) if !is_page(&file.key) => pool.send(Job::Upload { file, added }).await,
+            _ => self.pages.push(Waiting { file, added }).await,
         }
     }
 
     /// Runs the jobs `job` makes of what `waiting` holds, on a pool of their own; a `None` job
     /// is one `job` has already reported as failed.
-    async fn drain(&self, mut waiting: Spill, what: &str, mut job: impl FnMut(LocalFile) -> Option<Job>) {
+    async fn drain(&self, mut waiting: Spill, what: &str, mut job: impl FnMut(Waiting) -> Option<Job>) {
         if waiting.is_empty() || self.ctx.cancelled() {
             return;
         }
@@ -62,8 +63,8 @@ impl S3Sink {
         loop {
             match waiting.next_chunk().await {
                 Ok(Some(chunk)) => {
-                    for file in chunk {
-                        if let Some(job) = job(file) {
+                    for waiting in chunk {
+                        if let Some(job) = job(waiting) {
                             pool.send(job).await;
                         }
                     }
@@ -91,13 +92,13 @@ impl S3Sink {
         let copies = std::mem::take(&mut self.copies);
         let failed = self.ctx.tracker.failed_keys("upload");
         let tracker = self.ctx.tracker.clone();
-        self.drain(copies, "copies", |mut file| {
+        self.drain(copies, "copies", |Waiting { mut file, added }| {
             let source = file.copy_of.take()?;
             if failed.contains(&source) {
                 tracker.failed(file.key, "copy", format!("not copied: its source {source} failed to upload"));
                 return None;
             }
-            Some(Job::Copy { file, source })
+            Some(Job::Copy { file, source, added })
         })
         .await;
     }
@@ -156,11 +157,47 @@ impl Sink for S3Sink {
             assets.finish().await;
         }
         let pages = std::mem::take(&mut self.pages);
-        self.drain(pages, "pages", |file| Some(Job::Upload(file))).await;
+        self.drain(pages, "pages", |Waiting { file, added }| Some(Job::Upload { file, added })).await;
         self.copy().await;
         let withheld = self.delete(finish.deletes).await;
         let mut applied = self.ctx.tracker.applied(withheld);
         applied.changes = self.ctx.tracker.journal().take().await;
         applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::model::Time;
+    use crate::sink::Tracker;
+    use crate::target::Target;
+
+    #[tokio::test]
+    async fn copies_waiting_for_their_phase_spill_to_disk() {
+        // No request is sent before `finish`, so the client may point nowhere.
+        let client = crate::s3client::client(
+            &crate::s3client::Connection { endpoint_url: Some("http://127.0.0.1:9".into()), ..Default::default() },
+            Default::default(),
+        )
+        .await;
+        let ctx = Arc::new(SinkContext {
+            client,
+            target: Target::parse("s3://bkt/site").unwrap(),
+            tracker: Arc::new(Tracker::default()),
+            multipart_threshold: u64::MAX,
+            multipart_chunk_size: 8 << 20,
+            cancel: Arc::new(AtomicBool::new(false)),
+        });
+        let mut sink = S3Sink::new(ctx, 1, true);
+        let n = super::super::spill::CHUNK * 2 + 7;
+        for i in 0..n {
+            let mut file = LocalFile::new(format!("mirror/{i}"), format!("/src/{i}").into(), 1, Time(0));
+            file.copy_of = Some(format!("{i}"));
+            sink.accept(vec![Event::Upload { file, reason: Reason::New }]).await;
+        }
+        assert_eq!(sink.copies.in_memory(), 7, "all but the last partial chunk went to disk");
     }
 }

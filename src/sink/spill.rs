@@ -16,12 +16,20 @@ use crate::disk::{
 };
 use crate::model::{Body, LocalFile, ObjectMeta, Problem, Time};
 
+/// An upload or copy waiting for its phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Waiting {
+    pub file: LocalFile,
+    /// No object had the key before.
+    pub added: bool,
+}
+
 /// Files kept in memory before a chunk is written out, and read back at a time.
-const CHUNK: usize = 10_000;
+pub(super) const CHUNK: usize = 10_000;
 
 #[derive(Default)]
 pub(super) struct Spill {
-    memory: Vec<LocalFile>,
+    memory: Vec<Waiting>,
     /// The spill file and how many chunks it holds; `None` until the first chunk is written.
     file: Option<(File, usize)>,
     /// Chunks read back so far.
@@ -36,8 +44,14 @@ impl Spill {
         self.memory.is_empty() && self.file.as_ref().is_none_or(|(_, chunks)| *chunks == 0)
     }
 
-    pub async fn push(&mut self, file: LocalFile) {
-        self.memory.push(file);
+    /// Entries held in memory (the rest is on disk).
+    #[cfg(test)]
+    pub fn in_memory(&self) -> usize {
+        self.memory.len()
+    }
+
+    pub async fn push(&mut self, waiting: Waiting) {
+        self.memory.push(waiting);
         if self.memory.len() < CHUNK || self.memory_only {
             return;
         }
@@ -56,7 +70,7 @@ impl Spill {
     }
 
     /// The next chunk of files, in the order they were pushed: spilled chunks first, then memory.
-    pub async fn next_chunk(&mut self) -> io::Result<Option<Vec<LocalFile>>> {
+    pub async fn next_chunk(&mut self) -> io::Result<Option<Vec<Waiting>>> {
         if let Some((file, chunks)) = &self.file
             && self.read < *chunks
         {
@@ -79,14 +93,15 @@ impl Spill {
     }
 }
 
-fn write_chunk(handle: Option<(File, usize)>, chunk: &[LocalFile]) -> io::Result<(File, usize)> {
+fn write_chunk(handle: Option<(File, usize)>, chunk: &[Waiting]) -> io::Result<(File, usize)> {
     let (file, chunks) = match handle {
         Some(handle) => handle,
         None => (anonymous_file("waiting")?, 0),
     };
     let mut out = BufWriter::new(file);
     put_u64(&mut out, chunk.len() as u64)?;
-    for f in chunk {
+    for Waiting { file: f, added } in chunk {
+        out.write_all(&[u8::from(*added)])?;
         put_bytes(&mut out, f.key.as_bytes())?;
         put_body(&mut out, &f.body)?;
         put_u64(&mut out, f.size)?;
@@ -99,10 +114,11 @@ fn write_chunk(handle: Option<(File, usize)>, chunk: &[LocalFile]) -> io::Result
     Ok((file, chunks + 1))
 }
 
-fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<LocalFile>)> {
+fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<Waiting>)> {
     let count = get_u64(&mut input)? as usize;
     let mut chunk = Vec::with_capacity(count);
     for _ in 0..count {
+        let [added] = get_array::<1>(&mut input)?;
         let key = get_string(&mut input)?;
         let body = get_body(&mut input)?;
         let size = get_u64(&mut input)?;
@@ -112,7 +128,8 @@ fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<Lo
             None => None,
         };
         let copy_of = get_option(&mut input)?.map(String::from_utf8).transpose().map_err(io::Error::other)?;
-        chunk.push(LocalFile { key, body, size, mtime, meta, copy_of });
+        let file = LocalFile { key, body, size, mtime, meta, copy_of };
+        chunk.push(Waiting { file, added: added == 1 });
     }
     Ok((input, chunk))
 }
@@ -171,13 +188,13 @@ mod tests {
         assert!(spill.is_empty());
         let n = CHUNK * 2 + 17;
         for i in 0..n {
-            spill.push(file(i)).await;
+            spill.push(Waiting { file: file(i), added: i % 2 == 0 }).await;
         }
         assert_eq!(spill.memory.len(), 17, "two chunks went to disk");
         let mut back = Vec::new();
         while let Some(chunk) = spill.next_chunk().await.unwrap() {
             back.extend(chunk);
         }
-        assert_eq!(back, (0..n).map(file).collect::<Vec<_>>());
+        assert_eq!(back, (0..n).map(|i| Waiting { file: file(i), added: i % 2 == 0 }).collect::<Vec<_>>());
     }
 }

@@ -31,22 +31,24 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn uploaded(&self, key: &str, bytes: u64) {
+    /// `key` was uploaded; `added` when no object had it before.
+    pub fn uploaded(&self, key: &str, bytes: u64, added: bool) {
         self.uploaded.fetch_add(1, Ordering::Relaxed);
         self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
-        self.journal.record(key, Change::Uploaded);
+        self.journal.record(key, Change::Uploaded, added);
     }
 
-    pub fn copied(&self, key: &str) {
+    /// `key` was made by a server-side copy; `added` when no object had it before.
+    pub fn copied(&self, key: &str, added: bool) {
         self.copied.fetch_add(1, Ordering::Relaxed);
-        self.journal.record(key, Change::Copied);
+        self.journal.record(key, Change::Copied, added);
     }
 
     /// `keys` (relative to the prefix) were deleted.
     pub fn deleted<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
         for key in keys {
             self.deleted.fetch_add(1, Ordering::Relaxed);
-            self.journal.record(key, Change::Deleted);
+            self.journal.record(key, Change::Deleted, false);
         }
     }
 

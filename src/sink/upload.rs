@@ -20,9 +20,9 @@ use crate::error::{Op, StoreError};
 use crate::model::LocalFile;
 
 /// Uploads a file and checks it afterwards before returning.
-pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile) {
+pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile, added: bool) {
     match upload_from(ctx, file, 1).await {
-        Ok(bytes) => ctx.tracker.uploaded(&file.key, bytes),
+        Ok(bytes) => ctx.tracker.uploaded(&file.key, bytes, added),
         Err(error) => ctx.tracker.failed(file.key.clone(), "upload", error.to_string()),
     }
 }
@@ -33,13 +33,19 @@ pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile) {
 /// that reads the next file: a small file then costs one trip instead of two.
 pub(super) struct Unchecked {
     file: LocalFile,
+    added: bool,
     before: Stat,
     bytes: u64,
 }
 
 /// Uploads `file`, and settles the worker's `previous` upload on the same trip to the blocking
 /// pool. Returns the upload to check on the next trip; large files are checked at once.
-pub(super) async fn run(ctx: &SinkContext, file: LocalFile, previous: Option<Unchecked>) -> Option<Unchecked> {
+pub(super) async fn run(
+    ctx: &SinkContext,
+    file: LocalFile,
+    added: bool,
+    previous: Option<Unchecked>,
+) -> Option<Unchecked> {
     let path = match source(&file) {
         Ok(path) => path,
         Err(error) => {
@@ -56,7 +62,7 @@ pub(super) async fn run(ctx: &SinkContext, file: LocalFile, previous: Option<Unc
     let (before, bytes) = match opened {
         Ok((before, Some(bytes))) if before.0 < ctx.multipart_threshold => (before, bytes),
         Ok(_) => {
-            run_checked(ctx, &file).await;
+            run_checked(ctx, &file, added).await;
             return None;
         }
         Err(error) => {
@@ -66,7 +72,7 @@ pub(super) async fn run(ctx: &SinkContext, file: LocalFile, previous: Option<Unc
     };
     let length = bytes.len() as u64;
     match put(ctx, &file, length, ByteStream::from(bytes)).await {
-        Ok(()) => Some(Unchecked { file, before, bytes: length }),
+        Ok(()) => Some(Unchecked { file, added, before, bytes: length }),
         Err(error) => {
             ctx.tracker.failed(file.key.clone(), "upload", error.to_string());
             None
@@ -89,11 +95,11 @@ pub(super) async fn finish(ctx: &SinkContext, last: Option<Unchecked>) {
 async fn settle(ctx: &SinkContext, sent: Unchecked, after: Result<Stat, UploadError>) {
     let key = sent.file.key.clone();
     match after {
-        Ok(after) if after == sent.before => ctx.tracker.uploaded(&key, sent.bytes),
+        Ok(after) if after == sent.before => ctx.tracker.uploaded(&key, sent.bytes, sent.added),
         Ok(_) => {
             tracing::warn!("{} changed during upload (attempt 1 of {ATTEMPTS})", ctx.target.key(&key));
             match upload_from(ctx, &sent.file, 2).await {
-                Ok(bytes) => ctx.tracker.uploaded(&key, bytes),
+                Ok(bytes) => ctx.tracker.uploaded(&key, bytes, sent.added),
                 Err(error) => ctx.tracker.failed(key, "upload", error.to_string()),
             }
         }
