@@ -80,6 +80,20 @@ pub struct SyncArgs {
     /// Encoding of file names on disk (utf-8, latin-1, windows-1252, ...).
     #[arg(long)]
     pub encoding: Option<String>,
+    /// How "changed" is decided: auto (metadata, then the bytes where it cannot tell), mtime
+    /// (size and mtime only) or checksum (the bytes of every file, every run).
+    #[arg(long, value_name = "MODE")]
+    pub compare: Option<String>,
+    /// Where the local state lives [default: $XDG_CACHE_HOME/sitesync, else ~/.cache/sitesync].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Keep no local state (and read none).
+    #[arg(long)]
+    pub no_state: bool,
+    /// Take the bucket's contents from the local state instead of listing it (for buckets only
+    /// sitesync writes).
+    #[arg(long)]
+    pub trust_state: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -112,6 +126,10 @@ impl SyncArgs {
             max_delete: self.max_delete,
             clock_fudge: self.clock_fudge,
             encoding: self.encoding.clone(),
+            compare: self.compare.clone(),
+            state: self.no_state.then_some(false),
+            state_dir: self.state_dir.clone(),
+            trust_state: self.trust_state.then_some(true),
         }
     }
 }

@@ -30,8 +30,16 @@ pub fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(bytes)
 }
 
+/// No field these files hold is longer (a path, a key, a JSON of headers): a longer length is a
+/// corrupt file, not a reason to allocate it.
+const MAX_FIELD: u64 = 1 << 20;
+
 pub fn get_bytes(input: &mut impl Read) -> io::Result<Vec<u8>> {
-    let len = get_u64(input)? as usize;
+    let len = get_u64(input)?;
+    if len > MAX_FIELD {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a field of {len} bytes")));
+    }
+    let len = len as usize;
     let mut buf = vec![0; len];
     input.read_exact(&mut buf)?;
     Ok(buf)

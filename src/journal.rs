@@ -13,7 +13,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::sync::Mutex;
 
-use crate::disk::{anonymous_file, get_array, get_string, put_bytes};
+use crate::disk::{anonymous_file, get_array, get_option, get_string, get_u64, put_bytes, put_option, put_u64};
+use crate::model::{Known, Time};
 
 /// Records kept in memory before they are written out as a sorted run.
 const CHUNK: usize = 50_000;
@@ -25,15 +26,31 @@ pub enum Change {
     /// Made, or re-published in place, by a server-side copy.
     Copied,
     Deleted,
+    /// Found the same, and what was learned of it is worth keeping (the local state).
+    Confirmed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// The key relative to the prefix.
     pub key: String,
     pub change: Change,
     /// No object had the key before: a CDN can only have cached its 404.
     pub added: bool,
+    /// What is now known of the file and the object under the key, for the local state.
+    pub known: Option<Known>,
+}
+
+impl Ord for Record {
+    fn cmp(&self, other: &Record) -> std::cmp::Ordering {
+        (&self.key, self.change).cmp(&(&other.key, other.change))
+    }
+}
+
+impl PartialOrd for Record {
+    fn partial_cmp(&self, other: &Record) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Where a run records what it did.
@@ -45,7 +62,12 @@ pub struct Journal {
 
 impl Journal {
     pub fn record(&self, key: impl Into<String>, change: Change, added: bool) {
-        self.lock().push(Record { key: key.into(), change, added });
+        self.lock().push(Record { key: key.into(), change, added, known: None });
+    }
+
+    /// Records a change with what is now known of the key.
+    pub fn learn(&self, key: impl Into<String>, change: Change, added: bool, known: Known) {
+        self.lock().push(Record { key: key.into(), change, added, known: Some(known) });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Record>> {
@@ -77,6 +99,13 @@ fn write_run(mut chunk: Vec<Record>) -> io::Result<File> {
     for record in &chunk {
         put_bytes(&mut out, record.key.as_bytes())?;
         out.write_all(&[record.change as u8, u8::from(record.added)])?;
+        match &record.known {
+            Some(known) => {
+                out.write_all(&[1])?;
+                put_known(&mut out, known)?;
+            }
+            None => out.write_all(&[0])?,
+        }
     }
     let mut file = out.into_inner().map_err(|e| e.into_error())?;
     file.rewind()?;
@@ -89,13 +118,35 @@ fn read_record(input: &mut impl Read) -> io::Result<Option<Record>> {
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     };
-    let [change, added] = get_array::<2>(input)?;
+    let [change, added, has_known] = get_array::<3>(input)?;
     let change = match change {
         0 => Change::Uploaded,
         1 => Change::Copied,
-        _ => Change::Deleted,
+        2 => Change::Deleted,
+        _ => Change::Confirmed,
     };
-    Ok(Some(Record { key, change, added: added == 1 }))
+    let known = if has_known == 1 { Some(get_known(input)?) } else { None };
+    Ok(Some(Record { key, change, added: added == 1, known }))
+}
+
+/// What is known of a key, in the binary form of the journal and the local state.
+pub fn put_known(out: &mut impl Write, k: &Known) -> io::Result<()> {
+    put_u64(out, k.size)?;
+    put_u64(out, k.mtime.0 as u64)?;
+    put_option(out, k.md5.as_ref().map(|m| &m[..]))?;
+    put_option(out, k.etag.as_deref().map(str::as_bytes))?;
+    put_u64(out, k.lm_lo.0 as u64)?;
+    put_u64(out, k.lm_hi.0 as u64)
+}
+
+pub fn get_known(input: &mut impl Read) -> io::Result<Known> {
+    let size = get_u64(input)?;
+    let mtime = Time(get_u64(input)? as i64);
+    let md5 = get_option(input)?.map(|m| <[u8; 16]>::try_from(m.as_slice()).map_err(io::Error::other)).transpose()?;
+    let etag = get_option(input)?.map(String::from_utf8).transpose().map_err(io::Error::other)?;
+    let lm_lo = Time(get_u64(input)? as i64);
+    let lm_hi = Time(get_u64(input)? as i64);
+    Ok(Known { size, mtime, md5, etag, lm_lo, lm_hi })
 }
 
 /// What a run did, in sorted runs on disk and a sorted tail in memory.
@@ -106,6 +157,10 @@ pub struct Changes {
 }
 
 impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty() && self.tail.is_empty()
+    }
+
     /// Every record in key order, read from the runs as they are merged (a blocking read: call
     /// it off the async runtime's workers).
     pub fn sorted(&self) -> io::Result<impl Iterator<Item = io::Result<Record>> + '_> {

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::target::fnv1a;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -39,15 +40,7 @@ pub fn path(config: &Config) -> PathBuf {
     if let Some(path) = &config.lock_file {
         return path.clone();
     }
-    let endpoint = match (&config.local_store, &config.endpoint_url) {
-        (Some(dir), _) => {
-            let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-            format!("local-store:{}", dir.display())
-        }
-        (None, Some(url)) => url.trim_end_matches('/').to_owned(),
-        (None, None) => "aws".to_owned(),
-    };
-    let id = fnv1a(format!("{endpoint}\n{}\n{}", config.target.bucket, config.target.prefix).as_bytes());
+    let id = fnv1a(config.target_identity().as_bytes());
     std::env::temp_dir().join(format!("sitesync-{}-{id:016x}.lock", config.target.bucket))
 }
 
@@ -87,12 +80,6 @@ fn holder(file: &mut File) -> String {
         Ok(pid) => format!("pid {pid}"),
         Err(_) => "pid unknown".to_owned(),
     }
-}
-
-/// FNV-1a: a hash that, unlike std's, is the same in every build, so every version of sitesync
-/// names a target's lock file alike.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -52,12 +52,14 @@ pub struct LocalFile {
     /// The key of the primary entry when this entry publishes the same file under another key:
     /// the sink makes it by server-side copy once the primary is up.
     pub copy_of: Option<String>,
+    /// What the local state knows of this key from earlier runs.
+    pub known: Option<Box<Known>>,
 }
 
 impl LocalFile {
     /// A file as the scan finds it: no headers, not a copy.
     pub fn new(key: String, path: PathBuf, size: u64, mtime: Time) -> LocalFile {
-        LocalFile { key, body: Body::File(path), size, mtime, meta: None, copy_of: None }
+        LocalFile { key, body: Body::File(path), size, mtime, meta: None, copy_of: None, known: None }
     }
 
     /// The on-disk file behind the entry, when there is one.
@@ -87,6 +89,35 @@ pub enum Body {
     /// cannot read). Inside the transform chain it travels as an entry, so a step that drops the
     /// entry drops the problem with it; what is left of it after the chain is reported.
     Unreadable(Arc<Problem>),
+}
+
+/// What the state knows of one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    pub size: u64,
+    pub mtime: Time,
+    /// The MD5 of the bytes published, when a run read them.
+    pub md5: Option<[u8; 16]>,
+    /// The object's ETag (without quotes), when known.
+    pub etag: Option<String>,
+    /// The object's `LastModified` lies in this window (the server's clock).
+    pub lm_lo: Time,
+    pub lm_hi: Time,
+}
+
+impl Known {
+    /// What is known once `file` was found to be `object`'s content (`md5` when it was read):
+    /// the object's `LastModified` exactly, as listed.
+    pub fn of(file: &LocalFile, object: &RemoteObject, md5: Option<[u8; 16]>) -> Known {
+        Known {
+            size: file.size,
+            mtime: file.mtime,
+            md5,
+            etag: object.etag.clone(),
+            lm_lo: object.last_modified,
+            lm_hi: object.last_modified,
+        }
+    }
 }
 
 /// An object listed under the target prefix.
@@ -125,6 +156,11 @@ pub enum Reason {
     Size,
     /// The file was modified after the object was written.
     Newer,
+    /// The file was read, and its bytes are not the object's.
+    Content,
+    /// Nothing could compare the file's bytes with the object's (`compare = "checksum"` with no
+    /// ETag to match and no local state): it is sent rather than trusted.
+    Unverified,
     /// The object is current but the transform chain's configuration changed since it was
     /// written, so its headers may be stale: it is copied onto itself with the new headers.
     Chain,
@@ -136,17 +172,44 @@ impl Reason {
             Reason::New => "new",
             Reason::Size => "size",
             Reason::Newer => "newer",
+            Reason::Content => "content differs",
+            Reason::Unverified => "content not verifiable",
             Reason::Chain => "chain changed",
         }
     }
 }
 
+/// What comparing a file with its object settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Same,
+    Upload(Reason),
+}
+
 /// What the diff decided for one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    Upload { file: LocalFile, reason: Reason },
-    Delete { object: RemoteObject },
+    Upload {
+        file: LocalFile,
+        reason: Reason,
+    },
+    Delete {
+        object: RemoteObject,
+    },
     Problem(Problem),
+    /// Read the file and compare it with the object; `otherwise` is the verdict when nothing
+    /// can compare them. Resolved before it reaches a sink that sends anything.
+    Check {
+        file: LocalFile,
+        object: RemoteObject,
+        otherwise: Settled,
+    },
+    /// The same, and worth recording in the local state, with the MD5 when the file was read.
+    Same {
+        file: LocalFile,
+        object: RemoteObject,
+        md5: Option<[u8; 16]>,
+    },
 }
 
 /// How many items a batch between stages holds at most.

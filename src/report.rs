@@ -17,6 +17,9 @@ pub struct Report {
     pub unchanged: u64,
     pub failed: u64,
     pub bytes_uploaded: u64,
+    /// Files read to compare their bytes with the objects', and how many bytes that was.
+    pub hashed: u64,
+    pub bytes_hashed: u64,
     pub elapsed_seconds: f64,
     /// Deletes planned but not sent, because of a failure or a safety limit.
     pub deletes_withheld: u64,
@@ -43,7 +46,9 @@ impl Report {
             uploaded: applied.uploaded,
             copied: applied.copied,
             deleted: applied.deleted,
-            unchanged,
+            unchanged: unchanged + applied.verified,
+            hashed: applied.hashed,
+            bytes_hashed: applied.bytes_hashed,
             failed: applied.failures.len() as u64,
             bytes_uploaded: applied.bytes_uploaded,
             elapsed_seconds: elapsed.as_secs_f64(),
@@ -95,6 +100,10 @@ impl Report {
             human_bytes(self.bytes_uploaded),
             self.elapsed_seconds,
         );
+        if self.hashed > 0 {
+            let files = if self.hashed == 1 { "file" } else { "files" };
+            line.push_str(&format!("; read {} {files} to compare ({})", self.hashed, human_bytes(self.bytes_hashed)));
+        }
         if self.deletes_withheld > 0 {
             line.push_str(&format!(" ({} deletes withheld)", self.deletes_withheld));
         }

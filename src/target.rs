@@ -66,6 +66,12 @@ impl Target {
     }
 }
 
+/// FNV-1a: a hash that, unlike std's, is the same in every build, so every version of sitesync
+/// names a target's lock and state files alike.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 fn valid_bucket(name: &str) -> bool {
     (3..=63).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')

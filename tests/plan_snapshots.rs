@@ -211,7 +211,8 @@ fn plan(case: &Scanned, schedule: Schedule, chunk: usize) -> (String, Tally) {
     assert_eq!(diff.pending(), 0, "the diff holds keys after both scans ended");
     let tally = diff.tally();
     let complete = matches!(ended, Ended::Complete);
-    let mut out = runtime.block_on(sink.finish(Finish { deletes: complete, unchanged: tally.unchanged })).plan;
+    let mut out =
+        runtime.block_on(sink.finish(Finish { deletes: complete, unchanged: tally.unchanged, hashed: 0 })).plan;
     match ended {
         Ended::Complete => {}
         Ended::Refused(why) => out.push_str(&format!("refused: {why}\n")),

@@ -60,6 +60,34 @@ pub struct Config {
     pub symlinks: SymlinkPolicy,
     /// The transform chain, validated, its plugin libraries loaded.
     pub chain: ChainSpec,
+    pub compare: CompareMode,
+    /// The local state's file; `None` with `state = false`.
+    pub state: Option<PathBuf>,
+    pub trust_state: bool,
+}
+
+/// How "changed" is decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CompareMode {
+    /// Size and mtime only; no byte is read.
+    Mtime,
+    /// Metadata where it settles the question, the bytes where it cannot.
+    #[default]
+    Auto,
+    /// The bytes of every file whose size matches, every run.
+    Checksum,
+}
+
+/// Where the state of `identity` (target and source) lives under `dir`.
+pub fn state_file_for(dir: &Path, identity: &str) -> PathBuf {
+    dir.join(format!("state-{:016x}.bin", crate::target::fnv1a(identity.as_bytes())))
+}
+
+/// The default folder: `$XDG_CACHE_HOME/sitesync`, else `~/.cache/sitesync`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
+    let home = || std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache"));
+    xdg.or_else(home).map(|d| d.join("sitesync"))
 }
 
 /// Makes the error for `key`, naming where its value came from.
@@ -99,7 +127,8 @@ impl Config {
             return Err(bad("endpoint_url", format!("{url:?} is not an http:// or https:// URL")));
         }
         let chain = build_chain(figment, &raw.transform)?;
-        Ok(Config {
+        let (compare, state) = comparing(&raw, &bad)?;
+        Ok(Config::with_state_file(Config {
             source,
             target,
             endpoint_url: raw.endpoint_url,
@@ -122,7 +151,38 @@ impl Config {
             lock_file: raw.lock_file,
             symlinks,
             chain,
-        })
+            compare,
+            state,
+            trust_state: raw.trust_state,
+        }))
+    }
+
+    /// The store, bucket and prefix a run writes to, as one text: the endpoint (or the embedded
+    /// store's folder, or `aws`), the bucket and the prefix, one a line. Runs with the same
+    /// identity share a lock and a state.
+    pub fn target_identity(&self) -> String {
+        let endpoint = match (&self.local_store, &self.endpoint_url) {
+            (Some(dir), _) => {
+                let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+                format!("local-store:{}", dir.display())
+            }
+            (None, Some(url)) => url.trim_end_matches('/').to_owned(),
+            (None, None) => "aws".to_owned(),
+        };
+        format!("{endpoint}\n{}\n{}", self.target.bucket, self.target.prefix)
+    }
+
+    /// The state's folder made into the state's file, named after the target and the source.
+    fn with_state_file(mut self) -> Config {
+        let identity = self.state_identity();
+        self.state = self.state.take().map(|dir| state_file_for(&dir, &identity));
+        self
+    }
+
+    /// What a local state is for: the target, and the source it is published from.
+    pub fn state_identity(&self) -> String {
+        let source = std::fs::canonicalize(&self.source).unwrap_or_else(|_| self.source.clone());
+        format!("{}\n{}", self.target_identity(), source.display())
     }
 
     /// How the local walk of this run turns entries into keys; the pipeline and the plan
@@ -131,6 +191,23 @@ impl Config {
         let skip = self.chain.folder_excludes().map(|excludes| SkipFolders(Arc::new(move |f| excludes.excludes(f))));
         WalkOptions { names: self.names, symlinks: self.symlinks, prefix_len: self.target.prefix.len(), skip }
     }
+}
+
+/// How changes are decided, and where the local state lives (its folder, for now).
+fn comparing(raw: &RawConfig, bad: &Bad<'_>) -> Result<(CompareMode, Option<PathBuf>), ConfigError> {
+    let modes = [("auto", CompareMode::Auto), ("mtime", CompareMode::Mtime), ("checksum", CompareMode::Checksum)];
+    let compare = choice(bad, "compare", &raw.compare, &modes)?;
+    let state = match (raw.state, &raw.state_dir) {
+        (false, _) => None,
+        (true, Some(dir)) if dir.as_os_str().is_empty() => return Err(bad("state_dir", "the path is empty".into())),
+        (true, Some(dir)) => Some(dir.clone()),
+        (true, None) => default_state_dir(),
+    };
+    if raw.trust_state && state.is_none() {
+        let why = "needs the local state, which is off (state = false, or no home directory)";
+        return Err(bad("trust_state", why.into()));
+    }
+    Ok((compare, state))
 }
 
 /// Every number against its range.

@@ -13,7 +13,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-pub use build::{Config, ConfigError};
+pub use build::{CompareMode, Config, ConfigError};
 
 /// Every key of `sync.toml`, with its default. `sync.toml.example` documents each one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +65,16 @@ pub struct RawConfig {
     /// Symlinks whose target is outside the source: "follow" publishes what they point to,
     /// "skip" leaves them out (and deletes their objects like any file that is gone).
     pub symlinks: String,
+    /// How "changed" is decided: "auto" (metadata, then the bytes where it cannot tell),
+    /// "mtime" (size and mtime only) or "checksum" (the bytes of every file, every run).
+    pub compare: String,
+    /// Keep a local state of what each run learned, so the next reads fewer bytes.
+    pub state: bool,
+    /// Where the local state lives (default `$XDG_CACHE_HOME/sitesync`, else `~/.cache/sitesync`).
+    pub state_dir: Option<PathBuf>,
+    /// Take the remote side from the local state instead of listing: for buckets only this tool
+    /// writes.
+    pub trust_state: bool,
     /// The transform chain: `[[transform]]` tables, in order (see the README, "Transforms"). Each is
     /// validated by [`ChainSpec::build`](crate::transform::ChainSpec::build).
     pub transform: Vec<serde_json::Value>,
@@ -95,6 +105,10 @@ impl Default for RawConfig {
             timeout: crate::s3client::DEFAULT_TIMEOUT_SECS,
             lock_file: None,
             symlinks: "follow".into(),
+            compare: "auto".into(),
+            state: true,
+            state_dir: None,
+            trust_state: false,
             transform: Vec::new(),
         }
     }
@@ -127,6 +141,14 @@ pub struct Overrides {
     pub clock_fudge: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compare: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_state: Option<bool>,
 }
 
 /// The default config file, used when it exists and no `--config` is given.

@@ -8,11 +8,13 @@
 //! stays correct and only stops retiring early from that side's position. The loop that feeds it
 //! from the two scans is [`merge`].
 
+mod judge;
 mod limits;
 pub mod merge;
 
 use std::collections::BTreeMap;
 
+pub use judge::{Compare, CompareMode, Decision};
 pub use limits::DeleteLimits;
 pub use merge::{Ended, Offsets, Read, Schedule, Sides, merge};
 
@@ -59,6 +61,8 @@ pub struct Tally {
     pub problems: u64,
     /// Listed keys ignored because they came again or out of order.
     pub misordered: u64,
+    /// Pairs handed on to be read and compared.
+    pub checks: u64,
 }
 
 pub struct Diff {
@@ -74,6 +78,8 @@ pub struct Diff {
     refresh: bool,
     /// The listed keys the diff must not see (the reserved folder, what filters hide).
     hidden: RemoteFilter,
+    /// How "changed" is decided beyond the mtime rule.
+    compare: Compare,
 }
 
 impl Diff {
@@ -88,7 +94,13 @@ impl Diff {
             tally: Tally::default(),
             refresh: false,
             hidden: RemoteFilter::default(),
+            compare: Compare::default(),
         }
+    }
+
+    /// Decides changes as `compare` says (by default, the mtime rule alone).
+    pub fn compare(&mut self, compare: Compare) {
+        self.compare = compare;
     }
 
     /// Hides the listed keys `hidden` drops: they are neither compared nor deleted.
@@ -195,7 +207,7 @@ impl Diff {
         debug_assert!(self.local_side.done && self.remote_side.done);
         for (file, object) in std::mem::take(&mut self.unsure) {
             match self.rule.judge(&file, &object, offset) {
-                Verdict::Same => self.same(file, out),
+                Verdict::Same => self.same(file, object, false, out),
                 Verdict::Upload(reason) => self.upload(file, reason, out),
                 Verdict::Unsure => self.upload(file, Reason::Newer, out),
             }
@@ -203,18 +215,25 @@ impl Diff {
     }
 
     fn judge(&mut self, file: LocalFile, object: RemoteObject, offset: Offset, out: &mut Vec<Event>) {
-        match self.rule.judge(&file, &object, offset) {
-            Verdict::Same => self.same(file, out),
-            Verdict::Upload(reason) => self.upload(file, reason, out),
-            Verdict::Unsure => self.unsure.push((file, object)),
+        match self.compare.decide(&self.rule, &file, &object, offset) {
+            Decision::Same { learn } => self.same(file, object, learn, out),
+            Decision::Upload(reason) => self.upload(file, reason, out),
+            Decision::Unsure => self.unsure.push((file, object)),
+            Decision::Check { otherwise } => {
+                self.tally.checks += 1;
+                out.push(Event::Check { file, object, otherwise });
+            }
         }
     }
 
-    fn same(&mut self, file: LocalFile, out: &mut Vec<Event>) {
+    fn same(&mut self, file: LocalFile, object: RemoteObject, learn: bool, out: &mut Vec<Event>) {
         if self.refresh {
             self.upload(file, Reason::Chain, out);
-        } else {
-            self.tally.unchanged += 1;
+            return;
+        }
+        self.tally.unchanged += 1;
+        if learn {
+            out.push(Event::Same { file, object, md5: None });
         }
     }
 
@@ -273,6 +292,8 @@ mod tests {
                 Event::Upload { file, reason } => format!("upload {} {}", file.key, reason.as_str()),
                 Event::Delete { object } => format!("delete {}", object.key),
                 Event::Problem(p) => format!("problem {}", p.place),
+                Event::Check { file, .. } => format!("check {}", file.key),
+                Event::Same { file, .. } => format!("same {}", file.key),
             })
             .collect()
     }

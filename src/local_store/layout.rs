@@ -12,11 +12,13 @@ pub struct Compliant {
     inner: s3s_fs::FileSystem,
     /// The store's root folder, where each bucket is a folder.
     root: std::path::PathBuf,
+    /// Whether listings carry ETags.
+    list_etags: bool,
 }
 
 impl Compliant {
-    pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path) -> Compliant {
-        Compliant { inner, root: root.to_owned() }
+    pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path, list_etags: bool) -> Compliant {
+        Compliant { inner, root: root.to_owned(), list_etags }
     }
 }
 
@@ -146,6 +148,6 @@ impl S3 for Compliant {
     }
 
     async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
-        super::listing::list(&self.root, req.input).await.map(S3Response::new)
+        super::listing::list(&self.root, req.input, self.list_etags).await.map(S3Response::new)
     }
 }

@@ -3,8 +3,9 @@
 //! It behaves as S3 does: keys in UTF-8 byte order, a raw string prefix, a delimiter folding
 //! keys into common prefixes, pages of `max-keys` resumed from an opaque token or `start-after`,
 //! and `EncodingType=url` encoding the keys (and the echoed prefix, delimiter and start-after)
-//! the way AWS and Garage do. Listings carry no ETag, like s3s-fs's own. The folder is walked
-//! again for every page, so the store suits tests and demos, not large buckets.
+//! the way AWS and Garage do, with each object's ETag as s3s-fs recorded it (unless the store was
+//! started to list none, as some servers do). The folder is walked again for every page, so the
+//! store suits tests and demos, not large buckets.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -22,11 +23,13 @@ fn encode_key(key: &str) -> String {
 
 struct Stored {
     key: String,
+    /// The name the key is stored under, to find its ETag.
+    name: String,
     size: u64,
     modified: SystemTime,
 }
 
-pub(super) async fn list(root: &Path, input: ListObjectsV2Input) -> S3Result<ListObjectsV2Output> {
+pub(super) async fn list(root: &Path, input: ListObjectsV2Input, etags: bool) -> S3Result<ListObjectsV2Output> {
     let bucket = root.join(&input.bucket);
     if !bucket.is_dir() {
         return Err(s3_error!(NoSuchBucket));
@@ -78,9 +81,11 @@ pub(super) async fn list(root: &Path, input: ListObjectsV2Input) -> S3Result<Lis
     let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
     let shown = |s: String| if url { encode_key(&s) } else { s };
     let key_count = (contents.len() + folders.len()) as i32;
+    let etag = |name: &str| etags.then(|| etag_of(root, &input.bucket, name)).flatten();
     let contents: Vec<Object> = contents
         .into_iter()
         .map(|o| Object {
+            e_tag: etag(&o.name).map(ETag::Strong),
             key: Some(shown(o.key)),
             size: Some(o.size as i64),
             last_modified: Some(Timestamp::from(o.modified)),
@@ -131,15 +136,42 @@ fn walk(bucket: &Path, prefix: &str) -> std::io::Result<Vec<Stored>> {
             let Some(name) = path.strip_prefix(bucket).ok().and_then(|p| p.to_str()) else { continue };
             let Some(key) = key_of(name) else { continue };
             if key.starts_with(prefix) {
-                objects.push(Stored { key, size: meta.len(), modified: meta.modified()? });
+                objects.push(Stored { key, name: name.to_owned(), size: meta.len(), modified: meta.modified()? });
             }
         }
     }
     Ok(objects)
 }
 
+/// The ETag s3s-fs recorded for an object (beside it, in its `internal.json`), when it did.
+fn etag_of(root: &Path, bucket: &str, name: &str) -> Option<String> {
+    let file = root.join(format!(".bucket-{}.object-{}.internal.json", base64url(bucket), base64url(name)));
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    info.get("e_tag")?.as_str().map(str::to_owned)
+}
+
+/// Unpadded URL-safe base64, as s3s-fs names its side files.
+fn base64url(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(text.len() * 4 / 3 + 3);
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base64_is_urlsafe_and_unpadded() {
+        assert_eq!(super::base64url("bkt"), "Ymt0");
+        assert_eq!(super::base64url("site%d/a?"), "c2l0ZSVkL2E_");
+        assert_eq!(super::base64url("ab"), "YWI");
+    }
+
     #[test]
     fn keys_are_encoded_like_s3() {
         assert_eq!(super::encode_key("a b+c%/é?#.txt"), "a%20b%2Bc%25/%C3%A9%3F%23.txt");

@@ -54,10 +54,17 @@ impl LocalStore {
 
     /// Starts serving `root` (created if missing) on a free port of 127.0.0.1.
     pub async fn start(root: &Path) -> std::io::Result<LocalStore> {
+        LocalStore::start_with(root, true).await
+    }
+
+    /// [`start`](LocalStore::start), with listings that carry ETags or not: some S3-compatible
+    /// servers list none, and the content check must do without them there.
+    pub async fn start_with(root: &Path, list_etags: bool) -> std::io::Result<LocalStore> {
         std::fs::create_dir_all(root)?;
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let service = {
-            let mut b = s3s::service::S3ServiceBuilder::new(Compliant::new(fs, &std::fs::canonicalize(root)?));
+            let compliant = Compliant::new(fs, &std::fs::canonicalize(root)?, list_etags);
+            let mut b = s3s::service::S3ServiceBuilder::new(compliant);
             b.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
             b.build()
         };

@@ -10,6 +10,7 @@
 //! reads from whichever side is behind, so the side ahead waits instead of filling memory.
 
 mod connect;
+mod local;
 mod probe;
 mod sides;
 mod stages;
@@ -62,10 +63,10 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     let (walk_tx, walk_rx) = mpsc::channel(SCAN_QUEUE);
     let (local_tx, local_rx) = mpsc::channel(SCAN_QUEUE);
     let (remote_tx, remote_rx) = mpsc::channel(SCAN_QUEUE);
-    let Stages { remote, mut diff, mut sink, probe, limits, after, tracker } = stages;
+    let Stages { remote, state, mut diff, mut sink, probe, limits, after, tracker } = stages;
     let mut sides = ChannelSides {
         walker: Some(scan::spawn(config.source.clone(), config.walk_options(), walk_tx)),
-        chain: Some(transform::spawn(chain, walk_rx, local_tx)),
+        chain: Some(local::spawn(chain, state, walk_rx, local_tx)),
         source_name: remote.describe(),
         source: Some(tokio::spawn(remote.send(remote_tx))),
         local: local_rx,

@@ -13,17 +13,20 @@ use super::{RunOptions, Stop};
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
-use crate::diff::{DeleteLimits, Diff, Ended, Tally};
+use crate::diff::{Compare, CompareMode, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
 use crate::lock::{self, RunLock};
 use crate::remote::{Listing, RemoteSource};
 use crate::report::Report;
-use crate::sink::{Applied, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::sink::{Applied, Checking, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::state::{self, SaveState, TrustedState};
 use crate::transform::Chain;
 
 /// Everything a run connects, but the scans' threads.
 pub struct Stages {
     pub remote: Box<dyn RemoteSource>,
+    /// The local state, read beside the walk.
+    pub state: Option<state::Cursor>,
     pub diff: Diff,
     pub sink: Box<dyn Sink>,
     /// The S3 sink's tracker, to count what was done even when its requests are abandoned.
@@ -64,12 +67,22 @@ impl Stages {
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
         let target = config.target.clone();
+        let own_part = config.multipart_chunk_size;
         let mut diff = Diff::new(config.rule);
         diff.hide(config.chain.remote_filter());
+        diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
         if !config.chain.keeps_order() {
             diff.local_unordered();
         }
         let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
+        let identity = config.state_identity();
+        let state = match &config.state {
+            Some(path) => {
+                after.push(Box::new(SaveState { path: path.clone(), identity: identity.clone() }));
+                open_state(path, &identity).await
+            }
+            None => None,
+        };
         // Objects published under another chain configuration may carry stale headers.
         let recorded = after::marker::read(&client, &target).await?;
         let fingerprint = config.chain.fingerprint();
@@ -87,7 +100,8 @@ impl Stages {
                 WriteMarker { client: client.clone(), target: target.clone(), fingerprint: fingerprint.into() };
             after.push(Box::new(marker));
         }
-        let (sink, tracker): (Box<dyn Sink>, _) = match opts.dry_run {
+        let refresh = recorded != fingerprint;
+        let (mut sink, tracker): (Box<dyn Sink>, _) = match opts.dry_run {
             true => (Box::new(PlanSink::new(target.clone(), config.delete)), None),
             false => {
                 let tracker = Arc::new(Tracker::default());
@@ -97,13 +111,20 @@ impl Stages {
                     tracker: tracker.clone(),
                     multipart_threshold: config.multipart_threshold,
                     multipart_chunk_size: config.multipart_chunk_size,
+                    clock: clock.clone(),
+                    learn: config.state.is_some(),
                     cancel: stop.flag(),
                 });
                 (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
             }
         };
-        let remote =
-            Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel });
+        if config.compare != CompareMode::Mtime {
+            sink = Box::new(Checking::new(sink, own_part, refresh));
+        }
+        let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state) {
+            (Some(path), true) => Box::new(TrustedState { path: path.clone(), identity }),
+            _ => Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel }),
+        };
         let limits = DeleteLimits {
             enforced: config.delete && !opts.force_delete,
             max: config.max_delete,
@@ -111,8 +132,19 @@ impl Stages {
             early: !opts.dry_run,
         };
         let probe = Probe { clock, client, bucket: target.bucket };
-        Ok(Stages { remote, diff, sink, tracker, probe, limits, after })
+        Ok(Stages { remote, state, diff, sink, tracker, probe, limits, after })
     }
+}
+
+/// The local state of a run, checked whole on the blocking pool, ready to be read beside the
+/// walk; `None` when there is none or it cannot be trusted (which the log says).
+async fn open_state(path: &std::path::Path, identity: &str) -> Option<state::Cursor> {
+    let (path, identity) = (path.to_owned(), identity.to_owned());
+    let opened = tokio::task::spawn_blocking(move || {
+        let reader = state::open_for_run(&path, &identity)?;
+        state::Cursor::new(reader).inspect_err(|e| tracing::warn!("ignoring the local state: {e}")).ok()
+    });
+    opened.await.ok().flatten()
 }
 
 /// A run's sink work done, and what the post-run steps need to know of it.
@@ -145,7 +177,7 @@ pub async fn finish(
         stop.flag().store(true, std::sync::atomic::Ordering::SeqCst);
     }
     let planned = sink.deletes_planned();
-    let finishing = sink.finish(Finish { deletes: complete, unchanged: tally.unchanged });
+    let finishing = sink.finish(Finish { deletes: complete, unchanged: tally.unchanged, hashed: 0 });
     let applied = tokio::select! {
         applied = finishing => applied,
         _ = stop.deadline() => {

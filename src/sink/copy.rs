@@ -10,8 +10,10 @@ use aws_sdk_s3::types::MetadataDirective;
 use percent_encoding::utf8_percent_encode;
 
 use super::SinkContext;
+use super::made::Made;
 use crate::error::{Op, StoreError};
-use crate::model::LocalFile;
+use crate::model::{LocalFile, Time};
+use crate::remote::to_time;
 use crate::target::KEY_SAFE;
 
 /// The largest object one CopyObject can copy.
@@ -35,10 +37,16 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str, added
         file.meta.as_deref()
     );
     // A large copy takes the server a while: its attempt timeout grows with the size, as an upload's.
+    let sent = Time::now();
     match crate::send_sized!(request, &ctx.client, file.size) {
-        Ok(_) => {
+        Ok(copied) => {
             tracing::debug!("copied {key} from {from}");
-            ctx.tracker.copied(&file.key, added);
+            let result = copied.copy_object_result();
+            let mut made = Made::between(ctx, sent, result.and_then(|r| r.e_tag()));
+            if let Some(lm) = result.and_then(|r| r.last_modified()) {
+                made.exactly(to_time(lm));
+            }
+            ctx.tracker.copied(&file.key, added, made.known(file.size, file.mtime, None));
         }
         Err(e) => {
             let error = StoreError::sdk(Op::Copy, format!("s3://{from}"), e);

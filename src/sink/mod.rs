@@ -7,9 +7,11 @@
 //! plan a dry run prints (`plan`). Both take the very same events, so a plan cannot drift from
 //! what a sync does.
 
+mod check;
 mod copy;
 mod delete;
 mod file;
+mod made;
 mod multipart;
 pub mod plan;
 mod pool;
@@ -18,6 +20,7 @@ mod spill;
 mod tracker;
 mod upload;
 
+pub use check::Checking;
 pub use plan::{Phase, PlanSink, Step, is_page};
 pub use pool::SinkContext;
 pub use s3::S3Sink;
@@ -25,6 +28,21 @@ pub use tracker::{Failure, Tracker};
 
 use crate::journal::Changes;
 use crate::model::Event;
+
+/// A pair still to be read, as a sink that cannot read takes it: an upload (the safe reading,
+/// since a needless upload costs a request while a skipped change leaves the site stale).
+fn unread(event: Event) -> Event {
+    match event {
+        Event::Check { file, otherwise, .. } => {
+            let reason = match otherwise {
+                crate::model::Settled::Upload(reason) => reason,
+                crate::model::Settled::Same => crate::model::Reason::Unverified,
+            };
+            Event::Upload { file, reason }
+        }
+        other => other,
+    }
+}
 
 /// Where the diff's decisions go.
 #[async_trait::async_trait]
@@ -46,6 +64,8 @@ pub struct Finish {
     pub deletes: bool,
     /// Keys found unchanged, for the plan's summary.
     pub unchanged: u64,
+    /// Files read to compare their bytes, for the plan's summary.
+    pub hashed: u64,
 }
 
 /// What a run did (or, in a dry run, would do): counts, failures, and the changes key by key.
@@ -58,6 +78,11 @@ pub struct Applied {
     /// Deletes planned but not sent, because of a failure, a refusal or a signal.
     pub deletes_withheld: u64,
     pub failures: Vec<Failure>,
+    /// Files read to compare their bytes with the objects', and their bytes.
+    pub hashed: u64,
+    pub bytes_hashed: u64,
+    /// Of them, those found the same (they are unchanged keys too).
+    pub verified: u64,
     /// The rendered plan, from a [`PlanSink`].
     pub plan: String,
     /// Every key uploaded, copied or deleted, readable in key order.

@@ -12,12 +12,15 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::SinkContext;
 use super::file::{UploadError, stream};
+use super::made::Made;
 use crate::error::{Op, StoreError};
-use crate::model::LocalFile;
+use crate::model::{LocalFile, Time};
 
-/// Uploads the `size` bytes of `path` under `file`'s key.
-pub(super) async fn upload(ctx: &SinkContext, file: &LocalFile, path: &Path, size: u64) -> Result<(), UploadError> {
+/// Uploads the `size` bytes of `path` under `file`'s key; says what it made.
+pub(super) async fn upload(ctx: &SinkContext, file: &LocalFile, path: &Path, size: u64) -> Result<Made, UploadError> {
     let key = ctx.target.key(&file.key);
+    // Servers stamp `LastModified` at the start or at the end of a multipart upload.
+    let sent = Time::now();
     let url = format!("s3://{}/{key}", ctx.target.bucket);
     let created = crate::with_headers!(
         ctx.client.create_multipart_upload().bucket(&ctx.target.bucket).key(&key),
@@ -31,7 +34,7 @@ pub(super) async fn upload(ctx: &SinkContext, file: &LocalFile, path: &Path, siz
         return Err(StoreError::answer(Op::Multipart, &url, "CreateMultipartUpload returned no upload id").into());
     };
     let completed = match upload_parts(ctx, &key, &upload_id, path, size).await {
-        Ok(parts) => complete(ctx, &key, &upload_id, parts).await,
+        Ok(parts) => complete(ctx, &key, &upload_id, parts).await.map(|etag| Made::between(ctx, sent, etag.as_deref())),
         Err(e) => Err(e),
     };
     if completed.is_err() {
@@ -44,7 +47,13 @@ pub(super) async fn upload(ctx: &SinkContext, file: &LocalFile, path: &Path, siz
     completed
 }
 
-async fn complete(ctx: &SinkContext, key: &str, upload_id: &str, parts: Vec<CompletedPart>) -> Result<(), UploadError> {
+/// Completes the upload; its answer's ETag.
+async fn complete(
+    ctx: &SinkContext,
+    key: &str,
+    upload_id: &str,
+    parts: Vec<CompletedPart>,
+) -> Result<Option<String>, UploadError> {
     ctx.client
         .complete_multipart_upload()
         .bucket(&ctx.target.bucket)
@@ -53,7 +62,7 @@ async fn complete(ctx: &SinkContext, key: &str, upload_id: &str, parts: Vec<Comp
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
         .await
-        .map(drop)
+        .map(|done| done.e_tag().map(str::to_owned))
         .map_err(|e| StoreError::sdk(Op::Multipart, format!("s3://{}/{key}", ctx.target.bucket), e).into())
 }
 

@@ -33,6 +33,7 @@ impl PlanSink {
 impl Sink for PlanSink {
     async fn accept(&mut self, events: Vec<Event>) {
         for event in events {
+            let event = super::unread(event);
             match &event {
                 Event::Delete { .. } if !self.delete => continue,
                 Event::Delete { object } => self.tracker.journal().record(object.key.clone(), Change::Deleted, false),
@@ -42,6 +43,8 @@ impl Sink for PlanSink {
                     self.tracker.journal().record(file.key.clone(), change, *reason == Reason::New);
                 }
                 Event::Problem(p) => self.tracker.failed(p.place.clone(), "scan", p.message.clone()),
+                // Nothing to do for it; only a sync records it.
+                Event::Same { .. } | Event::Check { .. } => continue,
             }
             self.steps.push(step(&event, &self.target));
         }
@@ -65,7 +68,7 @@ impl Sink for PlanSink {
         applied.copied = count(|p| p == Phase::Copies);
         applied.deleted = count(|p| p == Phase::Deletes);
         applied.bytes_uploaded = self.steps.iter().map(|s| s.bytes).sum();
-        applied.plan = render(&mut self.steps, finish.unchanged);
+        applied.plan = render(&mut self.steps, finish.unchanged, finish.hashed);
         applied.changes = self.tracker.journal().take().await;
         applied
     }
@@ -136,6 +139,10 @@ fn bare_step(event: &Event, target: &Target) -> Step {
         Event::Problem(p) => {
             Step { phase: Phase::Problems, key: target.key(&p.place), detail: p.message.clone(), bytes: 0 }
         }
+        // Neither is an action: the plan sink takes neither this far.
+        Event::Same { file, .. } | Event::Check { file, .. } => {
+            Step { phase: Phase::Problems, key: target.key(&file.key), detail: "(not an action)".into(), bytes: 0 }
+        }
     }
 }
 
@@ -146,7 +153,7 @@ pub fn is_page(key: &str) -> bool {
 }
 
 /// Renders the plan: one line per step, then a summary line.
-pub fn render(steps: &mut [Step], unchanged: u64) -> String {
+pub fn render(steps: &mut [Step], unchanged: u64, hashed: u64) -> String {
     steps.sort_by(|a, b| (a.phase, &a.key).cmp(&(b.phase, &b.key)));
     // A sync sends no delete once anything failed, and what the scan could not read fails for sure.
     let withheld = steps.iter().any(|s| s.phase == Phase::Problems);
@@ -192,9 +199,11 @@ pub fn render(steps: &mut [Step], unchanged: u64) -> String {
     } else {
         format!("{deletes} to delete")
     };
+    // Files read to compare them appear only when there were some.
+    let hashed = if hashed > 0 { format!(" ({hashed} read to compare)") } else { String::new() };
     let _ = writeln!(
         out,
-        "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}, {unchanged} unchanged, {problems} failed"
+        "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}, {unchanged} unchanged{hashed}, {problems} failed"
     );
     out
 }

@@ -22,6 +22,10 @@ pub struct SinkContext {
     pub tracker: Arc<Tracker>,
     pub multipart_threshold: u64,
     pub multipart_chunk_size: u64,
+    /// The run's clock, to know when the server stamped what it made.
+    pub clock: Arc<crate::clock::Clock>,
+    /// The local state is on: compute the MD5 of what is uploaded from memory.
+    pub learn: bool,
     /// Set when the run is stopping: queued work is dropped, in-flight requests finish.
     pub cancel: Arc<AtomicBool>,
 }

@@ -12,7 +12,8 @@ use super::plan::is_page;
 use super::pool::{Job, Pool, SinkContext};
 use super::spill::{Spill, Waiting};
 use super::{Applied, Finish, Sink};
-use crate::model::{Event, LocalFile, Reason, RemoteObject};
+use crate::journal::Change;
+use crate::model::{Event, Known, LocalFile, Reason, RemoteObject};
 
 pub struct S3Sink {
     ctx: Arc<SinkContext>,
@@ -134,11 +135,16 @@ impl S3Sink {
 impl Sink for S3Sink {
     async fn accept(&mut self, events: Vec<Event>) {
         for event in events {
-            match event {
+            match super::unread(event) {
                 Event::Upload { file, reason } => self.upload(file, reason).await,
                 Event::Delete { object } if self.delete => self.deletes.push(object),
                 Event::Delete { .. } => {}
                 Event::Problem(p) => self.ctx.tracker.failed(p.place, "scan", p.message),
+                Event::Same { file, object, md5 } => {
+                    let known = Known::of(&file, &object, md5);
+                    self.ctx.tracker.journal().learn(file.key, Change::Confirmed, false, known);
+                }
+                Event::Check { .. } => {}
             }
         }
         self.spill_journal().await;
@@ -189,6 +195,8 @@ mod tests {
             tracker: Arc::new(Tracker::default()),
             multipart_threshold: u64::MAX,
             multipart_chunk_size: 8 << 20,
+            clock: Default::default(),
+            learn: false,
             cancel: Arc::new(AtomicBool::new(false)),
         });
         let mut sink = S3Sink::new(ctx, 1, true);

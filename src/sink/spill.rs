@@ -128,7 +128,7 @@ fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<Wa
             None => None,
         };
         let copy_of = get_option(&mut input)?.map(String::from_utf8).transpose().map_err(io::Error::other)?;
-        let file = LocalFile { key, body, size, mtime, meta, copy_of };
+        let file = LocalFile { key, body, size, mtime, meta, copy_of, known: None };
         chunk.push(Waiting { file, added: added == 1 });
     }
     Ok((input, chunk))

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::Applied;
 use crate::journal::{Change, Journal};
+use crate::model::Known;
 
 /// One thing that could not be done, named by its key.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -31,17 +32,17 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// `key` was uploaded; `added` when no object had it before.
-    pub fn uploaded(&self, key: &str, bytes: u64, added: bool) {
+    /// `key` was uploaded as `known` says; `added` when no object had it before.
+    pub fn uploaded(&self, key: &str, added: bool, known: Known) {
         self.uploaded.fetch_add(1, Ordering::Relaxed);
-        self.bytes_uploaded.fetch_add(bytes, Ordering::Relaxed);
-        self.journal.record(key, Change::Uploaded, added);
+        self.bytes_uploaded.fetch_add(known.size, Ordering::Relaxed);
+        self.journal.learn(key, Change::Uploaded, added, known);
     }
 
-    /// `key` was made by a server-side copy; `added` when no object had it before.
-    pub fn copied(&self, key: &str, added: bool) {
+    /// `key` was made by a server-side copy, as `known` says; `added` when no object had it.
+    pub fn copied(&self, key: &str, added: bool, known: Known) {
         self.copied.fetch_add(1, Ordering::Relaxed);
-        self.journal.record(key, Change::Copied, added);
+        self.journal.learn(key, Change::Copied, added, known);
     }
 
     /// `keys` (relative to the prefix) were deleted.

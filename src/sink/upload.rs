@@ -16,13 +16,15 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::SinkContext;
 use super::file::{ATTEMPTS, Stat, UploadError, open, open_and_check, source, stat, stream};
+use super::made::Made;
+use crate::content::md5_of;
 use crate::error::{Op, StoreError};
-use crate::model::LocalFile;
+use crate::model::{Known, LocalFile, Time};
 
 /// Uploads a file and checks it afterwards before returning.
 pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile, added: bool) {
     match upload_from(ctx, file, 1).await {
-        Ok(bytes) => ctx.tracker.uploaded(&file.key, bytes, added),
+        Ok(known) => ctx.tracker.uploaded(&file.key, added, known),
         Err(error) => ctx.tracker.failed(file.key.clone(), "upload", error.to_string()),
     }
 }
@@ -35,7 +37,8 @@ pub(super) struct Unchecked {
     file: LocalFile,
     added: bool,
     before: Stat,
-    bytes: u64,
+    /// What the upload made, as the state will know it once the check passes.
+    known: Known,
 }
 
 /// Uploads `file`, and settles the worker's `previous` upload on the same trip to the blocking
@@ -71,8 +74,9 @@ pub(super) async fn run(
         }
     };
     let length = bytes.len() as u64;
+    let md5 = ctx.learn.then(|| md5_of(&bytes));
     match put(ctx, &file, length, ByteStream::from(bytes)).await {
-        Ok(()) => Some(Unchecked { file, added, before, bytes: length }),
+        Ok(made) => Some(Unchecked { known: made.known(length, mtime_of(before), md5), file, added, before }),
         Err(error) => {
             ctx.tracker.failed(file.key.clone(), "upload", error.to_string());
             None
@@ -95,11 +99,11 @@ pub(super) async fn finish(ctx: &SinkContext, last: Option<Unchecked>) {
 async fn settle(ctx: &SinkContext, sent: Unchecked, after: Result<Stat, UploadError>) {
     let key = sent.file.key.clone();
     match after {
-        Ok(after) if after == sent.before => ctx.tracker.uploaded(&key, sent.bytes, sent.added),
+        Ok(after) if after == sent.before => ctx.tracker.uploaded(&key, sent.added, sent.known),
         Ok(_) => {
             tracing::warn!("{} changed during upload (attempt 1 of {ATTEMPTS})", ctx.target.key(&key));
             match upload_from(ctx, &sent.file, 2).await {
-                Ok(bytes) => ctx.tracker.uploaded(&key, bytes, sent.added),
+                Ok(known) => ctx.tracker.uploaded(&key, sent.added, known),
                 Err(error) => ctx.tracker.failed(key, "upload", error.to_string()),
             }
         }
@@ -107,26 +111,27 @@ async fn settle(ctx: &SinkContext, sent: Unchecked, after: Result<Stat, UploadEr
     }
 }
 
-/// Attempts `first..=ATTEMPTS` of an upload checked right after the request.
-async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Result<u64, UploadError> {
+/// Attempts `first..=ATTEMPTS` of an upload checked right after the request; says what it made.
+async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Result<Known, UploadError> {
     let path = source(file)?;
     for attempt in first..=ATTEMPTS {
         let (before, body) = open(path).await?;
-        if before.0 >= ctx.multipart_threshold {
-            super::multipart::upload(ctx, file, path, before.0).await?;
+        let known = if before.0 >= ctx.multipart_threshold {
+            super::multipart::upload(ctx, file, path, before.0).await?.known(before.0, mtime_of(before), None)
         } else {
             // What was read is what is sent, even if the file changed size meanwhile.
+            let md5 = body.as_deref().filter(|_| ctx.learn).map(md5_of);
             let (length, body) = match body {
                 Some(bytes) => (bytes.len() as u64, ByteStream::from(bytes)),
                 None => (before.0, stream(path, 0, before.0).await?),
             };
-            put(ctx, file, length, body).await?;
-        }
+            put(ctx, file, length, body).await?.known(length, mtime_of(before), md5)
+        };
         // Checked after the upload, not after the read: `LastModified` is stamped when the request
         // ends, so a change made in between would otherwise look older than the object.
         let after = stat(path).await.map_err(|e| UploadError::Changed(Box::new(e)))?;
         if after == before {
-            return Ok(before.0);
+            return Ok(known);
         }
         tracing::warn!("{} changed during upload (attempt {attempt} of {ATTEMPTS})", ctx.target.key(&file.key));
     }
@@ -134,7 +139,7 @@ async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Resul
 }
 
 /// One PutObject of `length` bytes.
-async fn put(ctx: &SinkContext, file: &LocalFile, length: u64, body: ByteStream) -> Result<(), UploadError> {
+async fn put(ctx: &SinkContext, file: &LocalFile, length: u64, body: ByteStream) -> Result<Made, UploadError> {
     let key = ctx.target.key(&file.key);
     let request = crate::with_headers!(
         ctx.client.put_object().bucket(&ctx.target.bucket).key(&key).content_length(length as i64),
@@ -142,7 +147,13 @@ async fn put(ctx: &SinkContext, file: &LocalFile, length: u64, body: ByteStream)
         file.meta.as_deref()
     )
     .body(body);
-    crate::send_sized!(request, &ctx.client, length)
-        .map(drop)
-        .map_err(|e| StoreError::sdk(Op::Put, format!("s3://{}/{key}", ctx.target.bucket), e).into())
+    let sent = Time::now();
+    let put = crate::send_sized!(request, &ctx.client, length)
+        .map_err(|e| StoreError::sdk(Op::Put, format!("s3://{}/{key}", ctx.target.bucket), e))?;
+    Ok(Made::between(ctx, sent, put.e_tag()))
+}
+
+/// The mtime a stat saw.
+fn mtime_of(stat: Stat) -> Time {
+    stat.1.map_or(Time(0), Time::from_system)
 }

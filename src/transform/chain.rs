@@ -9,8 +9,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use super::claims::Claims;
 use super::{MARKER_KEY, RESERVED_FOLDER, Transform, TransformError};
 use crate::model::{Body, LocalFile, LocalItem, Problem, Time};
@@ -118,6 +116,7 @@ fn entry(item: LocalItem) -> LocalFile {
             mtime: Time(0),
             meta: None,
             copy_of: None,
+            known: None,
         },
     }
 }
@@ -145,27 +144,6 @@ pub fn link_copies(files: &mut [LocalFile]) {
     for (f, c) in files.iter_mut().zip(copy_of) {
         f.copy_of = c;
     }
-}
-
-/// Runs the chain on its own thread between the walk (`rx`) and the diff (`tx`). A failing
-/// transform sends its error and stops, which stops the walk.
-pub fn spawn(
-    mut chain: Chain,
-    mut rx: mpsc::Receiver<Vec<LocalItem>>,
-    tx: mpsc::Sender<Result<Vec<LocalItem>, TransformError>>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("sitesync-chain".into())
-        .spawn(move || {
-            while let Some(batch) = rx.blocking_recv() {
-                let result = if chain.steps.is_empty() { Ok(batch) } else { chain.apply(batch) };
-                let failed = result.is_err();
-                if tx.blocking_send(result).is_err() || failed {
-                    break;
-                }
-            }
-        })
-        .expect("spawning the chain thread")
 }
 
 #[cfg(test)]

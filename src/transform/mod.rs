@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-pub use chain::{Chain, link_copies, spawn};
+pub use chain::{Chain, link_copies};
 pub use duplicate::{Duplicate, DuplicateConfig};
 pub use filter::{Filter, FilterConfig, FolderExcludes};
 pub use headers::{Headers, HeadersConfig};
@@ -160,7 +160,7 @@ impl StepSpec {
     }
 }
 
-/// The validated chain a [`Config`](crate::config::Config) holds.
+/// The validated chain the configuration holds.
 #[derive(Debug, Clone, Default)]
 pub struct ChainSpec {
     steps: Vec<StepSpec>,

@@ -258,6 +258,7 @@ fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, Ste
         mtime: source.mtime,
         meta: (!meta.is_empty()).then(|| Box::new(meta)),
         copy_of: source.copy_of.clone(),
+        known: None,
     })
 }
 

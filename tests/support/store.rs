@@ -24,8 +24,17 @@ pub struct Store {
 }
 
 impl Store {
-    /// A server with the bucket [`BUCKET`].
+    /// A server with the bucket [`BUCKET`], whose listings carry ETags (as AWS's and Garage's do).
     pub fn start() -> Store {
+        Store::start_with(true)
+    }
+
+    /// A server whose listings carry no ETag, as some S3-compatible servers (and s3s-fs itself).
+    pub fn without_listed_etags() -> Store {
+        Store::start_with(false)
+    }
+
+    fn start_with(list_etags: bool) -> Store {
         let root = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -33,7 +42,7 @@ impl Store {
             .thread_name("test-s3")
             .build()
             .unwrap();
-        let store = runtime.block_on(LocalStore::start(root.path())).expect("starting the store");
+        let store = runtime.block_on(LocalStore::start_with(root.path(), list_etags)).expect("starting the store");
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))

@@ -1,0 +1,160 @@
+//! Deciding a key that both sides hold: metadata first, the local state next, the bytes last.
+//!
+//! The sizes decide for free. Then, with `compare = "mtime"`, the mtime rule alone (the original
+//! tool's, no byte read). With `"auto"`, a file the state knows with the same size and mtime,
+//! whose object is unchanged since, is the same without being read; a file the mtime rule would
+//! upload, or whose size or mtime moved since the state saw it, is read and compared, when the
+//! object's ETag or the state can say anything about its bytes; otherwise the mtime rule stands.
+//! With `"checksum"`, every file whose size matches is read and compared, every run, and one
+//! nothing can be compared with is uploaded. Reading happens later, off the merge loop: the diff
+//! only says which pairs need it ([`Decision::Check`]).
+
+use crate::clock::{ChangeRule, Offset, Verdict};
+pub use crate::config::CompareMode;
+use crate::content::{comparable, unchanged_since};
+use crate::model::{LocalFile, Reason, RemoteObject, Settled};
+
+/// The settings of the decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Compare {
+    pub mode: CompareMode,
+    /// The part size sitesync uploads large files with, to recompute their multipart ETags.
+    pub own_part: u64,
+    /// Whether what a run learns of unchanged keys is kept (the local state is on).
+    pub learn: bool,
+}
+
+impl Default for Compare {
+    fn default() -> Self {
+        Compare { mode: CompareMode::Mtime, own_part: 8 * 1024 * 1024, learn: false }
+    }
+}
+
+/// What the diff decides for a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The same; `learn` when the state should record the pair (it did not know it as it is).
+    Same {
+        learn: bool,
+    },
+    Upload(Reason),
+    /// The answer depends on where in its interval the clock offset lies.
+    Unsure,
+    /// Read the file and compare; `otherwise` is the verdict when nothing can be compared.
+    Check {
+        otherwise: Settled,
+    },
+}
+
+impl Compare {
+    pub fn decide(&self, rule: &ChangeRule, file: &LocalFile, object: &RemoteObject, offset: Offset) -> Decision {
+        let mtime = rule.judge(file, object, offset);
+        if let Verdict::Upload(Reason::Size) = mtime {
+            return Decision::Upload(Reason::Size);
+        }
+        let recorded = file.known.as_deref();
+        let moved = recorded.is_some_and(|k| k.size != file.size || k.mtime != file.mtime);
+        let current = recorded.filter(|k| unchanged_since(object, k));
+        let can_compare =
+            comparable(object.etag.as_deref(), file.size, self.own_part) || current.is_some_and(|k| k.md5.is_some());
+        // The state should learn the pair when it does not hold it as it is now.
+        let learn = self.learn && (moved || current.is_none());
+        match self.mode {
+            CompareMode::Mtime => by_mtime(mtime, learn),
+            CompareMode::Checksum if can_compare => Decision::Check { otherwise: Settled::Upload(Reason::Unverified) },
+            CompareMode::Checksum => Decision::Upload(Reason::Unverified),
+            CompareMode::Auto if current.is_some() && !moved => Decision::Same { learn: false },
+            CompareMode::Auto if can_compare && (mtime != Verdict::Same || moved) => {
+                let otherwise = match mtime {
+                    Verdict::Same => Settled::Same,
+                    Verdict::Upload(reason) => Settled::Upload(reason),
+                    Verdict::Unsure => Settled::Upload(Reason::Newer),
+                };
+                Decision::Check { otherwise }
+            }
+            CompareMode::Auto => by_mtime(mtime, learn),
+        }
+    }
+}
+
+fn by_mtime(verdict: Verdict, learn: bool) -> Decision {
+    match verdict {
+        Verdict::Same => Decision::Same { learn },
+        Verdict::Upload(reason) => Decision::Upload(reason),
+        Verdict::Unsure => Decision::Unsure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Known, Time};
+
+    const S: i64 = Time::NANOS_PER_SEC;
+    const MD5_X: &str = "9dd4e461268c8034f5c8564e155c67a6";
+
+    fn file(mtime: i64, known: Option<Known>) -> LocalFile {
+        let mut f = LocalFile::new("k".into(), "k".into(), 1, Time(mtime * S));
+        f.known = known.map(Box::new);
+        f
+    }
+
+    fn object(lm: i64, etag: Option<&str>) -> RemoteObject {
+        RemoteObject { key: "k".into(), size: 1, last_modified: Time(lm * S), etag: etag.map(str::to_owned) }
+    }
+
+    fn known(mtime: i64, lm: i64) -> Known {
+        Known {
+            size: 1,
+            mtime: Time(mtime * S),
+            md5: Some([0; 16]),
+            etag: None,
+            lm_lo: Time(lm * S),
+            lm_hi: Time(lm * S),
+        }
+    }
+
+    fn decide(mode: CompareMode, f: &LocalFile, o: &RemoteObject) -> Decision {
+        let compare = Compare { mode, own_part: 8 << 20, learn: true };
+        compare.decide(&ChangeRule { fudge: 0 }, f, o, Offset::exact(0))
+    }
+
+    #[test]
+    fn a_rebuilt_file_is_read_only_when_something_can_compare_it() {
+        // Rewritten after its object, same size: the mtime rule would upload.
+        let rebuilt = file(200, None);
+        let check = Decision::Check { otherwise: Settled::Upload(Reason::Newer) };
+        assert_eq!(decide(CompareMode::Auto, &rebuilt, &object(100, Some(MD5_X))), check);
+        assert_eq!(decide(CompareMode::Auto, &rebuilt, &object(100, None)), Decision::Upload(Reason::Newer));
+        assert_eq!(decide(CompareMode::Mtime, &rebuilt, &object(100, Some(MD5_X))), Decision::Upload(Reason::Newer));
+    }
+
+    #[test]
+    fn the_state_settles_a_file_it_knows_as_it_is() {
+        let settled = file(200, Some(known(200, 100)));
+        assert_eq!(decide(CompareMode::Auto, &settled, &object(100, None)), Decision::Same { learn: false });
+        // Checksum mode reads it anyway.
+        assert!(matches!(decide(CompareMode::Checksum, &settled, &object(100, None)), Decision::Check { .. }));
+        // The object changed since the state saw it: the state proves nothing.
+        let rewritten = decide(CompareMode::Auto, &settled, &object(300, None));
+        assert_eq!(rewritten, Decision::Same { learn: true }, "the mtime rule stands, and the state learns");
+    }
+
+    #[test]
+    fn an_older_mtime_than_the_state_recorded_is_read() {
+        // `cp -p` of an edit: same size, an mtime older than the object, but not the state's.
+        let edited = file(50, Some(known(90, 100)));
+        assert_eq!(
+            decide(CompareMode::Auto, &edited, &object(100, None)),
+            Decision::Check { otherwise: Settled::Same }
+        );
+    }
+
+    #[test]
+    fn checksum_mode_uploads_what_nothing_can_compare() {
+        assert_eq!(
+            decide(CompareMode::Checksum, &file(50, None), &object(100, None)),
+            Decision::Upload(Reason::Unverified)
+        );
+    }
+}
