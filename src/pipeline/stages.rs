@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::diff::{DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
 use crate::lock::{self, RunLock};
-use crate::remote::{Listing, RemoteSource};
+use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::sink::{Applied, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::transform::Chain;
@@ -102,8 +102,12 @@ impl Stages {
                 (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
             }
         };
-        let remote =
-            Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel });
+        let remote: Box<dyn RemoteSource> = match config.remote_inventory.clone() {
+            Some(manifest) => Box::new(Inventory { client: client.clone(), target: target.clone(), manifest }),
+            None => {
+                Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel })
+            }
+        };
         let limits = DeleteLimits {
             enforced: config.delete && !opts.force_delete,
             max: config.max_delete,
