@@ -128,7 +128,7 @@ async fn download(
         let url = format!("s3://{bucket}/{}", file.key);
         let out = client.get_object().bucket(bucket).key(&file.key).send().await;
         let mut body = out.map_err(|e| StoreError::sdk(Op::Get, &url, e))?.body;
-        while let Some(bytes) = body.try_next().await.map_err(|e| StoreError::answer(Op::Get, &url, e.to_string()))? {
+        while let Some(bytes) = body.try_next().await.map_err(|e| StoreError::invalid(Op::Get, &url, e))? {
             if pieces.send(Piece::Bytes(bytes)).await.is_err() {
                 // The reader stopped, and says why.
                 return Ok(());

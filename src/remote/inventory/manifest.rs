@@ -82,7 +82,7 @@ async fn get(client: &aws_sdk_s3::Client, url: &ObjectUrl, limit: usize) -> Resu
     if length > limit {
         return Err(StoreError::answer(Op::Get, url.to_string(), format!("{length} bytes, more than {limit}")));
     }
-    let body = out.body.collect().await.map_err(|e| StoreError::answer(Op::Get, url.to_string(), e.to_string()))?;
+    let body = out.body.collect().await.map_err(|e| StoreError::invalid(Op::Get, url.to_string(), e))?;
     Ok(Some(body.to_vec()))
 }
 
