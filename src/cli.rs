@@ -65,6 +65,10 @@ pub struct SyncArgs {
     /// Concurrent S3 operations.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Read the objects under the prefix from this S3 Inventory report (s3://BUCKET/.../manifest.json)
+    /// instead of listing them.
+    #[arg(long, value_name = "URL")]
+    pub remote_inventory: Option<String>,
     /// Never delete objects, even when their file is gone.
     #[arg(long)]
     pub no_delete: bool,
@@ -122,6 +126,7 @@ impl SyncArgs {
             profile: self.profile.clone(),
             local_store: self.local_store.clone(),
             workers: self.workers,
+            remote_inventory: self.remote_inventory.clone(),
             delete: self.no_delete.then_some(false),
             max_delete: self.max_delete,
             clock_fudge: self.clock_fudge,

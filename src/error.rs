@@ -164,6 +164,16 @@ impl StoreError {
         StoreError { op, on: on.into(), code: None, message: message.into(), endpoint: None, source: None }
     }
 
+    /// A request that went through but whose answer is wrong, with the typed error that says
+    /// why kept as the source (an inventory's data file that fails its MD5).
+    pub fn invalid<E>(op: Op, on: impl Into<String>, error: E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let message = error.to_string();
+        StoreError { op, on: on.into(), code: None, message, endpoint: None, source: Some(Box::new(error)) }
+    }
+
     /// The same error, naming the endpoint it came from.
     pub fn at(mut self, endpoint: Option<&str>) -> StoreError {
         self.endpoint = endpoint.map(str::to_owned);

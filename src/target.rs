@@ -72,6 +72,38 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// One object named by an `s3://BUCKET/KEY` URL (an S3 Inventory's manifest); its bucket need not
+/// be the target's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectUrl {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl ObjectUrl {
+    pub fn parse(url: &str) -> Result<ObjectUrl, TargetError> {
+        let fail = |why| TargetError { url: url.to_owned(), why };
+        let rest = url.strip_prefix("s3://").ok_or_else(|| fail("expected s3://BUCKET/KEY"))?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if !valid_bucket(bucket) {
+            return Err(fail("bucket names are 3 to 63 lowercase letters, digits, dots and hyphens"));
+        }
+        if key.is_empty() {
+            return Err(fail("expected s3://BUCKET/KEY: there is no key after the bucket"));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(fail("the key is longer than S3's 1024 bytes"));
+        }
+        Ok(ObjectUrl { bucket: bucket.to_owned(), key: key.to_owned() })
+    }
+}
+
+impl fmt::Display for ObjectUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
 fn valid_bucket(name: &str) -> bool {
     (3..=63).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
@@ -113,6 +145,19 @@ mod tests {
             "http://bucket/x",
         ] {
             assert!(Target::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn object_urls_name_a_bucket_and_a_key() {
+        let url = ObjectUrl::parse("s3://inv-bucket/inv/bkt/cfg/2024-01-02T03-04Z/manifest.json").unwrap();
+        assert_eq!(
+            (url.bucket.as_str(), url.key.as_str()),
+            ("inv-bucket", "inv/bkt/cfg/2024-01-02T03-04Z/manifest.json")
+        );
+        assert_eq!(url.to_string(), "s3://inv-bucket/inv/bkt/cfg/2024-01-02T03-04Z/manifest.json");
+        for bad in ["s3://inv-bucket", "s3://inv-bucket/", "s3://IN/manifest.json", "https://b/manifest.json"] {
+            assert!(ObjectUrl::parse(bad).is_err(), "{bad} should be refused");
         }
     }
 }

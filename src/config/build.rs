@@ -15,7 +15,7 @@ use crate::model::Time;
 use crate::names::{NameDecoder, NameError};
 use crate::s3client::RetryMode;
 use crate::scan::{SkipFolders, SymlinkPolicy, WalkOptions};
-use crate::target::{Target, TargetError};
+use crate::target::{ObjectUrl, Target, TargetError};
 use crate::transform::ChainSpec;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,8 @@ pub struct Config {
     pub local_store: Option<PathBuf>,
     pub workers: usize,
     pub list_parallel: usize,
+    /// The manifest of the S3 Inventory read instead of listing the prefix.
+    pub remote_inventory: Option<ObjectUrl>,
     pub delete: bool,
     pub max_delete: u64,
     pub max_delete_percent: u8,
@@ -102,6 +104,7 @@ impl Config {
         let target = Target::parse(destination)
             .map_err(|TargetError { url, why }| bad("destination", format!("{url:?}: {why}")))?;
         check_numbers(&raw, &bad)?;
+        let remote_inventory = raw.remote_inventory.as_deref().map(|url| manifest_url(url, &bad)).transpose()?;
         let names = NameDecoder::new(&raw.encoding, &raw.normalize).map_err(|e| match e {
             NameError::UnknownEncoding(_) => bad("encoding", e.to_string()),
             NameError::UnknownNormalization(_) => bad("normalize", e.to_string()),
@@ -138,6 +141,7 @@ impl Config {
             local_store: raw.local_store,
             workers: raw.workers,
             list_parallel: raw.list_parallel,
+            remote_inventory,
             delete: raw.delete,
             max_delete: raw.max_delete,
             max_delete_percent: raw.max_delete_percent,
@@ -230,6 +234,16 @@ fn check_numbers(raw: &RawConfig, bad: &Bad<'_>) -> Result<(), ConfigError> {
     }
     in_range(bad, "max_attempts", raw.max_attempts, 1..=20, "")?;
     in_range(bad, "timeout", raw.timeout, 0.1..=3600.0, " seconds")
+}
+
+/// An inventory's `manifest.json`, as an `s3://BUCKET/KEY` URL.
+fn manifest_url(url: &str, bad: &Bad<'_>) -> Result<ObjectUrl, ConfigError> {
+    const KEY: &str = "remote_inventory";
+    let manifest = ObjectUrl::parse(url).map_err(|TargetError { url, why }| bad(KEY, format!("{url:?}: {why}")))?;
+    if manifest.key != "manifest.json" && !manifest.key.ends_with("/manifest.json") {
+        return Err(bad(KEY, format!("{url:?} is not an S3 Inventory's manifest.json")));
+    }
+    Ok(manifest)
 }
 
 /// `value` within `range` (a float must be finite too), or the error for `key`.

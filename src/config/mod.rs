@@ -36,6 +36,9 @@ pub struct RawConfig {
     pub workers: usize,
     /// Folder listings in flight when the listing is split by top-level folder (1: one stream).
     pub list_parallel: usize,
+    /// `s3://BUCKET/.../manifest.json` of an S3 Inventory report of the target's bucket, read as
+    /// the remote side instead of listing the prefix.
+    pub remote_inventory: Option<String>,
     /// Delete objects that have no file any more.
     pub delete: bool,
     /// Refuse a run that would delete more objects than this.
@@ -92,6 +95,7 @@ impl Default for RawConfig {
             local_store: None,
             workers: 64,
             list_parallel: 8,
+            remote_inventory: None,
             delete: true,
             max_delete: 1000,
             max_delete_percent: 50,
@@ -133,6 +137,8 @@ pub struct Overrides {
     pub local_store: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_inventory: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delete: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]

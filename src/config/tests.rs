@@ -107,3 +107,27 @@ fn flag_errors_name_the_command_line() {
         Ok(())
     });
 }
+
+#[test]
+fn remote_inventory_comes_from_each_layer_and_must_name_a_manifest() {
+    Jail::expect_with(|jail| {
+        let manifest = |config: Config| config.remote_inventory.map(|url| url.to_string());
+        jail.create_file(FILE, "")?;
+        assert_eq!(manifest(build(jail, &with_target()).unwrap()), None, "listing by default");
+
+        jail.create_file(FILE, "remote_inventory = \"s3://inv/a/manifest.json\"")?;
+        assert_eq!(manifest(build(jail, &with_target()).unwrap()).as_deref(), Some("s3://inv/a/manifest.json"));
+        jail.set_env("SITESYNC_REMOTE_INVENTORY", "s3://inv/b/manifest.json");
+        assert_eq!(manifest(build(jail, &with_target()).unwrap()).as_deref(), Some("s3://inv/b/manifest.json"));
+        let flags = Overrides { remote_inventory: Some("s3://inv/manifest.json".into()), ..with_target() };
+        assert_eq!(manifest(build(jail, &flags).unwrap()).as_deref(), Some("s3://inv/manifest.json"));
+
+        for bad in ["s3://inv/a/manifest.csv", "s3://inv/a/notmanifest.json", "s3://inv", "inv/a/manifest.json"] {
+            jail.set_env("SITESYNC_REMOTE_INVENTORY", bad);
+            let error = build(jail, &with_target()).expect_err(bad);
+            assert!(error.contains("SITESYNC_REMOTE_INVENTORY") && error.contains("remote_inventory"), "{error}");
+            assert!(error.contains(bad), "{error} does not quote {bad}");
+        }
+        Ok(())
+    });
+}

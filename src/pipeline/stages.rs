@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError};
 use crate::diff::{Compare, CompareMode, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
 use crate::lock::{self, RunLock};
-use crate::remote::{Listing, RemoteSource};
+use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::sink::{Applied, Checking, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::state::{self, SaveState, TrustedState};
@@ -121,8 +121,9 @@ impl Stages {
         if config.compare != CompareMode::Mtime {
             sink = Box::new(Checking::new(sink, own_part, refresh));
         }
-        let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state) {
-            (Some(path), true) => Box::new(TrustedState { path: path.clone(), identity }),
+        let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
+            (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
+            (_, _, Some(manifest)) => Box::new(Inventory { client: client.clone(), target: target.clone(), manifest }),
             _ => Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel }),
         };
         let limits = DeleteLimits {

@@ -1,9 +1,11 @@
 //! The other side of the diff: where the objects under the prefix come from.
 //!
 //! A [`RemoteSource`] sends every object under the prefix, in S3's key order, in batches; the
-//! pipeline does not know which one it runs. Today's is the split ListObjectsV2 listing
-//! ([`Listing`]); a saved state or an S3 Inventory are others of the same kind.
+//! pipeline does not know which one it runs: the split ListObjectsV2 listing ([`Listing`]), or an
+//! S3 Inventory report ([`Inventory`], `remote_inventory`); a saved state is another of the same
+//! kind.
 
+mod inventory;
 mod listing;
 
 use tokio::sync::mpsc;
@@ -11,6 +13,7 @@ use tokio::sync::mpsc;
 use crate::error::StoreError;
 use crate::model::RemoteObject;
 
+pub use inventory::{Inventory, InventoryError};
 pub use listing::{Listing, decode_key, to_time};
 
 /// Where the diff's other side comes from.
