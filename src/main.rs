@@ -4,11 +4,23 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sitesync::cli::Cli;
+use sitesync::Report;
+use sitesync::cli::{Cli, Command, ReportCommand, SyncArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = cli.command.args();
+    match &cli.command {
+        Command::Sync(args) => sync(args, args.dry_run),
+        Command::Plan(args) => sync(args, true),
+        Command::Report(ReportCommand::Merge(args)) => match sitesync::report::merge::merge_files(&args.files) {
+            Ok(report) => finish(&report, true, 0),
+            Err(e) => fail(&e, e.exit_code()),
+        },
+    }
+}
+
+/// `sync`, or `plan` when `dry_run`.
+fn sync(args: &SyncArgs, dry_run: bool) -> ExitCode {
     init_logging(args.verbose, args.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -17,31 +29,36 @@ fn main() -> ExitCode {
             return ExitCode::from(sitesync::error::EXIT_FAILED);
         }
     };
-    let outcome = runtime.block_on(sitesync::execute(&cli.command));
+    let outcome = runtime.block_on(sitesync::execute(args, dry_run));
     // The embedded store's server tasks end with the runtime; do not wait for idle connections.
     runtime.shutdown_background();
     match outcome {
-        Ok(report) => {
-            let mut stdout = std::io::stdout().lock();
-            if args.json {
-                let _ = serde_json::to_writer_pretty(&mut stdout, &report);
-                let _ = writeln!(stdout);
-            } else if report.dry_run {
-                let _ = write!(stdout, "{}", report.plan);
-            }
-            if let Some(why) = &report.refused {
-                eprintln!("error: {why}");
-            }
-            if args.quiet < 2 {
-                eprintln!("{}", report.summary());
-            }
-            ExitCode::from(report.exit_code())
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Ok(report) => finish(&report, args.json, args.quiet),
+        Err(e) => fail(&e, e.exit_code()),
     }
+}
+
+/// Prints a run's report (JSON on stdout, or a dry run's plan), its refusal and summary on stderr.
+fn finish(report: &Report, json: bool, quiet: u8) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut stdout, report);
+        let _ = writeln!(stdout);
+    } else if report.dry_run {
+        let _ = write!(stdout, "{}", report.plan);
+    }
+    if let Some(why) = &report.refused {
+        eprintln!("error: {why}");
+    }
+    if quiet < 2 {
+        eprintln!("{}", report.summary());
+    }
+    ExitCode::from(report.exit_code())
+}
+
+fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(code)
 }
 
 /// Our messages go to stderr without timestamps; the SDK's warnings with -v, its debug with -vv.

@@ -2,7 +2,10 @@
 //!
 //! The sink says what it did in its [`Applied`] record; the pipeline turns that into a
 //! [`Report`], printed as a human line on stderr or as JSON on stdout (`--json`). [`Report`] is
-//! the one definition of that JSON, and reads it back too.
+//! the one definition of that JSON: it reads it back too, so [`merge`] (`sitesync report merge`)
+//! can add the reports of runs split across machines without a second copy of the format.
+
+pub mod merge;
 
 use std::borrow::Cow;
 
