@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sitesync::Report;
-use sitesync::cli::{Cli, Command, ReportCommand, SyncArgs};
+use sitesync::cli::{Cli, Command, InitArgs, ReportCommand, SyncArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Sync(args) => sync(args, args.dry_run),
         Command::Plan(args) => sync(args, true),
+        Command::Init(args) => init(args),
         Command::Report(ReportCommand::Merge(args)) => match sitesync::report::merge::merge_files(&args.files) {
             Ok(report) => finish(&report, true, 0),
             Err(e) => fail(&e, e.exit_code()),
@@ -34,6 +35,22 @@ fn sync(args: &SyncArgs, dry_run: bool) -> ExitCode {
     runtime.shutdown_background();
     match outcome {
         Ok(report) => finish(&report, args.json, args.quiet),
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+/// `init`: writes sync.toml and says what it found.
+fn init(args: &InitArgs) -> ExitCode {
+    match sitesync::init::write(&args.dir, args.force) {
+        Ok(written) => {
+            let path = written.path.display();
+            match written.found {
+                Some(folder) => eprintln!("wrote {path}: source = {:?}", folder.name),
+                None => eprintln!("wrote {path}; no built site found, so source = \"public\" is a guess: edit it"),
+            }
+            eprintln!("next: set `destination` in it, then run `sitesync plan` from that directory");
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(&e, e.exit_code()),
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! Every flag that feeds the configuration is optional, so an unset flag never hides a value from
 //! `sync.toml` or the environment.
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
@@ -26,9 +27,21 @@ pub enum Command {
     Sync(SyncArgs),
     /// Print what `sync` would do, and change nothing.
     Plan(SyncArgs),
+    /// Write a commented sync.toml for the site in DIR, with its built folder detected.
+    Init(InitArgs),
     /// Work with `--json` reports.
     #[command(subcommand)]
     Report(ReportCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The site's directory, where sync.toml is written.
+    #[arg(default_value = ".", value_hint = ValueHint::DirPath)]
+    pub dir: PathBuf,
+    /// Overwrite an existing sync.toml.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
