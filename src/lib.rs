@@ -3,8 +3,8 @@
 //! The pipeline is config → local scan → transform chain ‖ remote source → diff → sink →
 //! post-run steps; each stage is a module named after what it owns, and the data between them
 //! lives in [`model`]. `docs/architecture.md` draws the stages and the seams between them. The
-//! binary only parses the command line, calls [`execute`] (or [`init`], [`report::merge`]) and
-//! maps the outcome to an exit status.
+//! binary only parses the command line, calls [`execute`] (or [`init`], [`report::merge`], the
+//! [`cli::generate`] functions) and maps the outcome to an exit status.
 
 pub mod after;
 pub mod cli;

@@ -13,6 +13,8 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync(args, args.dry_run),
         Command::Plan(args) => sync(args, true),
         Command::Init(args) => init(args),
+        Command::Completions(args) => emit(|out| sitesync::cli::generate::write_completions(args.shell, out)),
+        Command::Man => emit(sitesync::cli::generate::write_man),
         Command::Report(ReportCommand::Merge(args)) => match sitesync::report::merge::merge_files(&args.files) {
             Ok(report) => finish(&report, true, 0),
             Err(e) => fail(&e, e.exit_code()),
@@ -76,6 +78,16 @@ fn finish(report: &Report, json: bool, quiet: u8) -> ExitCode {
 fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("error: {error}");
     ExitCode::from(code)
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn emit(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write to stdout: {e}"), sitesync::error::EXIT_FAILED),
+    }
 }
 
 /// Our messages go to stderr without timestamps; the SDK's warnings with -v, its debug with -vv.

@@ -1,7 +1,11 @@
 //! The command line: subcommands and flags, and the config overrides they carry.
 //!
 //! Every flag that feeds the configuration is optional, so an unset flag never hides a value from
-//! `sync.toml` or the environment.
+//! `sync.toml` or the environment. This definition is the only description of the command line:
+//! `--help`, the shell completions and the man page ([`generate`]) are all made from it, so none
+//! of them can miss a flag.
+
+pub mod generate;
 
 use std::path::PathBuf;
 
@@ -14,7 +18,7 @@ use crate::config::Overrides;
     name = "sitesync",
     version,
     about = "Publish a static site from a local directory to an S3 prefix",
-    after_help = "`sitesync help COMMAND` shows the flags of a command."
+    after_help = "`sitesync help COMMAND` shows the flags of a command; `sitesync man` prints them all."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -29,6 +33,10 @@ pub enum Command {
     Plan(SyncArgs),
     /// Write a commented sync.toml for the site in DIR, with its built folder detected.
     Init(InitArgs),
+    /// Print a completion script for SHELL on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, every command and flag included.
+    Man,
     /// Work with `--json` reports.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -42,6 +50,12 @@ pub struct InitArgs {
     /// Overwrite an existing sync.toml.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
