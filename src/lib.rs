@@ -3,7 +3,8 @@
 //! The pipeline is config → local scan → transform chain ‖ remote source → diff → sink →
 //! post-run steps; each stage is a module named after what it owns, and the data between them
 //! lives in [`model`]. `docs/architecture.md` draws the stages and the seams between them. The
-//! binary only parses the command line, calls [`execute`] and maps the outcome to an exit status.
+//! binary only parses the command line, calls [`execute`] (or [`init`], [`report::merge`], the
+//! [`cli::generate`] functions) and maps the outcome to an exit status.
 
 pub mod after;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod diff;
 pub mod disk;
 pub mod error;
 pub mod fields;
+pub mod init;
 pub mod journal;
 #[cfg(feature = "local-store")]
 pub mod local_store;
@@ -35,14 +37,12 @@ pub mod transform;
 pub use error::Error;
 pub use report::Report;
 
-/// Runs one command: loads the layered configuration, then syncs or plans.
-pub async fn execute(command: &cli::Command) -> Result<Report, Error> {
-    let args = command.args();
+/// Runs `sync` (or `plan`, when `dry_run`): loads the layered configuration, then syncs or plans.
+pub async fn execute(args: &cli::SyncArgs, dry_run: bool) -> Result<Report, Error> {
     let file = config::config_file(args.config.as_deref())?;
     let figment = config::figment(file.as_deref(), &args.overrides());
     let config = config::Config::build(&figment)?;
-    let opts =
-        pipeline::RunOptions { dry_run: command.dry_run(), force_delete: args.force_delete, wait_lock: args.wait_lock };
+    let opts = pipeline::RunOptions { dry_run, force_delete: args.force_delete, wait_lock: args.wait_lock };
     // A store error names the endpoint it came from, unless that is AWS itself.
     pipeline::run(&config, &opts).await.map_err(|e| match e {
         Error::Store(e) => Error::Store(e.at(config.endpoint_url.as_deref())),

@@ -4,11 +4,26 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sitesync::cli::Cli;
+use sitesync::Report;
+use sitesync::cli::{Cli, Command, InitArgs, ReportCommand, SyncArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = cli.command.args();
+    match &cli.command {
+        Command::Sync(args) => sync(args, args.dry_run),
+        Command::Plan(args) => sync(args, true),
+        Command::Init(args) => init(args),
+        Command::Completions(args) => emit(|out| sitesync::cli::generate::write_completions(args.shell, out)),
+        Command::Man => emit(sitesync::cli::generate::write_man),
+        Command::Report(ReportCommand::Merge(args)) => match sitesync::report::merge::merge_files(&args.files) {
+            Ok(report) => finish(&report, true, 0),
+            Err(e) => fail(&e, e.exit_code()),
+        },
+    }
+}
+
+/// `sync`, or `plan` when `dry_run`.
+fn sync(args: &SyncArgs, dry_run: bool) -> ExitCode {
     init_logging(args.verbose, args.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -17,30 +32,61 @@ fn main() -> ExitCode {
             return ExitCode::from(sitesync::error::EXIT_FAILED);
         }
     };
-    let outcome = runtime.block_on(sitesync::execute(&cli.command));
+    let outcome = runtime.block_on(sitesync::execute(args, dry_run));
     // The embedded store's server tasks end with the runtime; do not wait for idle connections.
     runtime.shutdown_background();
     match outcome {
-        Ok(report) => {
-            let mut stdout = std::io::stdout().lock();
-            if args.json {
-                let _ = serde_json::to_writer_pretty(&mut stdout, &report);
-                let _ = writeln!(stdout);
-            } else if report.dry_run {
-                let _ = write!(stdout, "{}", report.plan);
+        Ok(report) => finish(&report, args.json, args.quiet),
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+/// `init`: writes sync.toml and says what it found.
+fn init(args: &InitArgs) -> ExitCode {
+    match sitesync::init::write(&args.dir, args.force) {
+        Ok(written) => {
+            let path = written.path.display();
+            match written.found {
+                Some(folder) => eprintln!("wrote {path}: source = {:?}", folder.name),
+                None => eprintln!("wrote {path}; no built site found, so source = \"public\" is a guess: edit it"),
             }
-            if let Some(why) = &report.refused {
-                eprintln!("error: {why}");
-            }
-            if args.quiet < 2 {
-                eprintln!("{}", report.summary());
-            }
-            ExitCode::from(report.exit_code())
+            eprintln!("next: set `destination` in it, then run `sitesync plan` from that directory");
+            ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
-        }
+        Err(e) => fail(&e, e.exit_code()),
+    }
+}
+
+/// Prints a run's report (JSON on stdout, or a dry run's plan), its refusal and summary on stderr.
+fn finish(report: &Report, json: bool, quiet: u8) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut stdout, report);
+        let _ = writeln!(stdout);
+    } else if report.dry_run {
+        let _ = write!(stdout, "{}", report.plan);
+    }
+    if let Some(why) = &report.refused {
+        eprintln!("error: {why}");
+    }
+    if quiet < 2 {
+        eprintln!("{}", report.summary());
+    }
+    ExitCode::from(report.exit_code())
+}
+
+fn fail(error: &dyn std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::from(code)
+}
+
+/// Writes generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn emit(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("cannot write to stdout: {e}"), sitesync::error::EXIT_FAILED),
     }
 }
 

@@ -56,7 +56,7 @@ impl AfterRun for WriteMarker {
             .await;
         put.map(|_| Said::default()).map_err(|e| {
             let error = StoreError::sdk(Op::Put, format!("s3://{}/{key}", self.target.bucket), e);
-            Failure { key: MARKER_KEY.to_owned(), op: "upload", error: error.message }
+            Failure { key: MARKER_KEY.to_owned(), op: "upload".into(), error: error.message }
         })
     }
 }

@@ -224,6 +224,6 @@ pub async fn after(
         report.add_to_plan(&step_said.plan);
     }
     report.refused = refused;
-    report.interrupted = stop.signal();
+    report.interrupted = stop.signal().map(Into::into);
     report
 }

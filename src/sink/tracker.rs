@@ -1,22 +1,24 @@
 //! What the sink's workers did, recorded as they finish: counts, failures, and each key changed,
 //! in the run's [`Journal`]. The sink turns it into its [`Applied`] record at the end.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Applied;
 use crate::journal::{Change, Journal};
 use crate::model::Known;
 
-/// One thing that could not be done, named by its key.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// One thing that could not be done, named by its key. Read back too, by `report merge`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Failure {
     /// The key (relative to the prefix), or the escaped on-disk name when no key could be made.
     pub key: String,
-    /// `scan`, `upload`, `copy`, `delete` or `list`.
-    pub op: &'static str,
+    /// `scan`, `upload`, `copy`, `delete` or `list`: a name of ours when a run made it, a copy when
+    /// a report was read back.
+    pub op: Cow<'static, str>,
     pub error: String,
 }
 
@@ -59,7 +61,7 @@ impl Tracker {
     }
 
     pub fn failed(&self, key: impl Into<String>, op: &'static str, error: impl Into<String>) {
-        let failure = Failure { key: key.into(), op, error: error.into() };
+        let failure = Failure { key: key.into(), op: Cow::Borrowed(op), error: error.into() };
         tracing::error!("{} {}: {}", failure.op, crate::names::printable(&failure.key), failure.error);
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure);
     }
@@ -77,7 +79,7 @@ impl Tracker {
     /// The counts and failures as a record; its changes are the journal's to hand over.
     pub fn applied(&self, deletes_withheld: u64) -> Applied {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        failures.sort_by(|a, b| (&a.key, a.op).cmp(&(&b.key, b.op)));
+        failures.sort_by(|a, b| (&a.key, &a.op).cmp(&(&b.key, &b.op)));
         Applied {
             uploaded: self.uploaded.load(Ordering::Relaxed),
             copied: self.copied.load(Ordering::Relaxed),

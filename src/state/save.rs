@@ -27,7 +27,7 @@ impl AfterRun for SaveState {
         let changes = &outcome.applied.changes;
         let failed = |e: std::io::Error| Failure {
             key: self.path.display().to_string(),
-            op: "state",
+            op: "state".into(),
             error: format!("cannot save the local state: {e}"),
         };
         // The merge reads files: on a thread of the blocking pool's kind, waited for here.

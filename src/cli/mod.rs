@@ -1,16 +1,25 @@
 //! The command line: subcommands and flags, and the config overrides they carry.
 //!
 //! Every flag that feeds the configuration is optional, so an unset flag never hides a value from
-//! `sync.toml` or the environment.
+//! `sync.toml` or the environment. This definition is the only description of the command line:
+//! `--help`, the shell completions and the man page ([`generate`]) are all made from it, so none
+//! of them can miss a flag.
+
+pub mod generate;
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
 
 use crate::config::Overrides;
 
 #[derive(Debug, Parser)]
-#[command(name = "sitesync", version, about = "Publish a static site from a local directory to an S3 prefix")]
+#[command(
+    name = "sitesync",
+    version,
+    about = "Publish a static site from a local directory to an S3 prefix",
+    after_help = "`sitesync help COMMAND` shows the flags of a command; `sitesync man` prints them all."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,45 +31,70 @@ pub enum Command {
     Sync(SyncArgs),
     /// Print what `sync` would do, and change nothing.
     Plan(SyncArgs),
+    /// Write a commented sync.toml for the site in DIR, with its built folder detected.
+    Init(InitArgs),
+    /// Print a completion script for SHELL on stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, every command and flag included.
+    Man,
+    /// Work with `--json` reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
 }
 
-impl Command {
-    pub fn args(&self) -> &SyncArgs {
-        match self {
-            Command::Sync(a) | Command::Plan(a) => a,
-        }
-    }
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The site's directory, where sync.toml is written.
+    #[arg(default_value = ".", value_hint = ValueHint::DirPath)]
+    pub dir: PathBuf,
+    /// Overwrite an existing sync.toml.
+    #[arg(long)]
+    pub force: bool,
+}
 
-    pub fn dry_run(&self) -> bool {
-        match self {
-            Command::Sync(a) => a.dry_run,
-            Command::Plan(_) => true,
-        }
-    }
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Add the `--json` reports of runs split across machines into the report of the whole run.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The reports, as `sitesync sync --json` printed them.
+    #[arg(required = true, value_name = "REPORT", value_hint = ValueHint::FilePath)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// The local directory to publish (or `source` in sync.toml).
+    #[arg(value_hint = ValueHint::DirPath)]
     pub source: Option<PathBuf>,
     /// The destination, s3://BUCKET[/PREFIX] (or `destination` in sync.toml).
     pub destination: Option<String>,
     /// Configuration file [default: ./sync.toml if it exists].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
     /// An S3-compatible endpoint (AWS_ENDPOINT_URL is honoured too).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
     pub endpoint_url: Option<String>,
     /// Use path-style addressing (http://host/bucket/key).
     #[arg(long)]
     pub path_style: bool,
+    /// The region of the bucket [default: from the AWS chain, else us-east-1].
     #[arg(long)]
     pub region: Option<String>,
     /// A profile of the shared AWS config files.
     #[arg(long)]
     pub profile: Option<String>,
     /// Serve an embedded S3-compatible store from DIR (no AWS account needed) and sync to it.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub local_store: Option<PathBuf>,
     /// Concurrent S3 operations.
     #[arg(long, value_name = "N")]

@@ -1,14 +1,20 @@
 //! What a run did: counts, bytes, failures, and the one-line summary every run ends with.
 //!
 //! The sink says what it did in its [`Applied`] record; the pipeline turns that into a
-//! [`Report`], printed as a human line on stderr or as JSON on stdout (`--json`).
+//! [`Report`], printed as a human line on stderr or as JSON on stdout (`--json`). [`Report`] is
+//! the one definition of that JSON: it reads it back too, so [`merge`] (`sitesync report merge`)
+//! can add the reports of runs split across machines without a second copy of the format.
 
-use serde::Serialize;
+pub mod merge;
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::sink::Applied;
 pub use crate::sink::Failure;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub dry_run: bool,
     pub uploaded: u64,
@@ -18,17 +24,19 @@ pub struct Report {
     pub failed: u64,
     pub bytes_uploaded: u64,
     /// Files read to compare their bytes with the objects', and how many bytes that was.
+    #[serde(default)]
     pub hashed: u64,
+    #[serde(default)]
     pub bytes_hashed: u64,
     pub elapsed_seconds: f64,
     /// Deletes planned but not sent, because of a failure or a safety limit.
     pub deletes_withheld: u64,
     /// Why the run stopped short, when it did (exit status 2).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
     /// The signal that stopped the run, when one did (exit status 130).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interrupted: Option<&'static str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Cow<'static, str>>,
     pub failures: Vec<Failure>,
     /// In a dry run: the plan, one action per line and a summary line.
     #[serde(skip)]
@@ -107,7 +115,7 @@ impl Report {
         if self.deletes_withheld > 0 {
             line.push_str(&format!(" ({} deletes withheld)", self.deletes_withheld));
         }
-        if let Some(signal) = self.interrupted {
+        if let Some(signal) = &self.interrupted {
             line.push_str(&format!("; stopped by {signal}, run again to finish"));
         }
         line
