@@ -60,6 +60,10 @@ pub struct Config {
     pub symlinks: SymlinkPolicy,
     /// The transform chain, validated, its plugin libraries loaded.
     pub chain: ChainSpec,
+    /// The CloudFront distribution to invalidate after a run; `None`: no invalidation.
+    pub cloudfront_distribution_id: Option<String>,
+    pub invalidate_added: bool,
+    pub invalidate_max_paths: usize,
 }
 
 /// Makes the error for `key`, naming where its value came from.
@@ -98,6 +102,7 @@ impl Config {
         {
             return Err(bad("endpoint_url", format!("{url:?} is not an http:// or https:// URL")));
         }
+        check_cloudfront(&raw, &bad)?;
         let chain = build_chain(figment, &raw.transform)?;
         Ok(Config {
             source,
@@ -122,6 +127,9 @@ impl Config {
             lock_file: raw.lock_file,
             symlinks,
             chain,
+            cloudfront_distribution_id: raw.cloudfront_distribution_id,
+            invalidate_added: raw.invalidate_added,
+            invalidate_max_paths: raw.invalidate_max_paths,
         })
     }
 
@@ -153,6 +161,19 @@ fn check_numbers(raw: &RawConfig, bad: &Bad<'_>) -> Result<(), ConfigError> {
     }
     in_range(bad, "max_attempts", raw.max_attempts, 1..=20, "")?;
     in_range(bad, "timeout", raw.timeout, 0.1..=3600.0, " seconds")
+}
+
+/// The distribution id is sent in a URL path, so anything but letters and digits (a pasted ARN,
+/// a domain name) is refused before the run instead of failing after it.
+fn check_cloudfront(raw: &RawConfig, bad: &Bad<'_>) -> Result<(), ConfigError> {
+    if let Some(id) = &raw.cloudfront_distribution_id
+        && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        let why = format!("{id:?} is not a distribution id (letters and digits, like \"E2QWRUHAPOMQZL\")");
+        return Err(bad("cloudfront_distribution_id", why));
+    }
+    // More than CloudFront takes in one invalidation would never fold a folder.
+    in_range(bad, "invalidate_max_paths", raw.invalidate_max_paths, 1..=3000, "")
 }
 
 /// `value` within `range` (a float must be finite too), or the error for `key`.
