@@ -125,8 +125,11 @@ fn cloudfront_keys_layer_and_are_checked() {
         assert!(config.invalidate_added);
         assert_eq!(config.invalidate_max_paths, 7);
 
-        let flags =
-            Overrides { cloudfront_distribution_id: Some("EFLAG".into()), invalidate_max_paths: Some(9), ..with_target() };
+        let flags = Overrides {
+            cloudfront_distribution_id: Some("EFLAG".into()),
+            invalidate_max_paths: Some(9),
+            ..with_target()
+        };
         let config = build(jail, &flags).unwrap();
         assert_eq!(config.cloudfront_distribution_id.as_deref(), Some("EFLAG"));
         assert_eq!(config.invalidate_max_paths, 9);
