@@ -42,7 +42,16 @@ pub async fn execute(args: &cli::SyncArgs, dry_run: bool) -> Result<Report, Erro
     let file = config::config_file(args.config.as_deref())?;
     let figment = config::figment(file.as_deref(), &args.overrides());
     let config = config::Config::build(&figment)?;
-    let opts = pipeline::RunOptions { dry_run, force_delete: args.force_delete, wait_lock: args.wait_lock };
+    if args.wait && config.cloudfront_distribution_id.is_none() {
+        let why = "--wait waits for a CloudFront invalidation, but no cloudfront_distribution_id is set";
+        return Err(config::ConfigError::Invalid(why.into()).into());
+    }
+    let opts = pipeline::RunOptions {
+        dry_run,
+        force_delete: args.force_delete,
+        wait_lock: args.wait_lock,
+        wait_invalidation: args.wait,
+    };
     // A store error names the endpoint it came from, unless that is AWS itself.
     pipeline::run(&config, &opts).await.map_err(|e| match e {
         Error::Store(e) => Error::Store(e.at(config.endpoint_url.as_deref())),

@@ -1,4 +1,5 @@
-//! Building the S3 client: the standard AWS chain, S3-compatible endpoints, and the clock probe.
+//! Building the S3 client (and the CloudFront one beside it): the standard AWS chain,
+//! S3-compatible endpoints, and the clock probe.
 //!
 //! Credentials and region come from aws-config's default chain (environment, shared profiles, SSO,
 //! web identity, container and instance roles) unless the embedded store is selected. Request
@@ -86,25 +87,15 @@ const MIN_SEND_RATE: f64 = 256.0 * 1024.0;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client {
-    // S3-compatible servers ignore the region but signing needs one.
-    let fallback_region = || Region::new(conn.region.clone().unwrap_or_else(|| "us-east-1".into()));
     let mut builder = match &conn.static_credentials {
         Some((access, secret)) => aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .region(fallback_region())
+            .region(fallback_region(conn))
             .credentials_provider(Credentials::new(access, secret, None, None, "sitesync-static")),
         None => {
-            let mut loader = aws_config::defaults(BehaviorVersion::latest());
-            if let Some(profile) = &conn.profile {
-                loader = loader.profile_name(profile);
-            }
-            if let Some(region) = &conn.region {
-                loader = loader.region(Region::new(region.clone()));
-            }
-            let sdk = loader.load().await;
-            let has_region = sdk.region().is_some();
+            let sdk = load(conn).await;
             let builder = aws_sdk_s3::config::Builder::from(&sdk);
-            if has_region { builder } else { builder.region(fallback_region()) }
+            if sdk.region().is_some() { builder } else { builder.region(fallback_region(conn)) }
         }
     };
     if let Some(url) = &conn.endpoint_url {
@@ -117,15 +108,48 @@ pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client 
         .retry_config(retry_config(conn))
         // Unlimited tokens: the budget is `max_attempts` per request, not a quota per run.
         .retry_partition(RetryPartition::custom("sitesync").token_bucket(TokenBucket::unlimited()).build())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(conn.timeout.min(CONNECT_TIMEOUT))
-                .operation_attempt_timeout(conn.timeout)
-                .build(),
-        )
+        .timeout_config(timeout_config(conn))
         .interceptor(DateProbe { clock })
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The CloudFront client of a run, from the same AWS chain (profile, region, credentials) as the
+/// S3 client. It is built from the loaded `SdkConfig`, so `AWS_ENDPOINT_URL_CLOUDFRONT` (or
+/// `AWS_ENDPOINT_URL`) points it elsewhere; `endpoint_url`, `path_style` and the embedded
+/// store's fixed credentials are S3's only.
+pub async fn cloudfront(conn: &Connection) -> aws_sdk_cloudfront::Client {
+    let sdk = load(conn).await;
+    let mut builder = aws_sdk_cloudfront::config::Builder::from(&sdk);
+    if sdk.region().is_none() {
+        builder = builder.region(fallback_region(conn));
+    }
+    let config = builder.retry_config(retry_config(conn)).timeout_config(timeout_config(conn)).build();
+    aws_sdk_cloudfront::Client::from_conf(config)
+}
+
+/// aws-config's default chain, with the profile and region the configuration names.
+async fn load(conn: &Connection) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &conn.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &conn.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    loader.load().await
+}
+
+/// S3-compatible servers ignore the region, and CloudFront is global, but signing needs one.
+fn fallback_region(conn: &Connection) -> Region {
+    Region::new(conn.region.clone().unwrap_or_else(|| "us-east-1".into()))
+}
+
+fn timeout_config(conn: &Connection) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(conn.timeout.min(CONNECT_TIMEOUT))
+        .operation_attempt_timeout(conn.timeout)
+        .build()
 }
 
 fn retry_config(conn: &Connection) -> RetryConfig {

@@ -2,11 +2,13 @@
 //!
 //! Each step is a small type behind [`AfterRun`], in a file of its own, and reads the same
 //! [`Outcome`]: the counts, the failures and every key changed ([`Applied`]), and whether the
-//! run was clean. Today there is one, the chain marker; a CDN invalidation or the local state of
-//! the content check are others of the same kind, each one new file and one line of wiring.
+//! run was clean. Today there are two, the chain marker and the CloudFront invalidation; the local
+//! state of the content check is another of the same kind, one new file and one line of wiring.
 
+pub mod invalidate;
 pub mod marker;
 
+pub use invalidate::Invalidate;
 pub use marker::WriteMarker;
 
 use crate::diff::Tally;
@@ -20,6 +22,8 @@ pub struct Outcome<'a> {
     /// Both scans were read to the end, nothing failed, and the run was neither refused nor
     /// stopped: every key of the prefix was published, or checked, by this run.
     pub clean: bool,
+    /// A signal asked the run to stop: a step may still do its part, but should not linger.
+    pub stopped: bool,
 }
 
 /// What a step adds to the run's report.

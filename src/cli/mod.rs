@@ -138,6 +138,18 @@ pub struct SyncArgs {
     /// When another run holds the target's lock, wait for it instead of failing.
     #[arg(long)]
     pub wait_lock: bool,
+    /// After the sync, invalidate the changed paths in this CloudFront distribution.
+    #[arg(long, value_name = "ID")]
+    pub cloudfront_distribution_id: Option<String>,
+    /// Invalidate added keys too, not only changed and deleted ones.
+    #[arg(long)]
+    pub invalidate_added: bool,
+    /// Invalidate a folder with more than N paths as /folder/*.
+    #[arg(long, value_name = "N")]
+    pub invalidate_max_paths: Option<usize>,
+    /// Wait for the CloudFront invalidation to complete before exiting.
+    #[arg(long)]
+    pub wait: bool,
     /// Print a machine-readable report on stdout.
     #[arg(long)]
     pub json: bool,
@@ -169,6 +181,9 @@ impl SyncArgs {
             state: self.no_state.then_some(false),
             state_dir: self.state_dir.clone(),
             trust_state: self.trust_state.then_some(true),
+            cloudfront_distribution_id: self.cloudfront_distribution_id.clone(),
+            invalidate_added: self.invalidate_added.then_some(true),
+            invalidate_max_paths: self.invalidate_max_paths,
         }
     }
 }

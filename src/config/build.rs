@@ -66,6 +66,10 @@ pub struct Config {
     /// The local state's file; `None` with `state = false`.
     pub state: Option<PathBuf>,
     pub trust_state: bool,
+    /// The CloudFront distribution to invalidate after a run; `None`: no invalidation.
+    pub cloudfront_distribution_id: Option<String>,
+    pub invalidate_added: bool,
+    pub invalidate_max_paths: usize,
 }
 
 /// How "changed" is decided.
@@ -129,6 +133,7 @@ impl Config {
         {
             return Err(bad("endpoint_url", format!("{url:?} is not an http:// or https:// URL")));
         }
+        check_cloudfront(&raw, &bad)?;
         let chain = build_chain(figment, &raw.transform)?;
         let (compare, state) = comparing(&raw, &bad)?;
         Ok(Config::with_state_file(Config {
@@ -158,6 +163,9 @@ impl Config {
             compare,
             state,
             trust_state: raw.trust_state,
+            cloudfront_distribution_id: raw.cloudfront_distribution_id,
+            invalidate_added: raw.invalidate_added,
+            invalidate_max_paths: raw.invalidate_max_paths,
         }))
     }
 
@@ -244,6 +252,19 @@ fn manifest_url(url: &str, bad: &Bad<'_>) -> Result<ObjectUrl, ConfigError> {
         return Err(bad(KEY, format!("{url:?} is not an S3 Inventory's manifest.json")));
     }
     Ok(manifest)
+}
+
+/// The distribution id is sent in a URL path, so anything but letters and digits (a pasted ARN,
+/// a domain name) is refused before the run instead of failing after it.
+fn check_cloudfront(raw: &RawConfig, bad: &Bad<'_>) -> Result<(), ConfigError> {
+    if let Some(id) = &raw.cloudfront_distribution_id
+        && (id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        let why = format!("{id:?} is not a distribution id (letters and digits, like \"E2QWRUHAPOMQZL\")");
+        return Err(bad("cloudfront_distribution_id", why));
+    }
+    // More than CloudFront takes in one invalidation would never fold a folder.
+    in_range(bad, "invalidate_max_paths", raw.invalidate_max_paths, 1..=3000, "")
 }
 
 /// `value` within `range` (a float must be finite too), or the error for `key`.

@@ -81,6 +81,13 @@ pub struct RawConfig {
     /// The transform chain: `[[transform]]` tables, in order (see the README, "Transforms"). Each is
     /// validated by [`ChainSpec::build`](crate::transform::ChainSpec::build).
     pub transform: Vec<serde_json::Value>,
+    /// A CloudFront distribution serving the prefix: after a sync, one invalidation is sent for
+    /// the keys it changed or deleted.
+    pub cloudfront_distribution_id: Option<String>,
+    /// Invalidate added keys too (an edge may have cached their earlier 404).
+    pub invalidate_added: bool,
+    /// A folder with more paths to invalidate than this is invalidated as `/folder/*`.
+    pub invalidate_max_paths: usize,
 }
 
 impl Default for RawConfig {
@@ -114,6 +121,9 @@ impl Default for RawConfig {
             state_dir: None,
             trust_state: false,
             transform: Vec::new(),
+            cloudfront_distribution_id: None,
+            invalidate_added: false,
+            invalidate_max_paths: 50,
         }
     }
 }
@@ -155,6 +165,12 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_state: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudfront_distribution_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalidate_added: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invalidate_max_paths: Option<usize>,
 }
 
 /// The default config file, used when it exists and no `--config` is given.

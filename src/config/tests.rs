@@ -131,3 +131,41 @@ fn remote_inventory_comes_from_each_layer_and_must_name_a_manifest() {
         Ok(())
     });
 }
+
+#[test]
+fn cloudfront_keys_layer_and_are_checked() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "")?;
+        let config = build(jail, &with_target()).unwrap();
+        assert_eq!(config.cloudfront_distribution_id, None);
+        assert!(!config.invalidate_added);
+        assert_eq!(config.invalidate_max_paths, 50);
+
+        jail.create_file(FILE, "cloudfront_distribution_id = \"EFILE\"\ninvalidate_max_paths = 7")?;
+        jail.set_env("SITESYNC_CLOUDFRONT_DISTRIBUTION_ID", "EENV");
+        jail.set_env("SITESYNC_INVALIDATE_ADDED", "true");
+        let config = build(jail, &with_target()).unwrap();
+        assert_eq!(config.cloudfront_distribution_id.as_deref(), Some("EENV"));
+        assert!(config.invalidate_added);
+        assert_eq!(config.invalidate_max_paths, 7);
+
+        let flags = Overrides {
+            cloudfront_distribution_id: Some("EFLAG".into()),
+            invalidate_max_paths: Some(9),
+            ..with_target()
+        };
+        let config = build(jail, &flags).unwrap();
+        assert_eq!(config.cloudfront_distribution_id.as_deref(), Some("EFLAG"));
+        assert_eq!(config.invalidate_max_paths, 9);
+        assert!(config.invalidate_added, "an unset --invalidate-added does not hide the environment's");
+
+        jail.set_env("SITESYNC_CLOUDFRONT_DISTRIBUTION_ID", "");
+        jail.create_file(FILE, "invalidate_max_paths = 0")?;
+        let error = build(jail, &Overrides { invalidate_max_paths: None, ..flags.clone() }).unwrap_err();
+        assert!(error.contains("sync.toml: key `invalidate_max_paths`: 0 is out of range"), "{error}");
+        let error = build(jail, &Overrides { cloudfront_distribution_id: None, ..with_target() }).unwrap_err();
+        assert!(error.contains("SITESYNC_CLOUDFRONT_DISTRIBUTION_ID"), "{error}");
+        assert!(error.contains("key `cloudfront_distribution_id`: \"\" is not a distribution id"), "{error}");
+        Ok(())
+    });
+}

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub force_delete: bool,
     /// Wait for another run's lock on the target instead of failing.
     pub wait_lock: bool,
+    /// Wait until the CloudFront invalidation has completed.
+    pub wait_invalidation: bool,
 }
 
 /// Batches buffered between each scan and the merge.
@@ -76,8 +78,8 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     let ended = merge(&mut diff, &mut sides, &probe, sink.as_mut(), &limits, Schedule::Behind).await;
     sides.close().await;
     probe.log(config.rule.fudge);
-    let finished = stages::finish(ended, diff.tally(), sink, tracker, stop).await?;
-    Ok(stages::after(finished, after, opts.dry_run, stop, started).await)
+    let finished = stages::finish(ended, diff.tally(), sink, tracker, stop).await;
+    stages::after(finished, after, opts.dry_run, stop, started).await
 }
 
 /// Refuses a missing source, one that is not a directory, and (unless forced) an empty one: an

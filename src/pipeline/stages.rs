@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::connect::connect;
 use super::probe::Probe;
 use super::{RunOptions, Stop};
+use crate::after::invalidate::{Invalidate, Settings};
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
@@ -18,6 +19,7 @@ use crate::error::Error;
 use crate::lock::{self, RunLock};
 use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
+use crate::s3client::{self, Connection};
 use crate::sink::{Applied, Checking, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::state::{self, SaveState, TrustedState};
 use crate::transform::Chain;
@@ -101,6 +103,9 @@ impl Stages {
             after.push(Box::new(marker));
         }
         let refresh = recorded != fingerprint;
+        if let Some(invalidate) = invalidate(config, opts).await {
+            after.push(Box::new(invalidate));
+        }
         let (mut sink, tracker): (Box<dyn Sink>, _) = match opts.dry_run {
             true => (Box::new(PlanSink::new(target.clone(), config.delete)), None),
             false => {
@@ -148,6 +153,27 @@ async fn open_state(path: &std::path::Path, identity: &str) -> Option<state::Cur
     opened.await.ok().flatten()
 }
 
+/// The CloudFront invalidation, when a distribution is configured; its client comes from the
+/// AWS chain even with the embedded store, whose credentials are S3's only.
+async fn invalidate(config: &Config, opts: &RunOptions) -> Option<Invalidate> {
+    let distribution_id = config.cloudfront_distribution_id.clone()?;
+    let conn = Connection {
+        region: config.region.clone(),
+        profile: config.profile.clone(),
+        max_attempts: config.max_attempts,
+        retry_mode: config.retry_mode,
+        timeout: config.timeout,
+        ..Connection::default()
+    };
+    let settings = Settings {
+        distribution_id,
+        include_added: config.invalidate_added,
+        max_paths: config.invalidate_max_paths,
+        wait: opts.wait_invalidation,
+    };
+    Some(Invalidate { client: s3client::cloudfront(&conn).await, target: config.target.clone(), settings })
+}
+
 /// A run's sink work done, and what the post-run steps need to know of it.
 pub struct Finished {
     pub applied: Applied,
@@ -155,18 +181,20 @@ pub struct Finished {
     pub refused: Option<String>,
     /// The merge completed and was not refused, stopped or failed.
     pub complete: bool,
+    /// Why the merge failed, when it did: the run fails with it once the post-run steps ran.
+    pub failed: Option<Error>,
 }
 
 /// Lets the sink finish after the merge ended: deletes only after a complete merge; after a
-/// signal, the requests in flight get a bounded time, then they are abandoned. A merge that
-/// failed fails the run once the requests in flight are done.
+/// signal, the requests in flight get a bounded time, then they are abandoned, and what was done
+/// by then is what the post-run steps see.
 pub async fn finish(
     ended: Ended,
     tally: Tally,
     sink: Box<dyn Sink>,
     tracker: Option<Arc<Tracker>>,
     stop: &Stop,
-) -> Result<Finished, Error> {
+) -> Finished {
     let (complete, refused, failed) = match ended {
         Ended::Complete => (true, None, None),
         Ended::Refused(why) => (false, Some(why), None),
@@ -183,28 +211,32 @@ pub async fn finish(
         applied = finishing => applied,
         _ = stop.deadline() => {
             tracing::warn!("requests still in flight after {}s were abandoned", crate::stop::GRACE.as_secs());
-            let mut applied = tracker.map(|t| t.applied(0)).unwrap_or_default();
+            let mut applied = Applied::default();
+            if let Some(tracker) = tracker {
+                applied = tracker.applied(0);
+                applied.changes = tracker.journal().take().await;
+            }
             applied.deletes_withheld = planned.saturating_sub(applied.deleted);
             applied
         }
     };
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    Ok(Finished { applied, tally, refused, complete })
+    Finished { applied, tally, refused, complete, failed }
 }
 
-/// Runs the post-run steps and makes the report; a step's failure is a failure of the run.
+/// Runs the post-run steps and makes the report; a step's failure is a failure of the run. The
+/// steps run after a failed merge too, for what was done (a CDN would keep serving it stale), and
+/// then the run fails with the merge's error.
 pub async fn after(
     finished: Finished,
     steps: Vec<Box<dyn AfterRun>>,
     dry_run: bool,
     stop: &Stop,
     started: Instant,
-) -> Report {
-    let Finished { applied, tally, refused, complete } = finished;
-    let clean = complete && applied.failures.is_empty() && !stop.requested();
-    let outcome = Outcome { applied: &applied, tally, dry_run, clean };
+) -> Result<Report, Error> {
+    let Finished { applied, tally, refused, complete, failed } = finished;
+    let stopped = stop.requested();
+    let clean = complete && applied.failures.is_empty() && !stopped;
+    let outcome = Outcome { applied: &applied, tally, dry_run, clean, stopped };
     let mut late = Vec::new();
     let mut said = Vec::new();
     for step in steps {
@@ -223,7 +255,10 @@ pub async fn after(
         report.extra.extend(step_said.fields);
         report.add_to_plan(&step_said.plan);
     }
+    if let Some(e) = failed {
+        return Err(e);
+    }
     report.refused = refused;
     report.interrupted = stop.signal().map(Into::into);
-    report
+    Ok(report)
 }
