@@ -169,3 +169,12 @@ fn cloudfront_keys_layer_and_are_checked() {
         Ok(())
     });
 }
+
+#[test]
+fn the_example_file_loads_and_shows_every_default() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("sync.toml.example");
+    let raw: RawConfig = figment(Some(&example), &Overrides::default()).extract().unwrap();
+    assert_eq!(raw, RawConfig::default(), "sync.toml.example's uncommented keys are the defaults");
+    let config = Config::build(&figment(Some(&example), &with_target()));
+    assert!(config.is_ok(), "{:?}", config.err());
+}
