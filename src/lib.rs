@@ -28,6 +28,7 @@ pub mod remote;
 pub mod report;
 pub mod s3client;
 pub mod scan;
+pub mod shard;
 pub mod sink;
 pub mod state;
 pub mod stop;

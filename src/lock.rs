@@ -36,9 +36,18 @@ pub struct RunLock {
 }
 
 /// The lock file of a run: `lock_file` if set, otherwise one per target in the temp directory.
+/// The shards of a split run run at once, so each has its own: `lock_file` gets a `.K-of-N`
+/// suffix.
 pub fn path(config: &Config) -> PathBuf {
     if let Some(path) = &config.lock_file {
-        return path.clone();
+        return match &config.shard {
+            Some(shard) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(format!(".{}", shard.tag()));
+                PathBuf::from(name)
+            }
+            None => path.clone(),
+        };
     }
     let id = fnv1a(config.target_identity().as_bytes());
     std::env::temp_dir().join(format!("sitesync-{}-{id:016x}.lock", config.target.bucket))

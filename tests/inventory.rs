@@ -233,22 +233,20 @@ fn write_all(tree: &Tree, files: &[(&str, &str)]) {
     }
 }
 
-#[test]
-fn a_stale_inventory_still_converges() {
-    let store = Store::start();
-    let tree = Tree::new();
-    let keep: Vec<(String, String)> = (0..10).map(|i| (format!("keep/{i}.txt"), format!("k{i}"))).collect();
-    for (name, content) in &keep {
-        tree.file(name, content);
+/// A published tree and an inventory of it, then the bucket and the tree moved on: after the
+/// inventory a run published a new file, a changed one and a removal, an object was deleted
+/// behind the tool's back, and then a file was added, one changed and two removed. Returns the
+/// manifest's URL.
+fn stale_inventory(store: &Store, tree: &Tree) -> String {
+    for i in 0..10 {
+        tree.file(&format!("keep/{i}.txt"), format!("k{i}"));
     }
-    write_all(&tree, &[("a.txt", "a"), ("b.txt", "b"), ("c.txt", "c"), ("d/e.txt", "e"), ("old.txt", "o")]);
+    write_all(tree, &[("a.txt", "a"), ("b.txt", "b"), ("c.txt", "c"), ("d/e.txt", "e"), ("old.txt", "o")]);
     tree.sync(&store.endpoint(), &["--json"]).run().code(0);
-    let mut rows = rows_of(&store);
+    let mut rows = rows_of(store);
     rows.extend(rows_not_of_the_target());
-    let manifest = Report::scattered(&rows, 2).put(&store);
+    let manifest = Report::scattered(&rows, 2).put(store);
 
-    // After the inventory was made: a run publishes a new file, a changed one and a removal; an
-    // object is deleted behind the tool's back.
     tree.file("late.txt", "late");
     tree.file("c.txt", "c, longer");
     std::fs::remove_file(tree.path("b.txt")).unwrap();
@@ -256,21 +254,46 @@ fn a_stale_inventory_still_converges() {
     store.block_on(store.client.delete_object().bucket(BUCKET).key("site/old.txt").send()).unwrap();
     assert!(!store.keys().contains(&"site/old.txt".to_owned()));
 
-    // Then the tree moves on: a file added, one changed, two removed.
     tree.file("new.txt", "new");
     tree.file("a.txt", "a, longer");
     std::fs::remove_file(tree.path("d/e.txt")).unwrap();
     std::fs::remove_file(tree.path("old.txt")).unwrap();
+    manifest
+}
 
+/// Uploaded: late.txt (not in the inventory), c.txt (its size there is stale), new.txt, a.txt.
+/// Deleted: b.txt and old.txt (already gone), d/e.txt. Unchanged: keep/*. Failed: none.
+const STALE_COUNTS: (u64, u64, u64, u64) = (4, 3, 10, 0);
+
+#[test]
+fn a_stale_inventory_still_converges() {
+    let (store, tree) = (Store::start(), Tree::new());
+    let manifest = stale_inventory(&store, &tree);
     let proxy = no_listing(&store);
     for pass in ["first", "second"] {
         let run = sync_with(&tree, &proxy, &manifest).code(0);
-        let report = run.report();
-        // Uploaded: late.txt (not in the inventory), c.txt (its size there is stale), new.txt,
-        // a.txt. Deleted: b.txt and old.txt (already gone), d/e.txt.
-        assert_eq!(report.counts(), (4, 3, 10, 0), "{pass} run\n{run}");
+        assert_eq!(run.report().counts(), STALE_COUNTS, "{pass} run\n{run}");
         assert_eq!(store.objects(), tree.expected(), "{pass} run: the bucket is the tree");
     }
+    assert_eq!(proxy.injected(Fault::BadRequest), 0, "no ListObjectsV2 was sent");
+}
+
+#[test]
+fn shards_share_one_stale_inventory_and_converge_without_listing() {
+    let (store, tree) = (Store::start(), Tree::new());
+    let manifest = stale_inventory(&store, &tree);
+    let proxy = no_listing(&store);
+    let n = 3;
+    let mut sum = (0, 0, 0, 0);
+    for k in 1..=n {
+        let shard = format!("{k}/{n}");
+        let args = ["--json", "--remote-inventory", manifest.as_str(), "--shard", shard.as_str()];
+        let run = tree.sync(&proxy.endpoint(), &args).run().code(0);
+        let c = run.report().counts();
+        sum = (sum.0 + c.0, sum.1 + c.1, sum.2 + c.2, sum.3 + c.3);
+    }
+    assert_eq!(sum, STALE_COUNTS, "each key once, in one shard");
+    assert_eq!(store.objects(), tree.expected(), "the bucket is the tree");
     assert_eq!(proxy.injected(Fault::BadRequest), 0, "no ListObjectsV2 was sent");
 }
 

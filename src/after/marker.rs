@@ -13,13 +13,23 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::{AfterRun, Outcome, Said};
 use crate::error::{Op, StoreError};
+use crate::shard::Shard;
 use crate::sink::Failure;
 use crate::target::Target;
 use crate::transform::MARKER_KEY;
 
-/// The recorded fingerprint; empty when there is no marker.
-pub async fn read(client: &aws_sdk_s3::Client, target: &Target) -> Result<String, StoreError> {
-    let key = target.key(MARKER_KEY);
+/// The marker's key (relative to the prefix): one per shard of a split run, since each shard
+/// re-publishes only its own keys and may fail while the others succeed.
+pub fn key(shard: Option<&Shard>) -> String {
+    match shard {
+        Some(shard) => format!("{MARKER_KEY}.{}", shard.tag()),
+        None => MARKER_KEY.to_owned(),
+    }
+}
+
+/// The recorded fingerprint under `marker` (see [`key`]); empty when there is no marker.
+pub async fn read(client: &aws_sdk_s3::Client, target: &Target, marker: &str) -> Result<String, StoreError> {
+    let key = target.key(marker);
     let url = format!("s3://{}/{key}", target.bucket);
     match client.get_object().bucket(&target.bucket).key(&key).send().await {
         Ok(out) => {
@@ -35,6 +45,8 @@ pub async fn read(client: &aws_sdk_s3::Client, target: &Target) -> Result<String
 pub struct WriteMarker {
     pub client: aws_sdk_s3::Client,
     pub target: Target,
+    /// The marker's key, relative to the prefix.
+    pub marker: String,
     pub fingerprint: String,
 }
 
@@ -44,7 +56,7 @@ impl AfterRun for WriteMarker {
         if outcome.dry_run || !outcome.clean {
             return Ok(Said::default());
         }
-        let key = self.target.key(MARKER_KEY);
+        let key = self.target.key(&self.marker);
         let put = self
             .client
             .put_object()
@@ -56,7 +68,7 @@ impl AfterRun for WriteMarker {
             .await;
         put.map(|_| Said::default()).map_err(|e| {
             let error = StoreError::sdk(Op::Put, format!("s3://{}/{key}", self.target.bucket), e);
-            Failure { key: MARKER_KEY.to_owned(), op: "upload".into(), error: error.message }
+            Failure { key: self.marker.clone(), op: "upload".into(), error: error.message }
         })
     }
 }

@@ -122,6 +122,10 @@ pub struct SyncArgs {
     /// (size and mtime only) or checksum (the bytes of every file, every run).
     #[arg(long, value_name = "MODE")]
     pub compare: Option<String>,
+    /// Sync only this part of the keys, K of N (1-based), for a run split across machines; auto/N
+    /// takes K from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
     /// Where the local state lives [default: $XDG_CACHE_HOME/sitesync, else ~/.cache/sitesync].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -181,6 +185,7 @@ impl SyncArgs {
             state: self.no_state.then_some(false),
             state_dir: self.state_dir.clone(),
             trust_state: self.trust_state.then_some(true),
+            shard: self.shard.clone(),
             cloudfront_distribution_id: self.cloudfront_distribution_id.clone(),
             invalidate_added: self.invalidate_added.then_some(true),
             invalidate_max_paths: self.invalidate_max_paths,

@@ -15,6 +15,7 @@ use crate::model::Time;
 use crate::names::{NameDecoder, NameError};
 use crate::s3client::RetryMode;
 use crate::scan::{SkipFolders, SymlinkPolicy, WalkOptions};
+use crate::shard::Shard;
 use crate::target::{ObjectUrl, Target, TargetError};
 use crate::transform::ChainSpec;
 
@@ -66,6 +67,8 @@ pub struct Config {
     /// The local state's file; `None` with `state = false`.
     pub state: Option<PathBuf>,
     pub trust_state: bool,
+    /// This run's part of a split run; `None`: the whole prefix.
+    pub shard: Option<Shard>,
     /// The CloudFront distribution to invalidate after a run; `None`: no invalidation.
     pub cloudfront_distribution_id: Option<String>,
     pub invalidate_added: bool,
@@ -136,6 +139,14 @@ impl Config {
         check_cloudfront(&raw, &bad)?;
         let chain = build_chain(figment, &raw.transform)?;
         let (compare, state) = comparing(&raw, &bad)?;
+        let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+        let shard = match &raw.shard {
+            Some(text) => {
+                let shard = crate::shard::parse(text, job_index.as_deref()).map_err(|why| bad("shard", why))?;
+                Some(shard.mapping_back(chain.duplicate_rules()))
+            }
+            None => None,
+        };
         Ok(Config::with_state_file(Config {
             source,
             target,
@@ -163,6 +174,7 @@ impl Config {
             compare,
             state,
             trust_state: raw.trust_state,
+            shard,
             cloudfront_distribution_id: raw.cloudfront_distribution_id,
             invalidate_added: raw.invalidate_added,
             invalidate_max_paths: raw.invalidate_max_paths,
@@ -181,7 +193,8 @@ impl Config {
             (None, Some(url)) => url.trim_end_matches('/').to_owned(),
             (None, None) => "aws".to_owned(),
         };
-        format!("{endpoint}\n{}\n{}", self.target.bucket, self.target.prefix)
+        let shard = self.shard.as_ref().map(|s| format!("\nshard {s}")).unwrap_or_default();
+        format!("{endpoint}\n{}\n{}{shard}", self.target.bucket, self.target.prefix)
     }
 
     /// The state's folder made into the state's file, named after the target and the source.
@@ -201,7 +214,15 @@ impl Config {
     /// snapshot tests walk with the same options.
     pub fn walk_options(&self) -> WalkOptions {
         let skip = self.chain.folder_excludes().map(|excludes| SkipFolders(Arc::new(move |f| excludes.excludes(f))));
-        WalkOptions { names: self.names, symlinks: self.symlinks, prefix_len: self.target.prefix.len(), skip }
+        let shard = self.shard.clone().map(Arc::new);
+        WalkOptions {
+            names: self.names,
+            symlinks: self.symlinks,
+            prefix_len: self.target.prefix.len(),
+            skip,
+            shard,
+            elsewhere: Default::default(),
+        }
     }
 }
 

@@ -78,6 +78,9 @@ pub struct RawConfig {
     /// Take the remote side from the local state instead of listing: for buckets only this tool
     /// writes.
     pub trust_state: bool,
+    /// This run's part of a run split across machines: "K/N", or "auto/N" for K from
+    /// `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job).
+    pub shard: Option<String>,
     /// The transform chain: `[[transform]]` tables, in order (see the README, "Transforms"). Each is
     /// validated by [`ChainSpec::build`](crate::transform::ChainSpec::build).
     pub transform: Vec<serde_json::Value>,
@@ -120,6 +123,7 @@ impl Default for RawConfig {
             state: true,
             state_dir: None,
             trust_state: false,
+            shard: None,
             transform: Vec::new(),
             cloudfront_distribution_id: None,
             invalidate_added: false,
@@ -165,6 +169,8 @@ pub struct Overrides {
     pub state_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trust_state: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloudfront_distribution_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

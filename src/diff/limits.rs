@@ -34,7 +34,8 @@ impl DeleteLimits {
             ));
         }
         let tally = tally?;
-        if tally.local_files == 0 {
+        // A shard may own no file while the others' folders hold some: the source is not empty.
+        if tally.local_files == 0 && tally.files_elsewhere == 0 {
             return Some(format!(
                 "refusing to delete {deletes} objects: the source holds no files; pass --force-delete to do it anyway"
             ));

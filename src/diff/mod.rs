@@ -63,6 +63,8 @@ pub struct Tally {
     pub misordered: u64,
     /// Pairs handed on to be read and compared.
     pub checks: u64,
+    /// Files of other shards' folders the walk passed by (a split run).
+    pub files_elsewhere: u64,
 }
 
 pub struct Diff {
@@ -80,6 +82,10 @@ pub struct Diff {
     hidden: RemoteFilter,
     /// How "changed" is decided beyond the mtime rule.
     compare: Compare,
+    /// This run's part of a split run: listed keys of other shards are not this run's.
+    shard: Option<crate::shard::Shard>,
+    /// What the walk saw of the other shards' files.
+    elsewhere: crate::shard::SeenElsewhere,
 }
 
 impl Diff {
@@ -95,7 +101,16 @@ impl Diff {
             refresh: false,
             hidden: RemoteFilter::default(),
             compare: Compare::default(),
+            shard: None,
+            elsewhere: crate::shard::SeenElsewhere::default(),
         }
+    }
+
+    /// Compares only the listed keys `shard` owns; `elsewhere` is the walk's count of the files
+    /// it left to the other shards.
+    pub fn shard(&mut self, shard: Option<crate::shard::Shard>, elsewhere: crate::shard::SeenElsewhere) {
+        self.shard = shard;
+        self.elsewhere = elsewhere;
     }
 
     /// Decides changes as `compare` says (by default, the mtime rule alone).
@@ -122,7 +137,7 @@ impl Diff {
     }
 
     pub fn tally(&self) -> Tally {
-        self.tally
+        Tally { files_elsewhere: self.elsewhere.files(), ..self.tally }
     }
 
     /// Keys held because the other side has not reached them yet.
@@ -172,7 +187,7 @@ impl Diff {
                 continue;
             }
             self.remote_side.saw(&object.key);
-            if !self.hidden.keeps(&object.key) {
+            if !self.hidden.keeps(&object.key) || self.shard.as_ref().is_some_and(|s| !s.owns(&object.key)) {
                 continue;
             }
             self.tally.remote_objects += 1;

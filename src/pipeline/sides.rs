@@ -189,7 +189,7 @@ mod tests {
         let (remote_tx, remote) = mpsc::channel(4);
         let mut sides = ChannelSides {
             walker: Some(crate::scan::spawn(dir.to_owned(), crate::scan::WalkOptions::new(names), walk_tx)),
-            chain: Some(crate::pipeline::local::spawn(chain, None, walk_rx, local_tx)),
+            chain: Some(crate::pipeline::local::spawn(chain, None, None, walk_rx, local_tx)),
             source: Some(source(remote_tx, &["a/x", "b/y", "c/z"], false)),
             source_name: "listing".into(),
             local,

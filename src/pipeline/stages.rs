@@ -20,12 +20,15 @@ use crate::lock::{self, RunLock};
 use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::s3client::{self, Connection};
+use crate::scan::WalkOptions;
 use crate::sink::{Applied, Checking, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::state::{self, SaveState, TrustedState};
 use crate::transform::Chain;
 
 /// Everything a run connects, but the scans' threads.
 pub struct Stages {
+    /// How the walk reads the source; it counts for the diff what it leaves to other shards.
+    pub walk: WalkOptions,
     pub remote: Box<dyn RemoteSource>,
     /// The local state, read beside the walk.
     pub state: Option<state::Cursor>,
@@ -72,6 +75,8 @@ impl Stages {
         let own_part = config.multipart_chunk_size;
         let mut diff = Diff::new(config.rule);
         diff.hide(config.chain.remote_filter());
+        let walk = config.walk_options();
+        diff.shard(config.shard.clone(), walk.elsewhere.clone());
         diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
         if !config.chain.keeps_order() {
             diff.local_unordered();
@@ -86,7 +91,8 @@ impl Stages {
             None => None,
         };
         // Objects published under another chain configuration may carry stale headers.
-        let recorded = after::marker::read(&client, &target).await?;
+        let marker = after::marker::key(config.shard.as_ref());
+        let recorded = after::marker::read(&client, &target, &marker).await?;
         let fingerprint = config.chain.fingerprint();
         if recorded != fingerprint {
             match recorded.is_empty() {
@@ -99,7 +105,7 @@ impl Stages {
             }
             diff.refresh_unchanged();
             let marker =
-                WriteMarker { client: client.clone(), target: target.clone(), fingerprint: fingerprint.into() };
+                WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint: fingerprint.into() };
             after.push(Box::new(marker));
         }
         let refresh = recorded != fingerprint;
@@ -128,7 +134,12 @@ impl Stages {
         }
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
-            (_, _, Some(manifest)) => Box::new(Inventory { client: client.clone(), target: target.clone(), manifest }),
+            (_, _, Some(manifest)) => Box::new(Inventory {
+                client: client.clone(),
+                target: target.clone(),
+                manifest,
+                shard: config.shard.clone(),
+            }),
             _ => Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel }),
         };
         let limits = DeleteLimits {
@@ -138,7 +149,7 @@ impl Stages {
             early: !opts.dry_run,
         };
         let probe = Probe { clock, client, bucket: target.bucket };
-        Ok(Stages { remote, state, diff, sink, tracker, probe, limits, after })
+        Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after })
     }
 }
 

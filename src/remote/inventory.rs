@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use super::RemoteSource;
 use crate::error::{Op, StoreError};
 use crate::model::{BATCH, RemoteObject};
+use crate::shard::Shard;
 use crate::target::{ObjectUrl, Target};
 use manifest::{DataFile, Manifest};
 use rows::Columns;
@@ -82,6 +83,8 @@ pub struct Inventory {
     pub target: Target,
     /// The report's `manifest.json`; its data files are read from the same bucket.
     pub manifest: ObjectUrl,
+    /// A split run's shard: only its keys are sorted and sent, so each shard sorts its own part.
+    pub shard: Option<Shard>,
 }
 
 #[async_trait::async_trait]
@@ -95,8 +98,13 @@ impl RemoteSource for Inventory {
         manifest.log_age(&self.manifest);
         let Manifest { columns, files, .. } = manifest;
         let (pieces_tx, pieces_rx) = mpsc::channel(PIECES_AHEAD);
-        let reader =
-            Reader { bucket: self.manifest.bucket.clone(), files: files.clone(), columns, target: self.target };
+        let reader = Reader {
+            bucket: self.manifest.bucket.clone(),
+            files: files.clone(),
+            columns,
+            target: self.target,
+            shard: self.shard,
+        };
         let reading = tokio::task::spawn_blocking(move || reader.run(pieces_rx, tx));
         let downloaded = download(&self.client, &self.manifest.bucket, &files, pieces_tx).await;
         let read = reading.await.unwrap_or_else(|e| {
@@ -148,6 +156,7 @@ struct Reader {
     files: Vec<DataFile>,
     columns: Columns,
     target: Target,
+    shard: Option<Shard>,
 }
 
 impl Reader {
@@ -191,7 +200,10 @@ impl Reader {
     ) -> Result<(u64, u64), InventoryError> {
         let mut data = Download { pieces, chunk: Bytes::new(), md5: Md5::new(), bytes: 0, ended: false };
         let mut kept = 0;
-        let keep = |object| {
+        let keep = |object: RemoteObject| {
+            if self.shard.as_ref().is_some_and(|shard| !shard.owns(&object.key)) {
+                return Ok(());
+            }
             kept += 1;
             sorter.push(object).map_err(InventoryError::Spill)
         };

@@ -74,6 +74,10 @@ impl Reader {
             }
         };
         let mut children = Vec::new();
+        // A shard reads every directory, for the folders under it, but only its own folders'
+        // files: the others are not even stat'ed (the directory entry's type is enough).
+        let owned = self.opts.shard.as_ref().is_none_or(|shard| shard.owns_folder(key_prefix));
+        let mut elsewhere = 0;
         for entry in entries {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -82,6 +86,10 @@ impl Reader {
                     continue;
                 }
             };
+            if !owned && entry.file_type().is_ok_and(|t| !t.is_dir() && !t.is_symlink()) {
+                elsewhere += 1;
+                continue;
+            }
             let name = entry.file_name();
             let component = match self.opts.names.decode(&name) {
                 Ok(c) => c,
@@ -100,6 +108,8 @@ impl Reader {
                 Ok(t) if t.is_symlink() => match self.follow(&path, &key) {
                     Ok(Some(meta)) => kind_of(&meta),
                     Ok(None) => continue,
+                    // A link that cannot be followed may stand for a directory, whose keys
+                    // may be any shard's: every shard reports it, and so none deletes.
                     Err(why) => {
                         problem(key, why);
                         continue;
@@ -115,6 +125,10 @@ impl Reader {
                 Err(e) => Kind::Unpublishable(format!("cannot stat: {e}")),
             };
             let is_dir = matches!(kind, Kind::Dir(_));
+            if !owned && !is_dir {
+                elsewhere += 1;
+                continue;
+            }
             if is_dir && self.opts.skip.as_ref().is_some_and(|skip| skip.skips(&key)) {
                 tracing::debug!("skipped {key}/: a filter excludes everything under it");
                 continue;
@@ -153,6 +167,7 @@ impl Reader {
                 problem(key, "several names on disk give this key (normalize = \"nfc\"); none is published".into());
             }
         }
+        self.opts.elsewhere.add(elsewhere);
         listing.children = children;
         listing
     }

@@ -144,7 +144,6 @@ mod tests {
     use super::*;
     use crate::names::NameDecoder;
 
-    use crate::scan::options::SymlinkPolicy;
 
     fn walk(root: &Path, names: NameDecoder) -> Vec<LocalItem> {
         walk_all(root, WalkOptions::new(names)).unwrap()
@@ -228,7 +227,7 @@ mod tests {
         let names = NameDecoder::new("utf-8", "none").unwrap();
         let items = |prefix_len| {
             let (tx, mut rx) = mpsc::channel(4);
-            let opts = WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len, skip: None };
+            let opts = WalkOptions { prefix_len, ..WalkOptions::new(names) };
             let handle = spawn(dir.path().to_owned(), opts, tx);
             let mut items = Vec::new();
             while let Some(batch) = rx.blocking_recv() {

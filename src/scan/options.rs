@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::names::NameDecoder;
+use crate::shard::{SeenElsewhere, Shard};
 
 /// What to do with a symlink whose target lies outside the source directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,12 +26,24 @@ pub struct WalkOptions {
     pub prefix_len: usize,
     /// Folders not to enter at all, because nothing under them is published.
     pub skip: Option<SkipFolders>,
+    /// This run's part of a split run: the files of folders it does not own are neither stat'ed
+    /// nor yielded (their folders are still read, for the folders under them).
+    pub shard: Option<Arc<Shard>>,
+    /// Counts the files of other shards' folders the walk passed by.
+    pub elsewhere: SeenElsewhere,
 }
 
 impl WalkOptions {
     /// Keys decoded with `names`, symlinks followed, no prefix, nothing skipped.
     pub fn new(names: NameDecoder) -> WalkOptions {
-        WalkOptions { names, symlinks: SymlinkPolicy::Follow, prefix_len: 0, skip: None }
+        WalkOptions {
+            names,
+            symlinks: SymlinkPolicy::Follow,
+            prefix_len: 0,
+            skip: None,
+            shard: None,
+            elsewhere: SeenElsewhere::default(),
+        }
     }
 }
 

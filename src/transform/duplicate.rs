@@ -58,6 +58,11 @@ pub struct Duplicate {
 }
 
 impl Duplicate {
+    /// The rules as (`to`, `from`).
+    pub fn rules(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.rules.iter().map(|r| (r.to.clone(), r.from.clone()))
+    }
+
     /// The folders this step creates keys in (`""`: the root).
     pub fn destinations(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|r| r.to.as_str())

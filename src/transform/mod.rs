@@ -214,6 +214,15 @@ impl ChainSpec {
         &self.fingerprint
     }
 
+    /// The `prefix_duplicate` rules of the chain as (`to`, `from`), in order.
+    pub fn duplicate_rules(&self) -> Vec<(String, String)> {
+        let rules = self.steps.iter().filter_map(|s| match s {
+            StepSpec::Duplicate(d) => Some(d.rules()),
+            _ => None,
+        });
+        rules.flatten().collect()
+    }
+
     /// Whether the chain yields keys in the order it receives them: filters and header rules do;
     /// steps that create keys (duplicates, plugins) may yield them anywhere.
     pub fn keeps_order(&self) -> bool {

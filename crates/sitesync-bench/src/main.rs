@@ -2,7 +2,8 @@
 //!
 //! It starts a real S3 server on 127.0.0.1 (Garage, else the embedded store), generates or reuses
 //! synthetic site trees, runs the release `sitesync` binary as a child process for a first sync, a
-//! no-change sync, a sync after 1% of the files changed and one after 1% were removed, and measures
+//! no-change sync, a sync after 1% of the files changed and one after 1% were removed (and, when
+//! asked, a mirrored chain and N shards at once), and measures
 //! on the same server and tree the baselines those figures are divided by: a bare walk+stat, a bare
 //! ListObjectsV2 loop and a bare PutObject loop at the same concurrency. Results go to stdout as
 //! Markdown and to a JSON file. The hidden subcommands are the roles of its child processes.
@@ -19,6 +20,7 @@ mod results;
 mod run;
 mod server;
 mod tree;
+mod variants;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,6 +74,10 @@ struct RunArgs {
     /// to `mirror/`), first and unchanged, to measure the copies' memory.
     #[arg(long)]
     mirror: bool,
+    /// Also sync each tree with N runs at once (`--shard 1/N` .. `N/N`), first and unchanged,
+    /// into a bucket of their own, to measure what the split costs over one run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: Option<u32>,
     /// Extra environment for sitesync, repeatable (e.g. SITESYNC_LIST_PARALLEL=1) to compare settings.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     sitesync_env: Vec<(String, String)>,
@@ -168,6 +174,7 @@ fn options(args: RunArgs) -> Result<run::Options> {
         seed: args.seed,
         sitesync_env: args.sitesync_env,
         mirror: args.mirror,
+        shards: args.shards,
     })
 }
 

@@ -19,6 +19,7 @@ use crate::measure::{self, Outcome};
 use crate::results::{Ratio, Results, Row, SizeResult};
 use crate::server::{self, Server};
 use crate::tree::{self, Tree};
+use crate::variants;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -37,16 +38,18 @@ pub struct Options {
     pub sitesync_env: Vec<(String, String)>,
     /// Also measure a chain that publishes the whole tree twice.
     pub mirror: bool,
+    /// Also measure the tree synced by this many `--shard K/N` runs at once.
+    pub shards: Option<u32>,
 }
 
 /// Above this many files the embedded store's listing (a folder walk per page) dominates.
 const EMBEDDED_COMFORT: u64 = 20_000;
 
-struct Ctx<'a> {
-    opts: &'a Options,
-    server: &'a Server,
-    cores: usize,
-    runtime: tokio::runtime::Runtime,
+pub struct Ctx<'a> {
+    pub opts: &'a Options,
+    pub server: &'a Server,
+    pub cores: usize,
+    pub runtime: tokio::runtime::Runtime,
 }
 
 /// Runs the benchmark; the results are printed, saved as JSON, and returned. A run whose syncs
@@ -248,41 +251,12 @@ fn syncs_and_listings(
     let after_remove = sync(ctx, tree, site_bucket)?;
     rows.push(sync_row("1% removed", &[after_remove], n, |r| expect(r, 0, removed, n - removed))?);
     if ctx.opts.mirror {
-        rows.extend(mirror(ctx, tree, &format!("mirror-{n}"), n - removed)?);
+        rows.extend(variants::mirror(ctx, tree, &format!("mirror-{n}"), n - removed)?);
+    }
+    if let Some(shards) = ctx.opts.shards {
+        rows.extend(variants::shards(ctx, tree, &format!("shards-{n}"), shards, n - removed)?);
     }
     Ok((rows, changed, removed))
-}
-
-/// A chain that publishes the whole tree again under `mirror/`: one upload and one server-side
-/// copy per file, first and then unchanged. What it measures is memory: every copy waits for the
-/// copy phase, and the diff holds the keys the chain creates ahead of the listing.
-fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> {
-    let admin = baseline::client_with(
-        &ctx.server.info.endpoint,
-        &ctx.server.access_key,
-        &ctx.server.secret_key,
-        &ctx.server.region,
-    );
-    ctx.runtime.block_on(baseline::create_bucket(&admin, bucket))?;
-    let config = ctx.opts.server_dir.join("mirror.toml");
-    std::fs::write(
-        &config,
-        "[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"\", to = \"mirror/\" }]\n",
-    )?;
-    let config = config.to_str().context("config path is not UTF-8")?.to_owned();
-    eprintln!("bench: {n} files: sitesync first sync, mirrored");
-    let first = sync_with(ctx, tree, bucket, &["--config", &config])?;
-    let first = sync_row("mirror chain, first sync", &[first], n, |r| {
-        expect(r, n, 0, 0)?;
-        match r["copied"].as_u64() {
-            Some(c) if c == n => Ok(()),
-            c => Err(format!("copied {c:?} (expected {n})")),
-        }
-    })?;
-    eprintln!("bench: {n} files: sitesync no-change sync, mirrored");
-    let idle = sync_with(ctx, tree, bucket, &["--config", &config])?;
-    let idle = sync_row("mirror chain, no-change sync", &[idle], n, |r| expect(r, 0, 0, 2 * n))?;
-    Ok(vec![first, idle])
 }
 
 /// Runs `once` `times` times, or until a run has to be killed: a hung sync is not retried.
@@ -301,7 +275,7 @@ fn repeat(times: usize, mut once: impl FnMut() -> Result<Outcome>) -> Result<Vec
 
 /// A command with a clean AWS environment: only the server's credentials, no profile or config
 /// file, no instance metadata lookups, no `SITESYNC_*` settings.
-fn clean_env(ctx: &Ctx, cmd: &mut Command) {
+pub fn clean_env(ctx: &Ctx, cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
         if k.starts_with("AWS_") || k.starts_with("SITESYNC_") {
@@ -321,7 +295,13 @@ fn sync(ctx: &Ctx, tree: &Tree, bucket: &str) -> Result<Outcome> {
     sync_with(ctx, tree, bucket, &[])
 }
 
-fn sync_with(ctx: &Ctx, tree: &Tree, bucket: &str, extra: &[&str]) -> Result<Outcome> {
+pub fn sync_with(ctx: &Ctx, tree: &Tree, bucket: &str, extra: &[&str]) -> Result<Outcome> {
+    let cmd = sync_cmd(ctx, tree, bucket, extra);
+    measure::run(&cmd, Some(ctx.server.pid()), limit(tree.manifest.files))
+}
+
+/// The `sitesync sync --json` command of every measured sync, into `bucket`.
+pub fn sync_cmd(ctx: &Ctx, tree: &Tree, bucket: &str, extra: &[&str]) -> Command {
     let mut cmd = Command::new(&ctx.opts.sitesync);
     cmd.arg("sync")
         .arg(&tree.site)
@@ -333,12 +313,12 @@ fn sync_with(ctx: &Ctx, tree: &Tree, bucket: &str, extra: &[&str]) -> Result<Out
         .current_dir(&tree.dir);
     clean_env(ctx, &mut cmd);
     cmd.envs(ctx.opts.sitesync_env.iter().map(|(k, v)| (k, v)));
-    measure::run(&cmd, Some(ctx.server.pid()), limit(tree.manifest.files))
+    cmd
 }
 
 /// How long any one process may run before it is killed and reported: generous, but a hung sync
 /// must not hang the benchmark.
-fn limit(files: u64) -> Duration {
+pub fn limit(files: u64) -> Duration {
     Duration::from_secs(60) + Duration::from_millis(2 * files)
 }
 
@@ -384,7 +364,7 @@ fn counted_row(name: &str, runs: &[Outcome], n: u64, detail: &str) -> Result<Row
 }
 
 /// A sitesync row; CPU per item is per file of the tree. `check` judges the JSON report.
-fn sync_row(name: &str, runs: &[Outcome], n: u64, check: impl Fn(&Value) -> Result<(), String>) -> Result<Row> {
+pub fn sync_row(name: &str, runs: &[Outcome], n: u64, check: impl Fn(&Value) -> Result<(), String>) -> Result<Row> {
     let mut verdict = "ok".to_owned();
     let mut detail = String::new();
     for run in runs {
@@ -419,7 +399,7 @@ fn sync_row(name: &str, runs: &[Outcome], n: u64, check: impl Fn(&Value) -> Resu
 }
 
 /// The counts a sync's report must show.
-fn expect(report: &Value, uploaded: u64, deleted: u64, unchanged: u64) -> Result<(), String> {
+pub fn expect(report: &Value, uploaded: u64, deleted: u64, unchanged: u64) -> Result<(), String> {
     let get = |k: &str| report[k].as_u64().unwrap_or(u64::MAX);
     let want = [("uploaded", uploaded), ("deleted", deleted), ("unchanged", unchanged), ("failed", 0)];
     let wrong: Vec<String> =
@@ -431,7 +411,7 @@ fn last_line(s: &str) -> String {
     s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").to_owned()
 }
 
-fn find<'a>(rows: &'a [Row], name: &str) -> &'a Row {
+pub fn find<'a>(rows: &'a [Row], name: &str) -> &'a Row {
     rows.iter().find(|r| r.name.starts_with(name)).expect("every row is measured before the ratios")
 }
 
@@ -461,7 +441,7 @@ fn ratios(n: u64, changed: u64, sitesync: &[Row], baselines: &[Row]) -> Vec<Rati
     let idle_ratio = idle.usage.wall_s / floor;
     let first_ratio = first.rate() / put.rate();
     let rss_mb = idle.usage.max_rss_mib * 1.048_576;
-    vec![
+    let mut all = vec![
         ratio(
             "no-change sync",
             idle.usage.wall_s,
@@ -519,5 +499,13 @@ fn ratios(n: u64, changed: u64, sitesync: &[Row], baselines: &[Row]) -> Vec<Rati
             "sequential list process".into(),
             (n >= 1_000_000).then_some(("≤ 150 MB at 1M files", rss_mb <= 150.0)),
         ),
-    ]
+    ];
+    // The split's overhead: N shards at once against one run doing the same work.
+    for (shards, one) in [("shards at once, first sync", first), ("shards at once, no-change", idle)] {
+        if let Some(row) = sitesync.iter().find(|r| r.name.contains(shards)) {
+            let is = format!("one run, {}", one.name);
+            all.push(ratio(&row.name, row.usage.wall_s, one.usage.wall_s, "s", is, None));
+        }
+    }
+    all
 }

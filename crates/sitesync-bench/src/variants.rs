@@ -1,0 +1,127 @@
+//! Variants of the sync measured besides the four, on the same server and tree: a chain that
+//! publishes the tree twice (what the copies cost in memory), and the tree split into N shards
+//! synced at once (what the split costs over one run doing the same work).
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::baseline;
+use crate::measure::{self, Outcome, Usage};
+use crate::results::Row;
+use crate::run::{Ctx, expect, limit, sync_cmd, sync_row, sync_with};
+use crate::tree::Tree;
+
+/// A chain that publishes the whole tree again under `mirror/`: one upload and one server-side
+/// copy per file, first and then unchanged. What it measures is memory: every copy waits for the
+/// copy phase, and the diff holds the keys the chain creates ahead of the listing.
+pub fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> {
+    let admin = baseline::client_with(
+        &ctx.server.info.endpoint,
+        &ctx.server.access_key,
+        &ctx.server.secret_key,
+        &ctx.server.region,
+    );
+    ctx.runtime.block_on(baseline::create_bucket(&admin, bucket))?;
+    let config = ctx.opts.server_dir.join("mirror.toml");
+    std::fs::write(
+        &config,
+        "[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"\", to = \"mirror/\" }]\n",
+    )?;
+    let config = config.to_str().context("config path is not UTF-8")?.to_owned();
+    eprintln!("bench: {n} files: sitesync first sync, mirrored");
+    let first = sync_with(ctx, tree, bucket, &["--config", &config])?;
+    let first = sync_row("mirror chain, first sync", &[first], n, |r| {
+        expect(r, n, 0, 0)?;
+        match r["copied"].as_u64() {
+            Some(c) if c == n => Ok(()),
+            c => Err(format!("copied {c:?} (expected {n})")),
+        }
+    })?;
+    eprintln!("bench: {n} files: sitesync no-change sync, mirrored");
+    let idle = sync_with(ctx, tree, bucket, &["--config", &config])?;
+    let idle = sync_row("mirror chain, no-change sync", &[idle], n, |r| expect(r, 0, 0, 2 * n))?;
+    Ok(vec![first, idle])
+}
+
+/// The tree synced by `count` runs at once, `--shard 1/N` to `N/N`, into an empty bucket and then
+/// unchanged. Each run is measured on its own; the row's wall time is from the first start to the
+/// last end, its CPU and peak RSS the sums of the runs' (the machine held them all at once), and
+/// its report what `sitesync report merge` makes of theirs: the whole must have done exactly what
+/// one run does.
+pub fn shards(ctx: &Ctx, tree: &Tree, bucket: &str, count: u32, n: u64) -> Result<Vec<Row>> {
+    let admin = baseline::client_with(
+        &ctx.server.info.endpoint,
+        &ctx.server.access_key,
+        &ctx.server.secret_key,
+        &ctx.server.region,
+    );
+    ctx.runtime.block_on(baseline::create_bucket(&admin, bucket))?;
+    let mut rows = Vec::new();
+    for (name, uploaded) in [("first sync", n), ("no-change sync", 0)] {
+        eprintln!("bench: {n} files: {count} shards at once, {name}");
+        let together = at_once(ctx, tree, bucket, count)?;
+        let name = format!("{count} shards at once, {name}");
+        rows.push(sync_row(&name, &[together], n, |r| expect(r, uploaded, 0, n - uploaded))?);
+    }
+    Ok(rows)
+}
+
+/// Runs the `count` shards at once, and adds them up into one outcome.
+fn at_once(ctx: &Ctx, tree: &Tree, bucket: &str, count: u32) -> Result<Outcome> {
+    let commands: Vec<Command> =
+        (1..=count).map(|k| sync_cmd(ctx, tree, bucket, &["--shard", &format!("{k}/{count}")])).collect();
+    let server_before = measure::process_cpu_seconds(ctx.server.pid())?;
+    let started = Instant::now();
+    let runs: Vec<Outcome> = std::thread::scope(|scope| {
+        let running: Vec<_> = commands
+            .iter()
+            .map(|cmd| scope.spawn(move || measure::run(cmd, None, limit(tree.manifest.files))))
+            .collect();
+        running.into_iter().map(|r| r.join().expect("a shard's measuring thread panicked")).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .collect::<Result<_>>()?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let server_after = measure::process_cpu_seconds(ctx.server.pid())?;
+    let usage = Usage {
+        wall_s,
+        user_s: runs.iter().map(|r| r.usage.user_s).sum(),
+        sys_s: runs.iter().map(|r| r.usage.sys_s).sum(),
+        max_rss_mib: runs.iter().map(|r| r.usage.max_rss_mib).sum(),
+        server_cpu_s: Some(server_after - server_before),
+    };
+    let merged = merge(ctx, &runs)?;
+    let exit_code = runs.iter().map(|r| r.exit_code).max().unwrap_or(0).max(merged.exit_code);
+    Ok(Outcome {
+        usage,
+        exit_code,
+        timed_out: runs.iter().any(|r| r.timed_out),
+        stdout: merged.stdout,
+        stderr: runs.iter().map(|r| r.stderr.as_str()).collect::<Vec<_>>().join("\n"),
+    })
+}
+
+struct Merged {
+    stdout: String,
+    exit_code: i32,
+}
+
+/// The shards' reports added up by `sitesync report merge`, as a user of the recipes would.
+fn merge(ctx: &Ctx, runs: &[Outcome]) -> Result<Merged> {
+    let dir = ctx.opts.server_dir.join("shard-reports");
+    std::fs::create_dir_all(&dir)?;
+    let mut files = Vec::new();
+    for (k, run) in runs.iter().enumerate() {
+        let file = dir.join(format!("{}.json", k + 1));
+        std::fs::write(&file, &run.stdout)?;
+        files.push(file);
+    }
+    let out = Command::new(&ctx.opts.sitesync).args(["report", "merge"]).args(&files).output()?;
+    let stdout = String::from_utf8(out.stdout).context("the merged report is not UTF-8")?;
+    if stdout.trim().is_empty() {
+        bail!("sitesync report merge printed nothing: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(Merged { stdout, exit_code: out.status.code().unwrap_or(1) })
+}

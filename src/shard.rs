@@ -1,0 +1,179 @@
+//! Splitting one sync into N runs, each owning a provable part of the keys (`--shard K/N`).
+//!
+//! A key belongs to the shard `fnv1a(folder) mod N + 1`, where `folder` is the key's folder (the
+//! part before its last `/`; the root's keys share the folder `""`) after the chain's duplicates
+//! are mapped back to what they duplicate (`latest/a/x`, made from `v2/a/x` by a
+//! `prefix_duplicate`, counts as `v2/a`). Why this rule:
+//!
+//! - it depends on the key alone, never on what either side holds, so every shard computes the
+//!   same owner for every key, the listing's keys included, and two shards never act on one key;
+//! - a file and the keys the chain makes of it stay in one shard, so a copy always finds its
+//!   source uploaded by the same run: duplicates map back to their source's folder, and steps that
+//!   rename within a folder (clean URLs) keep it; a key the chain moves to another shard's folder is
+//!   refused in the run (a failure, with no deletes), never published by the wrong shard;
+//! - whole folders go to one shard, so a shard reads every directory (to find its folders) but
+//!   stats only the files of its own, and sites with millions of files (tiles in `z/x/`, mirrors,
+//!   archives) have many folders to spread. A top-level folder would cut listings into ranges, but
+//!   those sites have few top-level folders and would not spread; a hash of the whole key would
+//!   spread best but make every shard stat every file, and split a file from its clean URL.
+//!
+//! The listing cannot be cut by such a rule, so every shard lists the prefix (or reads the
+//! inventory) and keeps its own keys. What a shard cannot read (a directory) may hide any shard's
+//! keys, so every shard reports it, and none deletes anything that run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::target::fnv1a;
+
+/// One shard of a split run, and how keys are assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based.
+    pub index: u32,
+    pub count: u32,
+    /// `prefix_duplicate` rules as (`to`, `from`): a key under `to` counts as under `from`.
+    duplicates: Vec<(String, String)>,
+}
+
+impl Shard {
+    pub fn new(index: u32, count: u32) -> Shard {
+        Shard { index, count, duplicates: Vec::new() }
+    }
+
+    /// Keys the chain duplicates from `from` into `to` count as their source's.
+    pub fn mapping_back(mut self, rules: impl IntoIterator<Item = (String, String)>) -> Shard {
+        // Longer destinations first: the most specific rule decides.
+        self.duplicates.extend(rules.into_iter().filter(|(to, _)| !to.is_empty()));
+        self.duplicates.sort_by_key(|(to, _)| std::cmp::Reverse(to.len()));
+        self
+    }
+
+    /// The folder a key counts under (without its trailing `/`).
+    pub fn unit(&self, key: &str) -> String {
+        let canonical = match self.duplicates.iter().find(|(to, _)| key.starts_with(to.as_str())) {
+            Some((to, from)) => format!("{from}{}", &key[to.len()..]),
+            None => key.to_owned(),
+        };
+        canonical.rsplit_once('/').map_or(String::new(), |(folder, _)| folder.to_owned())
+    }
+
+    /// Whether this shard owns `key` (relative to the prefix).
+    pub fn owns(&self, key: &str) -> bool {
+        self.owns_unit(&self.unit(key))
+    }
+
+    /// Whether this shard owns the files directly in `folder` (a key prefix ending with `/`, or
+    /// `""` for the root).
+    pub fn owns_folder(&self, folder: &str) -> bool {
+        self.owns(&format!("{folder}x"))
+    }
+
+    fn owns_unit(&self, unit: &str) -> bool {
+        fnv1a(unit.as_bytes()) % u64::from(self.count) == u64::from(self.index - 1)
+    }
+
+    /// `K-of-N`, for names that must differ between shards (the chain marker, the lock).
+    pub fn tag(&self) -> String {
+        format!("{}-of-{}", self.index, self.count)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+/// How many files of other shards' folders the walk passed by (without a stat). A shard whose own
+/// folders hold no file is no sign of an empty source when the others' hold some: the delete
+/// limit that refuses to empty the prefix from an empty source asks this.
+#[derive(Debug, Clone, Default)]
+pub struct SeenElsewhere(Arc<AtomicU64>);
+
+impl SeenElsewhere {
+    pub fn add(&self, files: u64) {
+        if files > 0 {
+            self.0.fetch_add(files, Ordering::Relaxed);
+        }
+    }
+
+    pub fn files(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads `K/N`, or `auto/N` with K from `JOB_COMPLETION_INDEX` (0-based, as a Kubernetes Indexed
+/// Job sets it), given that variable's value.
+pub fn parse(text: &str, job_index: Option<&str>) -> Result<Shard, String> {
+    let (k, n) = text.split_once('/').ok_or_else(|| format!("{text:?} is not K/N (like 2/8) or auto/N"))?;
+    let count: u32 = n.trim().parse().map_err(|_| format!("{text:?}: N must be a whole number"))?;
+    if count == 0 {
+        return Err(format!("{text:?}: N must be at least 1"));
+    }
+    let index: u32 = match k.trim() {
+        "auto" => {
+            let Some(value) = job_index else {
+                return Err(format!(
+                    "{text:?}: JOB_COMPLETION_INDEX is not set (auto/N reads K from it, counting from 0)"
+                ));
+            };
+            let zero_based: u32 =
+                value.trim().parse().map_err(|_| format!("JOB_COMPLETION_INDEX {value:?} is not a whole number"))?;
+            if zero_based >= count {
+                return Err(format!(
+                    "{text:?}: JOB_COMPLETION_INDEX is {zero_based}, but counts from 0 to {}; the Job's completions must be {count}",
+                    count - 1
+                ));
+            }
+            zero_based + 1
+        }
+        k => k.parse().map_err(|_| format!("{text:?}: K must be a whole number or auto"))?,
+    };
+    if !(1..=count).contains(&index) {
+        return Err(format!("{text:?}: K must be between 1 and {count}"));
+    }
+    Ok(Shard::new(index, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_has_exactly_one_owner() {
+        let keys = ["a", "a/b", "a/b/c.html", "日本/語", "a b/+c", "", "x/y/"];
+        for n in 1..=8 {
+            let shards: Vec<Shard> = (1..=n).map(|k| Shard::new(k, n)).collect();
+            for key in keys {
+                let owners = shards.iter().filter(|s| s.owns(key)).count();
+                assert_eq!(owners, 1, "{key:?} with {n} shards");
+            }
+        }
+    }
+
+    #[test]
+    fn duplicates_and_folder_mates_share_their_source_shard() {
+        let rules = [("latest/".to_owned(), "v2/".to_owned()), ("mirror/".to_owned(), String::new())];
+        for n in 1..=8 {
+            for k in 1..=n {
+                let shard = Shard::new(k, n).mapping_back(rules.clone());
+                assert_eq!(shard.owns("latest/a/x.js"), shard.owns("v2/a/x.js"));
+                assert_eq!(shard.owns("mirror/docs/a.html"), shard.owns("docs/a.html"));
+                assert_eq!(shard.owns("docs/about"), shard.owns("docs/about.html"), "a clean URL");
+                assert_eq!(shard.owns_folder("docs/"), shard.owns("docs/about.html"));
+            }
+        }
+    }
+
+    #[test]
+    fn shards_are_read_as_written() {
+        assert_eq!(parse("2/8", None).unwrap(), Shard::new(2, 8));
+        assert_eq!(parse("auto/4", Some("3")).unwrap(), Shard::new(4, 4));
+        assert!(parse("auto/4", Some("4")).unwrap_err().contains("completions must be 4"));
+        assert!(parse("auto/4", None).unwrap_err().contains("JOB_COMPLETION_INDEX"));
+        for bad in ["0/3", "4/3", "1/0", "x/3", "3", "1/-1"] {
+            assert!(parse(bad, None).is_err(), "{bad}");
+        }
+    }
+}
