@@ -75,7 +75,8 @@ pub struct Config {
 /// How "changed" is decided.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CompareMode {
-    /// Size and mtime only; no byte is read.
+    /// Size and mtime only; no file is read (bytes a transform made are still compared by
+    /// content: they have no mtime to go by).
     Mtime,
     /// Metadata where it settles the question, the bytes where it cannot.
     #[default]
