@@ -66,9 +66,9 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     let (local_tx, local_rx) = mpsc::channel(SCAN_QUEUE);
     let (remote_tx, remote_rx) = mpsc::channel(SCAN_QUEUE);
     let Stages { remote, state, mut diff, mut sink, probe, limits, after, tracker } = stages;
+    let walker = scan::spawn(config.source.clone(), config.walk_options(), walk_tx);
     let mut sides = ChannelSides {
-        walker: Some(scan::spawn(config.source.clone(), config.walk_options(), walk_tx)),
-        chain: Some(local::spawn(chain, state, walk_rx, local_tx)),
+        chain: Some(local::spawn(chain, state, walker, walk_rx, local_tx)),
         source_name: remote.describe(),
         source: Some(tokio::spawn(remote.send(remote_tx))),
         local: local_rx,
