@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 /// Every plugin package of the workspace the tests use.
 const PACKAGES: &[&str] = &[
     "clean-urls",
+    "dir-index",
     "test-plugin-misbehave",
     "test-plugin-abi-v2",
     "test-plugin-newer-minor",
