@@ -200,6 +200,16 @@ fn a_plugin_panic_fails_the_run_without_a_crash() {
 }
 
 #[test]
+fn a_plugin_failing_in_finish_fails_the_run_without_deletes() {
+    let test = site().remote("site/old.txt", "old");
+    let path = drop_in(&test, "test-plugin-misbehave");
+    with_plugin(&test, &path, "finish = \"error\"");
+    failed(&test, "transform[0] (plugins/libtest_plugin_misbehave.so) failed: cannot finish after 5 entries");
+    with_plugin(&test, &path, "finish = \"panic\"");
+    failed(&test, "failed: it panicked: panicked: finish = \"panic\"");
+}
+
+#[test]
 fn a_plugin_failing_mid_run_withholds_every_delete() {
     // 1,200 files: the walk sends batches of 1,000, and the plugin fails on the second.
     let mut test = Test::new().remote("site/old.txt", "old");
