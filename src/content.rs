@@ -53,22 +53,53 @@ fn multipart_count(etag: &str) -> Option<u64> {
 /// call it off the async runtime's workers).
 pub fn digest(path: &Path, parts: &[u64]) -> std::io::Result<Digest> {
     let mut file = std::fs::File::open(path)?;
-    let mut whole = Md5::new();
-    let mut multipart: Vec<Parts> = parts.iter().map(|&size| Parts::new(size)).collect();
+    let mut running = Running::new(parts);
     let mut buf = vec![0u8; 256 * 1024];
-    let mut bytes = 0u64;
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
-        whole.update(&buf[..n]);
-        for p in &mut multipart {
-            p.update(&buf[..n]);
-        }
-        bytes += n as u64;
+        running.update(&buf[..n]);
     }
-    Ok(Digest { md5: whole.finalize().into(), multipart: multipart.into_iter().map(Parts::etag).collect(), bytes })
+    Ok(running.finish())
+}
+
+/// The same digest of bytes already in memory (an inline body): what [`digest`] would say of a
+/// file holding them.
+pub fn digest_of(bytes: &[u8], parts: &[u64]) -> Digest {
+    let mut running = Running::new(parts);
+    running.update(bytes);
+    running.finish()
+}
+
+/// A digest being computed as the bytes come.
+struct Running {
+    whole: Md5,
+    multipart: Vec<Parts>,
+    bytes: u64,
+}
+
+impl Running {
+    fn new(parts: &[u64]) -> Running {
+        Running { whole: Md5::new(), multipart: parts.iter().map(|&size| Parts::new(size)).collect(), bytes: 0 }
+    }
+
+    fn update(&mut self, bytes: &[u8]) {
+        self.whole.update(bytes);
+        for p in &mut self.multipart {
+            p.update(bytes);
+        }
+        self.bytes += bytes.len() as u64;
+    }
+
+    fn finish(self) -> Digest {
+        Digest {
+            md5: self.whole.finalize().into(),
+            multipart: self.multipart.into_iter().map(Parts::etag).collect(),
+            bytes: self.bytes,
+        }
+    }
 }
 
 /// The MD5 of bytes already in memory.
@@ -210,6 +241,19 @@ mod tests {
         let unknown = format!("{}-7", hex(&md5_of(b"x")));
         assert!(!comparable(Some(&unknown), 13 * MIB, 16 * MIB));
         assert!(comparable(Some(&aws_cli), 13 * MIB, 16 * MIB));
+    }
+
+    #[test]
+    fn bytes_in_memory_digest_as_the_same_file_would() {
+        let bytes: Vec<u8> = (0..6 * MIB).map(|i| (i % 253) as u8).collect();
+        let f = file(&bytes);
+        let parts = [5 * MIB, 8 * MIB];
+        let from_memory = digest_of(&bytes, &parts);
+        assert_eq!(from_memory, digest(f.path(), &parts).unwrap());
+        assert_eq!(from_memory.md5, md5_of(&bytes));
+        assert_eq!(from_memory.bytes, 6 * MIB);
+        assert_eq!(from_memory.multipart.len(), 2);
+        assert!(from_memory.multipart[0].ends_with("-2") && from_memory.multipart[1].ends_with("-1"));
     }
 
     #[test]

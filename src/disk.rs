@@ -35,8 +35,13 @@ pub fn put_bytes(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
 const MAX_FIELD: u64 = 1 << 20;
 
 pub fn get_bytes(input: &mut impl Read) -> io::Result<Vec<u8>> {
+    get_bytes_up_to(input, MAX_FIELD)
+}
+
+/// A field that may be longer than [`get_bytes`] allows (an inline body), up to `max` bytes.
+pub fn get_bytes_up_to(input: &mut impl Read, max: u64) -> io::Result<Vec<u8>> {
     let len = get_u64(input)?;
-    if len > MAX_FIELD {
+    if len > max {
         return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a field of {len} bytes")));
     }
     let len = len as usize;

@@ -62,11 +62,27 @@ impl LocalFile {
         LocalFile { key, body: Body::File(path), size, mtime, meta: None, copy_of: None, known: None }
     }
 
+    /// An entry a transform made with its own bytes: its size is theirs, and `mtime` is the
+    /// source's when it had one, else [`Time(0)`](Time): inline bodies are compared by content,
+    /// never by the mtime rule.
+    pub fn inline(key: String, bytes: Arc<[u8]>, mtime: Time) -> LocalFile {
+        let size = bytes.len() as u64;
+        LocalFile { key, body: Body::Inline(bytes), size, mtime, meta: None, copy_of: None, known: None }
+    }
+
     /// The on-disk file behind the entry, when there is one.
     pub fn path(&self) -> Option<&Path> {
         match &self.body {
             Body::File(path) => Some(path),
-            Body::Unreadable(_) => None,
+            Body::Inline(_) | Body::Unreadable(_) => None,
+        }
+    }
+
+    /// The bytes of an entry a transform made, when it is one.
+    pub fn inline_bytes(&self) -> Option<&Arc<[u8]>> {
+        match &self.body {
+            Body::Inline(bytes) => Some(bytes),
+            Body::File(_) | Body::Unreadable(_) => None,
         }
     }
 
@@ -85,6 +101,10 @@ pub enum Body {
     /// A file of the source tree, by its raw on-disk path: files are always opened through it,
     /// never through the key.
     File(PathBuf),
+    /// Bytes a transform made (a plugin's generated page): uploaded from memory, compared by
+    /// their digest, never stat'ed. Two inline bodies are never the same file, whatever their
+    /// bytes: each is uploaded under its own key, not copied from another.
+    Inline(Arc<[u8]>),
     /// Something the scan found but cannot publish (a FIFO, a broken symlink, a directory it
     /// cannot read). Inside the transform chain it travels as an entry, so a step that drops the
     /// entry drops the problem with it; what is left of it after the chain is reported.
@@ -138,6 +158,20 @@ pub struct Problem {
     /// Where: a relative key when one could be built, otherwise the escaped on-disk path.
     pub place: String,
     pub message: String,
+    /// Whether keys may be hidden behind it (a directory, or a link, that cannot be read): they
+    /// could be any shard's, so every shard of a split run reports it.
+    pub hides: bool,
+}
+
+impl Problem {
+    pub fn new(place: String, message: String) -> Problem {
+        Problem { place, message, hides: false }
+    }
+
+    /// A problem behind which keys may hide: see [`Problem::hides`].
+    pub fn hiding(place: String, message: String) -> Problem {
+        Problem { place, message, hides: true }
+    }
 }
 
 /// One item of a local scan batch.

@@ -9,17 +9,22 @@
 //!   same owner for every key, the listing's keys included, and two shards never act on one key;
 //! - a file and the keys the chain makes of it stay in one shard, so a copy always finds its
 //!   source uploaded by the same run: duplicates map back to their source's folder, and steps that
-//!   rename within a folder (clean URLs) keep it; a key the chain moves to another shard's folder is
-//!   refused in the run (a failure, with no deletes), never published by the wrong shard;
-//! - whole folders go to one shard, so a shard reads every directory (to find its folders) but
-//!   stats only the files of its own, and sites with millions of files (tiles in `z/x/`, mirrors,
-//!   archives) have many folders to spread. A top-level folder would cut listings into ranges, but
-//!   those sites have few top-level folders and would not spread; a hash of the whole key would
-//!   spread best but make every shard stat every file, and split a file from its clean URL.
+//!   rename within a folder (clean URLs) keep it;
+//! - whole folders go to one shard, so with the built-in steps a shard reads every directory (to
+//!   find its folders) but stats only the files of its own, and sites with millions of files
+//!   (tiles in `z/x/`, mirrors, archives) have many folders to spread. A top-level folder would
+//!   cut listings into ranges, but those sites have few top-level folders and would not spread; a
+//!   hash of the whole key would spread best but make every shard stat every file, and split a
+//!   file from its clean URL.
+//!
+//! A plugin may make keys in any folder, and pages from what it saw of the whole tree (a folder's
+//! index lists subfolders that are other shards'), so with one in the chain every shard walks the
+//! whole tree and keeps its own keys of what the chain yields (`pipeline::local`); a copy whose
+//! source is another shard's is then made as an upload.
 //!
 //! The listing cannot be cut by such a rule, so every shard lists the prefix (or reads the
-//! inventory) and keeps its own keys. What a shard cannot read (a directory) may hide any shard's
-//! keys, so every shard reports it, and none deletes anything that run.
+//! inventory) and keeps its own keys. What a shard cannot read (a directory, a link) may hide any
+//! shard's keys, so every shard reports it, and none deletes anything that run.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

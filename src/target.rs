@@ -11,6 +11,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 /// S3's limit on the length of a key, in bytes of UTF-8, prefix included.
 pub const MAX_KEY_BYTES: usize = 1024;
 
+/// S3's limit on the size of one PutObject: an inline body (bytes a transform made) is sent in
+/// one request, so none may be larger.
+pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
 /// The characters S3 leaves as they are when it percent-encodes a key (in a listing made with
 /// `EncodingType=url`, in `x-amz-copy-source`); `/` separates folders and stays too.
 pub const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');

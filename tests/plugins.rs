@@ -106,7 +106,7 @@ fn a_library_for_another_major_version_is_refused() {
     with_plugin(&test, &path, "");
     refused(
         &test,
-        "key `transform[0].plugin`: plugins/libtest_plugin_abi_v2.so was built for plugin ABI 2.0, but this sitesync loads plugin ABI 1.0 to 1.0",
+        "key `transform[0].plugin`: plugins/libtest_plugin_abi_v2.so was built for plugin ABI 2.0, but this sitesync loads plugin ABI 1.0 to 1.1",
     );
 }
 
@@ -117,8 +117,31 @@ fn a_library_for_a_newer_minor_version_is_refused() {
     with_plugin(&test, &path, "");
     refused(
         &test,
-        "plugins/libtest_plugin_newer_minor.so was built for plugin ABI 1.1, but this sitesync loads plugin ABI 1.0 to 1.0",
+        "plugins/libtest_plugin_newer_minor.so was built for plugin ABI 1.2, but this sitesync loads plugin ABI 1.0 to \
+         1.1; rebuild the plugin against sitesync-plugin-abi 1.1",
     );
+}
+
+#[test]
+fn a_plugin_built_for_abi_1_0_still_loads_and_runs() {
+    // Its table ends before `finish`, and its entries are 1.0's: 16 bytes shorter than 1.1's.
+    let test = Test::new().file("a.txt", "a").file("b.css", "b").file("c/d.txt", "d").remote("site/old.txt", "old");
+    let path = drop_in(&test, "test-plugin-abi-1-0");
+    with_plugin(&test, &path, "");
+    let outcome = test.sync(&["-v"]).success().stderr_contains("(abi-1-0 0.1.0, plugin ABI 1.0)");
+    let report = outcome.report();
+    assert_eq!((report.uploaded, report.copied, report.deleted, report.failed), (3, 2, 1, 0), "{report:?}");
+    let mut contents = test.contents();
+    contents.remove("site/.sitesync/chain");
+    let expected = [("a.txt", "a"), ("a.txt.bak", "a"), ("b.css", "b"), ("c/d.txt", "d"), ("c/d.txt.bak", "d")];
+    let expected: std::collections::BTreeMap<String, String> =
+        expected.iter().map(|(k, v)| (format!("site/{k}"), v.to_string())).collect();
+    assert_eq!(contents, expected);
+    for key in expected.keys() {
+        assert_eq!(head(&test, key).cache_control(), Some("from-abi-1.0"), "{key}");
+    }
+    let again = test.sync(&[]).success().report();
+    assert_eq!((again.uploaded, again.copied, again.deleted, again.unchanged), (0, 0, 0, 5));
 }
 
 #[test]
@@ -177,6 +200,16 @@ fn a_plugin_panic_fails_the_run_without_a_crash() {
 }
 
 #[test]
+fn a_plugin_failing_in_finish_fails_the_run_without_deletes() {
+    let test = site().remote("site/old.txt", "old");
+    let path = drop_in(&test, "test-plugin-misbehave");
+    with_plugin(&test, &path, "finish = \"error\"");
+    failed(&test, "transform[0] (plugins/libtest_plugin_misbehave.so) failed: cannot finish after 5 entries");
+    with_plugin(&test, &path, "finish = \"panic\"");
+    failed(&test, "failed: it panicked: panicked: finish = \"panic\"");
+}
+
+#[test]
 fn a_plugin_failing_mid_run_withholds_every_delete() {
     // 1,200 files: the walk sends batches of 1,000, and the plugin fails on the second.
     let mut test = Test::new().remote("site/old.txt", "old");
@@ -211,6 +244,60 @@ fn a_plugin_written_in_c_against_the_header_works() {
     assert_eq!(head(&test, "site/a.txt").cache_control(), Some("no-cache"));
     assert!(!test.keys().iter().any(|k| k.contains("secret")), "{:?}", test.keys());
 
+    // ABI 1.1 from C: a page generated at the end, its bytes on the plugin's stack. The settings
+    // changed, so `a.txt` is re-published in place (copied onto itself).
+    with_plugin(&test, "plugins/libnosecret.so", "mode = \"report\"");
+    let report = test.sync(&[]).success().report();
+    assert_eq!((report.uploaded, report.copied, report.deleted, report.bytes_uploaded), (1, 1, 0, 10), "{report:?}");
+    assert_eq!(test.contents()["site/nosecret.txt"], "dropped 1\n");
+    assert_eq!(head(&test, "site/nosecret.txt").content_type(), Some("text/plain; charset=utf-8"));
+    assert_eq!(head(&test, "site/a.txt").cache_control(), Some("no-cache"));
+
     with_plugin(&test, "plugins/libnosecret.so", "mode = \"fail\"");
     test.sync(&[]).code(2).stderr_contains("cannot create the plugin: refusing settings that say fail");
+}
+
+/// Compiles and runs a C program against the header in a temporary directory; its stdout.
+fn run_c(test: &Test, source: &str) -> String {
+    let dir = work_dir(test);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let exe = dir.join("c-program");
+    let status = std::process::Command::new(&cc)
+        .args(["-std=c99", "-Wall", "-Werror", "-I"])
+        .arg(root.join("crates/sitesync-plugin-abi"))
+        .arg(root.join(source))
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .expect("running the C compiler (set CC)");
+    assert!(status.success(), "compiling {source} failed");
+    let output = std::process::Command::new(&exe).output().unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_c_header_lays_the_structs_out_as_the_rust_types() {
+    use sitesync_plugin_abi as abi;
+    use std::mem::{offset_of, size_of};
+    let test = Test::new();
+    let expected = [
+        format!("size sitesync_str {}", size_of::<abi::Str>()),
+        format!("size sitesync_bytes {}", size_of::<abi::Bytes>()),
+        format!("size sitesync_key_value {}", size_of::<abi::KeyValue>()),
+        format!("size sitesync_headers {}", size_of::<abi::Headers>()),
+        format!("size sitesync_entry_view {}", size_of::<abi::EntryView>()),
+        format!("size sitesync_entry_out {}", size_of::<abi::EntryOut>()),
+        format!("size sitesync_error_sink {}", size_of::<abi::ErrorSink>()),
+        format!("size sitesync_plugin_table_v1 {}", size_of::<abi::PluginV1>()),
+        format!("offset sitesync_entry_out.headers {}", offset_of!(abi::EntryOut, headers)),
+        format!("offset sitesync_entry_out.body {}", offset_of!(abi::EntryOut, body)),
+        format!("offset sitesync_plugin_table_v1.create {}", offset_of!(abi::PluginV1, create)),
+        format!("offset sitesync_plugin_table_v1.destroy {}", offset_of!(abi::PluginV1, destroy)),
+        format!("offset sitesync_plugin_table_v1.finish {}", offset_of!(abi::PluginV1, finish)),
+        format!("version {}.{}", abi::ABI_MAJOR, abi::ABI_MINOR),
+        format!("no_source {}", u8::from(abi::NO_SOURCE == usize::MAX)),
+    ];
+    assert_eq!(run_c(&test, "tests/c-plugin/layout.c").lines().collect::<Vec<_>>(), expected);
 }

@@ -78,7 +78,8 @@ pub struct Config {
 /// How "changed" is decided.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CompareMode {
-    /// Size and mtime only; no byte is read.
+    /// Size and mtime only; no file is read (bytes a transform made are still compared by
+    /// content: they have no mtime to go by).
     Mtime,
     /// Metadata where it settles the question, the bytes where it cannot.
     #[default]
@@ -214,7 +215,9 @@ impl Config {
     /// snapshot tests walk with the same options.
     pub fn walk_options(&self) -> WalkOptions {
         let skip = self.chain.folder_excludes().map(|excludes| SkipFolders(Arc::new(move |f| excludes.excludes(f))));
-        let shard = self.shard.clone().map(Arc::new);
+        // The walk can leave other shards' folders out only when the chain keeps every key in its
+        // file's folder, or a duplicate of it, which the shard maps back.
+        let shard = self.shard.clone().filter(|_| self.chain.keeps_folders()).map(Arc::new);
         WalkOptions {
             names: self.names,
             symlinks: self.symlinks,

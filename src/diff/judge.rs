@@ -8,6 +8,10 @@
 //! With `"checksum"`, every file whose size matches is read and compared, every run, and one
 //! nothing can be compared with is uploaded. Reading happens later, off the merge loop: the diff
 //! only says which pairs need it ([`Decision::Check`]).
+//!
+//! An inline body (bytes a transform made) whose size matches is always compared by content,
+//! whatever the mode: reading memory costs nothing, and its mtime (0, or its source's) says
+//! nothing of its bytes, so the mtime rule would never see it change.
 
 use crate::clock::{ChangeRule, Offset, Verdict};
 pub use crate::config::CompareMode;
@@ -51,6 +55,9 @@ impl Compare {
         let mtime = rule.judge(file, object, offset);
         if let Verdict::Upload(Reason::Size) = mtime {
             return Decision::Upload(Reason::Size);
+        }
+        if file.inline_bytes().is_some() {
+            return Decision::Check { otherwise: Settled::Upload(Reason::Unverified) };
         }
         let recorded = file.known.as_deref();
         let moved = recorded.is_some_and(|k| k.size != file.size || k.mtime != file.mtime);
@@ -148,6 +155,20 @@ mod tests {
             decide(CompareMode::Auto, &edited, &object(100, None)),
             Decision::Check { otherwise: Settled::Same }
         );
+    }
+
+    #[test]
+    fn an_inline_body_is_compared_by_content_in_every_mode() {
+        let mut generated = LocalFile::inline("k".into(), std::sync::Arc::from(&b"x"[..]), Time(0));
+        // The state knows it as it is, and the mtime rule says it is older than its object.
+        generated.known = Some(Box::new(Known { mtime: Time(0), ..known(0, 100) }));
+        let check = Decision::Check { otherwise: Settled::Upload(Reason::Unverified) };
+        for mode in [CompareMode::Mtime, CompareMode::Auto, CompareMode::Checksum] {
+            assert_eq!(decide(mode, &generated, &object(100, None)), check, "{mode:?}");
+            assert_eq!(decide(mode, &generated, &object(100, Some(MD5_X))), check, "{mode:?}");
+        }
+        let bigger = RemoteObject { size: 2, ..object(100, Some(MD5_X)) };
+        assert_eq!(decide(CompareMode::Mtime, &generated, &bigger), Decision::Upload(Reason::Size));
     }
 
     #[test]

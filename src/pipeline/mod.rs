@@ -66,9 +66,14 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     let (local_tx, local_rx) = mpsc::channel(SCAN_QUEUE);
     let (remote_tx, remote_rx) = mpsc::channel(SCAN_QUEUE);
     let Stages { walk, remote, state, mut diff, mut sink, probe, limits, after, tracker } = stages;
+    let part = config.shard.clone().map(|shard| local::OwnPart {
+        shard,
+        whole_tree: walk.shard.is_none(),
+        elsewhere: walk.elsewhere.clone(),
+    });
+    let walker = scan::spawn(config.source.clone(), walk, walk_tx);
     let mut sides = ChannelSides {
-        walker: Some(scan::spawn(config.source.clone(), walk, walk_tx)),
-        chain: Some(local::spawn(chain, config.shard.clone(), state, walk_rx, local_tx)),
+        chain: Some(local::spawn(chain, part, state, walker, walk_rx, local_tx)),
         source_name: remote.describe(),
         source: Some(tokio::spawn(remote.send(remote_tx))),
         local: local_rx,

@@ -22,8 +22,8 @@ use crate::transform::TransformError;
 pub struct ChannelSides<'a> {
     pub local: mpsc::Receiver<Result<Vec<LocalItem>, TransformError>>,
     pub remote: mpsc::Receiver<Vec<RemoteObject>>,
-    pub walker: Option<JoinHandle<Result<(), WalkError>>>,
-    pub chain: Option<JoinHandle<()>>,
+    /// The chain thread, which joins the walk and ends with its result ([`super::local`]).
+    pub chain: Option<JoinHandle<Result<(), WalkError>>>,
     pub source: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
     /// What the remote source is, for messages.
     pub source_name: String,
@@ -66,30 +66,24 @@ impl Sides for ChannelSides<'_> {
 }
 
 impl ChannelSides<'_> {
-    /// Joins the chain and the walk once their channel closed: the local side ended only if both
-    /// did.
+    /// Joins the chain (which joined the walk) once their channel closed: the local side ended
+    /// only if both did.
     async fn local_ended(&mut self) -> Result<(), Error> {
         if let Some(chain) = self.chain.take() {
-            join(chain).await.map_err(|why| stage_died("transform chain", why))?;
-        }
-        if let Some(walker) = self.walker.take() {
-            join(walker).await.map_err(|why| stage_died("walk", why))??;
+            join(chain).await.map_err(|why| stage_died("transform chain", why))??;
         }
         Ok(())
     }
 
     /// Stops every stage still running (its channel closes under it) and waits for the threads.
     pub async fn close(mut self) {
-        let (chain, walker, source) = (self.chain.take(), self.walker.take(), self.source.take());
+        let (chain, source) = (self.chain.take(), self.source.take());
         drop(self);
         if let Some(source) = source {
             source.abort();
         }
         if let Some(chain) = chain {
             let _ = join(chain).await;
-        }
-        if let Some(walker) = walker {
-            let _ = join(walker).await;
         }
     }
 }
@@ -159,15 +153,7 @@ mod tests {
         local_tx.send(Ok(vec![LocalItem::File(LocalFile::new("a".into(), "a".into(), 1, Time(0)))])).await.unwrap();
         drop(local_tx);
         let source = Some(source(remote_tx, &["a", "b"], true));
-        let mut sides = ChannelSides {
-            local,
-            remote,
-            walker: None,
-            chain: None,
-            source,
-            source_name: "listing".into(),
-            stop: &stop,
-        };
+        let mut sides = ChannelSides { local, remote, chain: None, source, source_name: "listing".into(), stop: &stop };
         let ended = merged(&mut sides).await;
         assert!(stage_failed(&ended, "listing"), "{ended:?}");
     }
@@ -187,9 +173,9 @@ mod tests {
         let (walk_tx, walk_rx) = mpsc::channel(4);
         let (local_tx, local) = mpsc::channel(4);
         let (remote_tx, remote) = mpsc::channel(4);
+        let walker = crate::scan::spawn(dir.to_owned(), crate::scan::WalkOptions::new(names), walk_tx);
         let mut sides = ChannelSides {
-            walker: Some(crate::scan::spawn(dir.to_owned(), crate::scan::WalkOptions::new(names), walk_tx)),
-            chain: Some(crate::pipeline::local::spawn(chain, None, None, walk_rx, local_tx)),
+            chain: Some(crate::pipeline::local::spawn(chain, None, None, walker, walk_rx, local_tx)),
             source: Some(source(remote_tx, &["a/x", "b/y", "c/z"], false)),
             source_name: "listing".into(),
             local,
@@ -208,6 +194,33 @@ mod tests {
         let dir = tree(&["a/x", "b/sitesync-test-panic/y", "c/z"]);
         let ended = walked_through(ChainSpec::default().start().unwrap(), dir.path(), &stop).await;
         assert!(stage_failed(&ended, "walk"), "{ended:?}");
+    }
+
+    /// A step that makes a page at the end, and says whether it was asked to.
+    struct Finisher(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl Transform for Finisher {
+        fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
+            Ok(batch)
+        }
+
+        fn finish(&mut self) -> Result<Vec<LocalFile>, StepError> {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(vec![LocalFile::inline("index.html".into(), std::sync::Arc::from(&b"made"[..]), Time(0))])
+        }
+    }
+
+    #[tokio::test]
+    async fn steps_finish_only_after_a_walk_that_ended_cleanly() {
+        let stop = Stop::listen().unwrap();
+        for (paths, clean) in [(&["a/x", "c/z"][..], true), (&["a/x", "b/sitesync-test-panic/y", "c/z"], false)] {
+            let dir = tree(paths);
+            let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let chain = Chain::of(vec![("finisher".into(), Box::new(Finisher(finished.clone())))], true);
+            let ended = walked_through(chain, dir.path(), &stop).await;
+            assert_eq!(finished.load(std::sync::atomic::Ordering::SeqCst), clean, "{paths:?}: {ended:?}");
+            assert_eq!(stage_failed(&ended, "walk"), !clean, "{ended:?}");
+        }
     }
 
     struct Boom;

@@ -14,7 +14,7 @@ use crate::after::invalidate::{Invalidate, Settings};
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
-use crate::diff::{Compare, CompareMode, DeleteLimits, Diff, Ended, Tally};
+use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
 use crate::lock::{self, RunLock};
 use crate::remote::{Inventory, Listing, RemoteSource};
@@ -112,7 +112,7 @@ impl Stages {
         if let Some(invalidate) = invalidate(config, opts).await {
             after.push(Box::new(invalidate));
         }
-        let (mut sink, tracker): (Box<dyn Sink>, _) = match opts.dry_run {
+        let (sink, tracker): (Box<dyn Sink>, _) = match opts.dry_run {
             true => (Box::new(PlanSink::new(target.clone(), config.delete)), None),
             false => {
                 let tracker = Arc::new(Tracker::default());
@@ -129,9 +129,8 @@ impl Stages {
                 (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
             }
         };
-        if config.compare != CompareMode::Mtime {
-            sink = Box::new(Checking::new(sink, own_part, refresh));
-        }
+        // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
+        let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh));
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
             (_, _, Some(manifest)) => Box::new(Inventory {

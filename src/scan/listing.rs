@@ -65,11 +65,12 @@ impl Reader {
             panic!("reading {} (a fault point of the tests)", dir.display());
         }
         let mut listing = Listing::default();
-        let mut problem = |place: String, message: String| listing.problems.push(Problem { place, message });
+        // What cannot be read may hide keys of any folder, any shard's: `Problem::hiding`.
+        let mut report = |problem: Problem| listing.problems.push(problem);
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) => {
-                problem(dir_place(key_prefix, dir), format!("cannot read directory: {e}"));
+                report(Problem::hiding(dir_place(key_prefix, dir), format!("cannot read directory: {e}")));
                 return listing;
             }
         };
@@ -82,7 +83,7 @@ impl Reader {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    problem(dir_place(key_prefix, dir), format!("cannot read directory: {e}"));
+                    report(Problem::hiding(dir_place(key_prefix, dir), format!("cannot read directory: {e}")));
                     continue;
                 }
             };
@@ -94,7 +95,11 @@ impl Reader {
             let component = match self.opts.names.decode(&name) {
                 Ok(c) => c,
                 Err(why) => {
-                    problem(format!("{key_prefix}{}", escape(name.as_bytes())), format!("skipped: {why}"));
+                    let place = format!("{key_prefix}{}", escape(name.as_bytes()));
+                    match entry.file_type().is_ok_and(|t| t.is_file()) {
+                        true => report(Problem::new(place, format!("skipped: {why}"))),
+                        false => report(Problem::hiding(place, format!("skipped: {why}"))),
+                    }
                     continue;
                 }
             };
@@ -111,7 +116,7 @@ impl Reader {
                     // A link that cannot be followed may stand for a directory, whose keys
                     // may be any shard's: every shard reports it, and so none deletes.
                     Err(why) => {
-                        problem(key, why);
+                        report(Problem::hiding(key, why));
                         continue;
                     }
                 },
@@ -139,11 +144,14 @@ impl Reader {
                     "every key under this directory is over S3's {MAX_KEY_BYTES}-byte limit (at least {} bytes with the prefix)",
                     full + 2
                 );
-                problem(format!("{key}/"), why);
+                report(Problem::new(format!("{key}/"), why));
                 continue;
             }
             if !is_dir && full > MAX_KEY_BYTES {
-                problem(key, format!("key is {full} bytes with the prefix, over S3's {MAX_KEY_BYTES}-byte limit"));
+                report(Problem::new(
+                    key,
+                    format!("key is {full} bytes with the prefix, over S3's {MAX_KEY_BYTES}-byte limit"),
+                ));
                 continue;
             }
             if is_dir {
@@ -164,7 +172,10 @@ impl Reader {
         if !clashes.is_empty() {
             children.retain(|c| !clashes.contains(&c.key));
             for key in clashes {
-                problem(key, "several names on disk give this key (normalize = \"nfc\"); none is published".into());
+                report(Problem::new(
+                    key,
+                    "several names on disk give this key (normalize = \"nfc\"); none is published".into(),
+                ));
             }
         }
         self.opts.elsewhere.add(elsewhere);

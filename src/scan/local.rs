@@ -81,7 +81,7 @@ impl Walk {
                 Kind::Dir(id) => {
                     if id.is_some() && ancestors.contains(&id) {
                         let why = "symlink loop: leads back to a directory that contains it";
-                        self.push(LocalItem::Problem(Problem { place: child.key, message: why.into() }))
+                        self.push(LocalItem::Problem(Problem::new(child.key, why.into())))
                     } else {
                         stack.push(self.enter(&prefetch, &reader, &child.path, &child.key)?);
                         ancestors.push(id);
@@ -91,7 +91,7 @@ impl Walk {
                 Kind::File { size, mtime } => {
                     self.push(LocalItem::File(LocalFile::new(child.key, child.path, size, mtime)))
                 }
-                Kind::Unpublishable(message) => self.push(LocalItem::Problem(Problem { place: child.key, message })),
+                Kind::Unpublishable(message) => self.push(LocalItem::Problem(Problem::new(child.key, message))),
             };
             if !sent {
                 return Ok(());
@@ -143,7 +143,6 @@ impl Walk {
 mod tests {
     use super::*;
     use crate::names::NameDecoder;
-
 
     fn walk(root: &Path, names: NameDecoder) -> Vec<LocalItem> {
         walk_all(root, WalkOptions::new(names)).unwrap()

@@ -5,15 +5,27 @@
 //! blocking pool, each file once, and their verdicts ([`content::compare`]) replace them in the
 //! batch, in order, before it is handed on. So a plan shows `upload KEY (content differs)` for
 //! the same reason a sync sends it. A file that cannot be read is handed on as an upload, whose
-//! own read then reports why.
+//! own read then reports why. An inline body (bytes a transform made) is hashed from memory, as
+//! its file would be read.
 
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
 use super::{Applied, Finish, Sink};
-use crate::content::{self, digest, part_sizes};
+use crate::content::{self, digest, digest_of, part_sizes};
 use crate::model::{Event, LocalFile, Reason, RemoteObject, Settled};
+
+/// Inline bodies up to this size are hashed on the spot: a page costs less than a trip to the
+/// blocking pool, where larger ones go.
+const HASH_AT_ONCE: usize = 1024 * 1024;
+
+/// The digest of one pair: being computed on the blocking pool (a file, a large inline body), or
+/// computed at once (a small inline body).
+enum Read {
+    Pending(tokio::task::JoinHandle<Option<content::Digest>>),
+    Done(Option<content::Digest>),
+}
 
 /// A sink that reads and compares before handing on.
 pub struct Checking {
@@ -71,15 +83,24 @@ impl Sink for Checking {
         let mut reads = Vec::new();
         for event in &events {
             if let Event::Check { file, object, .. } = event {
-                let path = file.path().map(|p| p.to_owned());
                 let parts = part_sizes(object.etag.as_deref(), file.size, self.own_part);
+                if let Some(bytes) = file.inline_bytes() {
+                    if bytes.len() <= HASH_AT_ONCE {
+                        reads.push(Read::Done(Some(digest_of(bytes, &parts))));
+                    } else {
+                        let bytes = bytes.clone();
+                        reads.push(Read::Pending(tokio::task::spawn_blocking(move || Some(digest_of(&bytes, &parts)))));
+                    }
+                    continue;
+                }
+                let path = file.path().map(|p| p.to_owned());
                 let permits = self.reads.clone();
-                reads.push(tokio::spawn(async move {
+                reads.push(Read::Pending(tokio::spawn(async move {
                     let _permit = permits.acquire_owned().await.ok()?;
                     let path = path?;
                     let read = tokio::task::spawn_blocking(move || digest(&path, &parts)).await.ok()?;
                     read.ok()
-                }));
+                })));
             }
         }
         let mut reads = reads.into_iter();
@@ -88,7 +109,8 @@ impl Sink for Checking {
             match event {
                 Event::Check { file, object, otherwise } => {
                     let read = match reads.next() {
-                        Some(task) => task.await.ok().flatten(),
+                        Some(Read::Pending(task)) => task.await.ok().flatten(),
+                        Some(Read::Done(digest)) => digest,
                         None => None,
                     };
                     out.push(self.resolve(file, object, otherwise, read));
@@ -115,5 +137,56 @@ impl Sink for Checking {
         applied.bytes_hashed = bytes_hashed;
         applied.verified = same;
         applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::content::{hex, md5_of};
+    use crate::model::Time;
+    use crate::sink::{Finish, PlanSink};
+    use crate::target::Target;
+
+    fn check(key: &str, bytes: &[u8], etag: &[u8]) -> Event {
+        let file = LocalFile::inline(key.into(), Arc::from(bytes), Time(0));
+        let object = RemoteObject {
+            key: key.into(),
+            size: bytes.len() as u64,
+            last_modified: Time(0),
+            etag: Some(hex(&md5_of(etag))),
+        };
+        Event::Check { file, object, otherwise: Settled::Upload(Reason::Unverified) }
+    }
+
+    #[tokio::test]
+    async fn inline_bodies_are_hashed_from_memory_and_compared_like_files() {
+        let plan = PlanSink::new(Target::parse("s3://bkt/site").unwrap(), true);
+        let mut sink = Checking::new(Box::new(plan), 8 << 20, false);
+        // Past the size hashed at once: this one goes to the blocking pool.
+        let large = vec![7u8; HASH_AT_ONCE + 1];
+        let mut other = large.clone();
+        other[0] = 8;
+        sink.accept(vec![
+            check("a/index.html", b"hello", b"hello"),
+            check("b/index.html", b"hello", b"jello"),
+            check("c/index.html", &large, &large),
+            check("d/index.html", &large, &other),
+        ])
+        .await;
+        let applied = Box::new(sink).finish(Finish { deletes: true, unchanged: 0, hashed: 0 }).await;
+        assert_eq!((applied.hashed, applied.bytes_hashed, applied.verified), (4, 10 + 2 * large.len() as u64, 2));
+        let uploads: Vec<&str> = applied.plan.lines().filter(|l| l.starts_with("upload")).collect();
+        assert_eq!(
+            uploads,
+            [
+                "upload site/b/index.html (content differs, 5 bytes)",
+                "upload site/d/index.html (content differs, 1048577 bytes)"
+            ],
+            "{}",
+            applied.plan
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! Pages are uploaded after every asset, so on a first sync of a large site every page waits in
 //! the sink until the asset phase is over: a million pages would hold hundreds of megabytes. This
 //! queue keeps at most two chunks in memory and writes the rest to an unlinked temporary file, in
-//! chunks, on the blocking thread pool so the async workers never wait on the disk.
+//! chunks, on the blocking thread pool so the async workers never wait on the disk. An inline body
+//! (a generated page) is written out with its entry, bytes and all.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -12,7 +13,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use crate::disk::{
-    anonymous_file, get_array, get_bytes, get_option, get_string, get_u64, put_bytes, put_option, put_u64,
+    anonymous_file, get_array, get_bytes, get_bytes_up_to, get_option, get_string, get_u64, put_bytes, put_option,
+    put_u64,
 };
 use crate::model::{Body, LocalFile, ObjectMeta, Problem, Time};
 
@@ -145,17 +147,23 @@ fn put_body(out: &mut impl Write, body: &Body) -> io::Result<()> {
             put_bytes(out, problem.place.as_bytes())?;
             put_bytes(out, problem.message.as_bytes())
         }
+        Body::Inline(bytes) => {
+            out.write_all(&[2])?;
+            put_bytes(out, bytes)
+        }
     }
 }
 
 fn get_body(input: &mut impl Read) -> io::Result<Body> {
     match get_array::<1>(input)? {
         [0] => Ok(Body::File(PathBuf::from(OsString::from_vec(get_bytes(input)?)))),
-        _ => {
+        [1] => {
             let place = get_string(input)?;
             let message = get_string(input)?;
-            Ok(Body::Unreadable(std::sync::Arc::new(Problem { place, message })))
+            Ok(Body::Unreadable(std::sync::Arc::new(Problem::new(place, message))))
         }
+        [2] => Ok(Body::Inline(get_bytes_up_to(input, crate::target::MAX_PUT_BYTES)?.into())),
+        [tag] => Err(io::Error::other(format!("a spilled entry has an unknown body tag {tag}"))),
     }
 }
 
@@ -178,6 +186,11 @@ mod tests {
         }
         if i.is_multiple_of(5) {
             f.copy_of = Some(format!("src{i}"));
+        }
+        if i.is_multiple_of(7) {
+            // A generated page: its bytes travel through the spill file with it.
+            let bytes: std::sync::Arc<[u8]> = format!("<p>page {i}</p>").into_bytes().into();
+            f = LocalFile { meta: f.meta, ..LocalFile::inline(f.key, bytes, Time(0)) };
         }
         f
     }

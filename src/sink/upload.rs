@@ -9,6 +9,9 @@
 //! CPU than the reading: a small file is stat'ed, opened and read in one trip and sent from
 //! memory, and its check after the upload rides on the same worker's next trip (see
 //! [`Unchecked`]). Only then is it counted as uploaded.
+//!
+//! An inline body (bytes a transform made, such as a generated index page) is sent from memory in
+//! one PutObject, with no stat: there is no file to change under it.
 
 use std::path::Path;
 
@@ -23,7 +26,11 @@ use crate::model::{Known, LocalFile, Time};
 
 /// Uploads a file and checks it afterwards before returning.
 pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile, added: bool) {
-    match upload_from(ctx, file, 1).await {
+    let sent = match file.inline_bytes() {
+        Some(bytes) => send_inline(ctx, file, bytes).await,
+        None => upload_from(ctx, file, 1).await,
+    };
+    match sent {
         Ok(known) => ctx.tracker.uploaded(&file.key, added, known),
         Err(error) => ctx.tracker.failed(file.key.clone(), "upload", error.to_string()),
     }
@@ -49,6 +56,11 @@ pub(super) async fn run(
     added: bool,
     previous: Option<Unchecked>,
 ) -> Option<Unchecked> {
+    if file.inline_bytes().is_some() {
+        // Nothing to read: the worker's last upload is checked on its next trip to the pool.
+        run_checked(ctx, &file, added).await;
+        return previous;
+    }
     let path = match source(&file) {
         Ok(path) => path,
         Err(error) => {
@@ -136,6 +148,15 @@ async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Resul
         tracing::warn!("{} changed during upload (attempt {attempt} of {ATTEMPTS})", ctx.target.key(&file.key));
     }
     Err(UploadError::KeptChanging)
+}
+
+/// Sends an inline body (bytes a transform made) from memory, in one PutObject whatever its size:
+/// nothing can change under it, so nothing is stat'ed before or after.
+async fn send_inline(ctx: &SinkContext, file: &LocalFile, bytes: &[u8]) -> Result<Known, UploadError> {
+    let length = bytes.len() as u64;
+    let md5 = ctx.learn.then(|| md5_of(bytes));
+    let made = put(ctx, file, length, ByteStream::from(bytes.to_vec())).await?;
+    Ok(made.known(length, file.mtime, md5))
 }
 
 /// One PutObject of `length` bytes.

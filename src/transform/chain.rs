@@ -60,6 +60,28 @@ impl Chain {
             }
             files = step.apply(files).map_err(|error| TransformError { index, name: name.clone(), error })?;
         }
+        Ok(self.settle(files, walked))
+    }
+
+    /// Once the walk's last batch went through: asks every step, in order, for what it held back,
+    /// and passes what a step yields through the steps after it. What comes out is the chain's
+    /// last batch. The walk is over, so everything in it is an entry the steps created.
+    pub fn finish(&mut self) -> Result<Vec<LocalItem>, TransformError> {
+        let walked = self.claims.as_mut().map(|c| c.walked(&[]));
+        let mut files = Vec::new();
+        for (index, (name, step)) in self.steps.iter_mut().enumerate() {
+            let failed = |error| TransformError { index, name: name.clone(), error };
+            if !files.is_empty() {
+                files = step.apply(files).map_err(failed)?;
+            }
+            files.extend(step.finish().map_err(failed)?);
+        }
+        Ok(self.settle(files, walked))
+    }
+
+    /// What the steps made of a batch, checked: problems reported once, keys refused or settled
+    /// between claimants, copies linked.
+    fn settle(&mut self, files: Vec<LocalFile>, walked: Option<super::claims::Walked>) -> Vec<LocalItem> {
         let mut out = Vec::with_capacity(files.len());
         let mut accepted = Vec::with_capacity(files.len());
         let mut reported: Vec<*const Problem> = Vec::new();
@@ -72,20 +94,20 @@ impl Chain {
                 continue;
             }
             match self.refuse(&file) {
-                Some(why) => out.push(LocalItem::Problem(Problem { place: file.key, message: why })),
+                Some(why) => out.push(LocalItem::Problem(Problem::new(file.key, why))),
                 None => accepted.push(file),
             }
         }
         if let (Some(claims), Some(walked)) = (&mut self.claims, walked) {
             for (file, why) in claims.settle(&mut accepted, &walked) {
-                out.push(LocalItem::Problem(Problem { place: file.key, message: why }));
+                out.push(LocalItem::Problem(Problem::new(file.key, why)));
             }
         }
         // Only among the accepted: a copy must never name a refused key, which may be another
         // file's.
         link_copies(&mut accepted);
         out.extend(accepted.into_iter().map(LocalItem::File));
-        Ok(out)
+        out
     }
 
     fn refuse(&self, file: &LocalFile) -> Option<String> {
@@ -123,7 +145,8 @@ fn entry(item: LocalItem) -> LocalFile {
 
 /// Points every entry that publishes the same file as an earlier one of the batch at that
 /// primary (`copy_of`), and clears `copy_of` where the primary is not published: the sink then
-/// uploads the file once and copies it server-side for the others.
+/// uploads the file once and copies it server-side for the others. Only files on disk are linked:
+/// two inline bodies are never one file, even with the same bytes.
 pub fn link_copies(files: &mut [LocalFile]) {
     // Keyed by the path's bytes: hashing a `Path` walks its components, which costs more.
     let mut primary: HashMap<&[u8], usize> = HashMap::with_capacity(files.len());
@@ -151,7 +174,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::transform::ChainSpec;
+    use crate::transform::{ChainSpec, StepError};
 
     fn file(key: &str) -> LocalFile {
         LocalFile::new(key.into(), format!("/src/{key}").into(), 1, Time(0))
@@ -176,13 +199,70 @@ mod tests {
         assert_eq!(got, [("a.html", None), ("b", None), ("a", Some("a.html"))]);
     }
 
+    #[test]
+    fn inline_bodies_are_never_copies_of_each_other() {
+        let bytes: Arc<[u8]> = Arc::from(&b"<p>same</p>"[..]);
+        let mut files = vec![
+            LocalFile::inline("a/index.html".into(), bytes.clone(), Time(0)),
+            LocalFile::inline("b/index.html".into(), bytes, Time(0)),
+        ];
+        files[1].copy_of = Some("a/index.html".into());
+        link_copies(&mut files);
+        assert!(files.iter().all(|f| f.copy_of.is_none()), "{files:?}");
+    }
+
+    /// A step that passes entries through, saying which it saw, and makes one page at the end.
+    struct Collect {
+        name: &'static str,
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl Transform for Collect {
+        fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
+            let mut seen = self.seen.lock().unwrap();
+            seen.extend(batch.iter().map(|f| format!("{} saw {}", self.name, f.key)));
+            Ok(batch)
+        }
+
+        fn finish(&mut self) -> Result<Vec<LocalFile>, StepError> {
+            self.seen.lock().unwrap().push(format!("{} finished", self.name));
+            let bytes: Arc<[u8]> = Arc::from(self.name.as_bytes());
+            Ok(vec![LocalFile::inline(format!("{}.txt", self.name), bytes, Time(0))])
+        }
+    }
+
+    #[test]
+    fn finish_runs_every_step_in_order_and_passes_what_it_makes_through_the_later_ones() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let step = |name| Box::new(Collect { name, seen: seen.clone() }) as Box<dyn Transform>;
+        let mut c = Chain::of(vec![("first".into(), step("first")), ("second".into(), step("second"))], true);
+        let out = c.apply(vec![LocalItem::File(file("a"))]).unwrap();
+        assert_eq!(shown(&out), ["a None"]);
+        let out = c.finish().unwrap();
+        assert_eq!(shown(&out), ["first.txt None", "second.txt None"]);
+        let LocalItem::File(made) = &out[0] else { unreachable!() };
+        assert_eq!((made.size, made.inline_bytes().map(|b| &b[..])), (5, Some(&b"first"[..])));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["first saw a", "second saw a", "first finished", "second saw first.txt", "second finished"]
+        );
+    }
+
+    #[test]
+    fn what_finish_makes_is_checked_like_any_entry() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let step = Box::new(Collect { name: ".sitesync/x", seen }) as Box<dyn Transform>;
+        let mut c = Chain::of(vec![("maker".into(), step)], true);
+        assert_eq!(shown(&c.finish().unwrap()), ["problem .sitesync/x.txt"]);
+    }
+
     fn chain(tables: &[serde_json::Value]) -> Chain {
         ChainSpec::build(tables, Path::new("/")).unwrap().start().unwrap()
     }
 
     #[test]
     fn a_problem_the_chain_drops_is_not_reported() {
-        let problem = |place: &str| LocalItem::Problem(Problem { place: place.into(), message: "FIFO".into() });
+        let problem = |place: &str| LocalItem::Problem(Problem::new(place.into(), "FIFO".into()));
         let mut c = chain(&[
             serde_json::json!({"type": "filter", "exclude": ["drafts/**", "*.tmp"]}),
             serde_json::json!({"type": "prefix_duplicate", "rules": [{"from": "", "to": "m/"}]}),

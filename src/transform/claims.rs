@@ -62,6 +62,9 @@ impl Claims {
         if let Some(key) = &file.copy_of {
             return key.clone();
         }
+        if file.inline_bytes().is_some() {
+            return "bytes a step generated".into();
+        }
         let path = file.path().unwrap_or(std::path::Path::new(""));
         let shown = self.disk.as_ref().and_then(|d| path.strip_prefix(&d.root).ok()).unwrap_or(path);
         escape(shown.as_os_str().as_encoded_bytes())

@@ -7,7 +7,8 @@
 //! `[[transform]]` tables of `sync.toml` are data ([`TransformConfig`]); [`ChainSpec`] is the
 //! validated form held by the config (globs compiled, libraries loaded), and [`Chain`] the
 //! runtime of one run (plugin instances created). Transforms are synchronous and batch in, batch
-//! out; the chain runs on its own thread between the walk and the diff ([`spawn`]).
+//! out; the chain runs on its own thread between the walk and the diff ([`spawn`]). After the
+//! walk's last batch, every step may yield what it held back ([`Chain::finish`]).
 
 mod chain;
 mod claims;
@@ -80,6 +81,12 @@ impl BuildError {
 /// One step of the chain, as the runtime sees it.
 pub trait Transform: Send {
     fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError>;
+
+    /// Called once after the last batch, for the entries a step could only make once it had
+    /// seen everything (a folder's index). The built-in steps have none.
+    fn finish(&mut self) -> Result<Vec<LocalFile>, StepError> {
+        Ok(Vec::new())
+    }
 }
 
 /// One `[[transform]]` table.
@@ -221,6 +228,13 @@ impl ChainSpec {
             _ => None,
         });
         rules.flatten().collect()
+    }
+
+    /// Whether every key the chain yields is in its file's folder, or made by a `prefix_duplicate`
+    /// rule from a key that is: the built-in steps. A plugin may make keys anywhere, and pages from
+    /// what it saw of the whole tree (a folder's index), so a split run must show it the whole tree.
+    pub fn keeps_folders(&self) -> bool {
+        !self.steps.iter().any(|step| matches!(step, StepSpec::Plugin { .. }))
     }
 
     /// Whether the chain yields keys in the order it receives them: filters and header rules do;

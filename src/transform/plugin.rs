@@ -1,22 +1,27 @@
 //! The host side of the plugin ABI: loading a listed library, checking its version, and calling
-//! it once per batch.
+//! it once per batch, then once more at the end ([`Transform::finish`], for plugins of ABI 1.1
+//! that have a `finish`).
 //!
 //! A library is loaded only when a `[[transform]]` table names it, in chain order, and is never
 //! unloaded (its handle is leaked): code or static data of a plugin may be referenced until the
-//! process exits. Entries go in as views borrowing the batch for one call; results come back
-//! through [`emit`], which copies them into new [`LocalFile`]s before returning. Nothing the
-//! plugin allocated is freed here, and nothing allocated here is freed by the plugin.
+//! process exits. Its table is read field by field as far as its version has fields (a 1.0 table
+//! ends before `finish`), and the entries it emits with the stride of its version. Entries go in
+//! as views borrowing the batch for one call; results come back through [`emit`], which copies
+//! them (an inline body's bytes too) into new [`LocalFile`]s before returning. Nothing the plugin
+//! allocated is freed here, and nothing allocated here is freed by the plugin.
 
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use sitesync_plugin_abi as abi;
 
 use super::{StepError, Transform};
 use crate::fields::{FIELDS, Field, ObjectMeta};
-use crate::model::LocalFile;
+use crate::model::{LocalFile, Time};
+use crate::target::MAX_PUT_BYTES;
 
 /// `[[transform]] plugin = "plugins/<file>"`, with the plugin's own settings.
 #[derive(Debug, Clone)]
@@ -29,14 +34,18 @@ pub struct PluginConfig {
     pub settings: Map<String, Value>,
 }
 
-/// A loaded, version-checked library.
+/// A loaded, version-checked library: what its table holds, copied.
 #[derive(Debug)]
 pub struct LoadedPlugin {
     pub shown: String,
     pub name: String,
     pub version: String,
     pub abi_minor: u32,
-    table: &'static abi::PluginV1,
+    create: abi::CreateFn,
+    transform: abi::TransformFn,
+    destroy: abi::DestroyFn,
+    /// 1.1 and later; `None` for a 1.0 table, which has no such field.
+    finish: Option<abi::FinishFn>,
 }
 
 /// The range of ABI versions this host loads, for messages.
@@ -88,24 +97,8 @@ pub fn load(path: &Path, shown: &str) -> Result<&'static LoadedPlugin, PluginErr
     };
     // SAFETY: the entry function takes nothing and returns a pointer to a static table.
     let table = unsafe { entry() };
-    if table.is_null() {
-        return Err(PluginError::NoTable { shown });
-    }
-    // SAFETY: every table starts with the head, whatever its version.
-    let head = unsafe { *table.cast::<abi::TableHead>() };
-    let (major, minor) = (head.abi_major, head.abi_minor);
-    if major != abi::ABI_MAJOR || minor > abi::ABI_MINOR {
-        return Err(PluginError::OtherVersion { shown, major, minor });
-    }
-    let expected = std::mem::size_of::<abi::PluginV1>();
-    if head.struct_size < expected {
-        return Err(PluginError::TableTooSmall { shown, size: head.struct_size, expected, major, minor });
-    }
-    // SAFETY: checked above: a 1.x table at least as large as 1.0's.
-    let table: &'static abi::PluginV1 = unsafe { &*table };
-    let text =
-        |s: abi::Str| unsafe { s.as_bytes() }.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-    let plugin = LoadedPlugin { shown, name: text(table.name), version: text(table.version), abi_minor: minor, table };
+    // SAFETY: the entry symbol of this major returns a table that lives as long as the library.
+    let plugin = unsafe { read_table(table, shown) }?;
     tracing::debug!(
         "plugin: loaded {} from {} ({} {}, plugin ABI {}.{})",
         plugin.shown,
@@ -116,6 +109,49 @@ pub fn load(path: &Path, shown: &str) -> Result<&'static LoadedPlugin, PluginErr
         plugin.abi_minor
     );
     Ok(Box::leak(Box::new(plugin)))
+}
+
+/// Checks a table's version and size, and copies what it holds, reading only the fields its
+/// version has.
+///
+/// # Safety
+/// `table` must be null or point to a table of the v1 entry symbol, at least as large as its
+/// `struct_size` says, whose strings live as long as the library.
+unsafe fn read_table(table: *const abi::PluginV1, shown: String) -> Result<LoadedPlugin, PluginError> {
+    if table.is_null() {
+        return Err(PluginError::NoTable { shown });
+    }
+    // SAFETY: every table starts with the head, whatever its version.
+    let head = unsafe { *table.cast::<abi::TableHead>() };
+    let (major, minor) = (head.abi_major, head.abi_minor);
+    if major != abi::ABI_MAJOR || minor > abi::ABI_MINOR {
+        return Err(PluginError::OtherVersion { shown, major, minor });
+    }
+    let expected = abi::table_size(minor);
+    if head.struct_size < expected {
+        return Err(PluginError::TableTooSmall { shown, size: head.struct_size, expected, major, minor });
+    }
+    // SAFETY: checked above: a 1.x table at least as large as its minor's, which starts with 1.0's.
+    let v1_0 = unsafe { &*table.cast::<abi::PluginV1_0>() };
+    let finish = if minor >= 1 {
+        // SAFETY: a 1.1 table holds `finish`; read through the raw pointer, as no reference to a
+        // whole `PluginV1` may be made of a table that might be shorter.
+        unsafe { (&raw const (*table).finish).read() }
+    } else {
+        None
+    };
+    let text =
+        |s: abi::Str| unsafe { s.as_bytes() }.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    Ok(LoadedPlugin {
+        shown,
+        name: text(v1_0.name),
+        version: text(v1_0.version),
+        abi_minor: minor,
+        create: v1_0.create,
+        transform: v1_0.transform,
+        destroy: v1_0.destroy,
+        finish,
+    })
 }
 
 /// The error for a library without the v1 entry symbol: which major it was built for, when it
@@ -148,7 +184,7 @@ impl Instance {
         let mut state: *mut c_void = std::ptr::null_mut();
         let mut message = String::new();
         // SAFETY: the config string lives for the call; the error sink copies what it receives.
-        let status = unsafe { (plugin.table.create)(abi::Str::new(settings), &mut state, error_sink(&mut message)) };
+        let status = unsafe { (plugin.create)(abi::Str::new(settings), &mut state, error_sink(&mut message)) };
         match status {
             abi::STATUS_OK => Ok(Instance { plugin, state }),
             status => Err(PluginError::Create { shown: plugin.shown.clone(), failure: failure(status, message) }),
@@ -159,7 +195,7 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         // SAFETY: the state came from this plugin's `create` and is destroyed once.
-        unsafe { (self.plugin.table.destroy)(self.state) };
+        unsafe { (self.plugin.destroy)(self.state) };
     }
 }
 
@@ -190,19 +226,30 @@ unsafe extern "C" fn report(ctx: *mut c_void, message: abi::Str) {
 
 /// What `emit` writes into during one call.
 struct Emitted<'a> {
+    /// The batch the call was given (empty for `finish`).
     input: &'a [LocalFile],
+    /// The minor of the plugin's table, which says how its entries are laid out.
+    minor: u32,
     out: Vec<LocalFile>,
     error: Option<StepError>,
 }
 
 unsafe extern "C" fn emit(ctx: *mut c_void, entries: *const abi::EntryOut, n: usize) -> abi::Status {
     let copied = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `ctx` is the `Emitted` of the current call; the plugin passes `n` entries.
+        // SAFETY: `ctx` is the `Emitted` of the current call.
         let emitted = unsafe { &mut *ctx.cast::<Emitted<'_>>() };
-        let entries =
-            if n == 0 || entries.is_null() { &[][..] } else { unsafe { std::slice::from_raw_parts(entries, n) } };
-        for entry in entries {
-            match copy_out(emitted.input, entry) {
+        if entries.is_null() {
+            return abi::STATUS_OK;
+        }
+        let stride = abi::entry_out_size(emitted.minor);
+        for i in 0..n {
+            // SAFETY: the plugin passes `n` entries laid out as its minor says, each of which
+            // starts with a 1.0 entry; a 1.1 one has a body after it.
+            let at = unsafe { entries.cast::<u8>().add(i * stride) };
+            let head = unsafe { &*at.cast::<abi::EntryOutV1_0>() };
+            let body =
+                if emitted.minor >= 1 { unsafe { (*at.cast::<abi::EntryOut>()).body } } else { abi::Bytes::ABSENT };
+            match copy_out(emitted.input, head, body) {
                 Ok(file) => emitted.out.push(file),
                 Err(why) => {
                     emitted.error.get_or_insert(why);
@@ -215,24 +262,35 @@ unsafe extern "C" fn emit(ctx: *mut c_void, entries: *const abi::EntryOut, n: us
     copied.unwrap_or(abi::STATUS_ERROR)
 }
 
-/// Copies one output entry into a new entry for the file of its source.
-fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, StepError> {
+/// Copies one output entry into a new entry: the file of its source, or the bytes of its body.
+fn copy_out(input: &[LocalFile], entry: &abi::EntryOutV1_0, body: abi::Bytes) -> Result<LocalFile, StepError> {
     let wrong = |why: String| StepError::Output(why);
-    let source = input
-        .get(entry.source)
-        .ok_or_else(|| wrong(format!("emitted an entry for source {} of a batch of {}", entry.source, input.len())))?;
+    // SAFETY: the plugin's bytes live for the duration of the callback.
+    let body = unsafe { body.as_bytes() };
+    let source = match (entry.source, body) {
+        (abi::NO_SOURCE, Some(_)) => None,
+        (abi::NO_SOURCE, None) => {
+            return Err(wrong("emitted an entry with neither a source nor a body".into()));
+        }
+        (index, _) => Some(
+            input
+                .get(index)
+                .ok_or_else(|| wrong(format!("emitted an entry for source {index} of a batch of {}", input.len())))?,
+        ),
+    };
+    let made_from = || source.map_or("an entry without a source", |s| s.key.as_str());
     let text = |s: abi::Str, what: &str| -> Result<Option<String>, StepError> {
         // SAFETY: the plugin's strings live for the duration of the callback.
         match unsafe { s.as_bytes() } {
             None => Ok(None),
             Some(bytes) => match std::str::from_utf8(bytes) {
                 Ok(t) => Ok(Some(t.to_owned())),
-                Err(_) => Err(wrong(format!("emitted a {what} that is not UTF-8 (for {})", source.key))),
+                Err(_) => Err(wrong(format!("emitted a {what} that is not UTF-8 (for {})", made_from()))),
             },
         }
     };
-    let key =
-        text(entry.key, "key")?.ok_or_else(|| wrong(format!("emitted an entry without a key (for {})", source.key)))?;
+    let key = text(entry.key, "key")?
+        .ok_or_else(|| wrong(format!("emitted an entry without a key (for {})", made_from())))?;
     let h = &entry.headers;
     let pairs = if h.metadata.is_null() || h.metadata_len == 0 {
         &[][..]
@@ -251,15 +309,27 @@ fn copy_out(input: &[LocalFile], entry: &abi::EntryOut) -> Result<LocalFile, Ste
             meta.metadata.insert(k, v);
         }
     }
-    Ok(LocalFile {
-        key,
-        body: source.body.clone(),
-        size: source.size,
-        mtime: source.mtime,
-        meta: (!meta.is_empty()).then(|| Box::new(meta)),
-        copy_of: source.copy_of.clone(),
-        known: None,
-    })
+    let meta = (!meta.is_empty()).then(|| Box::new(meta));
+    match (body, source) {
+        (Some(bytes), _) if bytes.len() as u64 > MAX_PUT_BYTES => Err(wrong(format!(
+            "emitted a body of {} bytes for {key}, more than the {MAX_PUT_BYTES} one upload may send",
+            bytes.len()
+        ))),
+        (Some(bytes), source) => {
+            let mtime = source.map_or(Time(0), |s| s.mtime);
+            Ok(LocalFile { meta, ..LocalFile::inline(key, Arc::from(bytes), mtime) })
+        }
+        (None, Some(source)) => Ok(LocalFile {
+            key,
+            body: source.body.clone(),
+            size: source.size,
+            mtime: source.mtime,
+            meta,
+            copy_of: source.copy_of.clone(),
+            known: None,
+        }),
+        (None, None) => unreachable!("an entry without a source has a body"),
+    }
 }
 
 /// Views of one batch, borrowing it for one call.
@@ -325,23 +395,9 @@ fn slot_mut(h: &mut abi::Headers, field: Field) -> &mut abi::Str {
     }
 }
 
-impl Transform for Instance {
-    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
-        let mut pairs = Vec::new();
-        let views = views(&batch, &mut pairs);
-        let mut emitted = Emitted { input: &batch, out: Vec::with_capacity(batch.len()), error: None };
-        let mut message = String::new();
-        // SAFETY: the views and `batch` outlive the call; `emit` and `report` copy what they get.
-        let status = unsafe {
-            (self.plugin.table.transform)(
-                self.state,
-                views.as_ptr(),
-                views.len(),
-                emit,
-                (&mut emitted as *mut Emitted<'_>).cast(),
-                error_sink(&mut message),
-            )
-        };
+impl Instance {
+    /// Settles a call: an entry the host refused wins over the status, which wins over the entries.
+    fn settled(emitted: Emitted<'_>, status: abi::Status, message: String) -> Result<Vec<LocalFile>, StepError> {
         if let Some(why) = emitted.error {
             return Err(why);
         }
@@ -351,3 +407,38 @@ impl Transform for Instance {
         }
     }
 }
+
+impl Transform for Instance {
+    fn apply(&mut self, batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
+        let mut pairs = Vec::new();
+        let views = views(&batch, &mut pairs);
+        let minor = self.plugin.abi_minor;
+        let mut emitted = Emitted { input: &batch, minor, out: Vec::with_capacity(batch.len()), error: None };
+        let mut message = String::new();
+        // SAFETY: the views and `batch` outlive the call; `emit` and `report` copy what they get.
+        let status = unsafe {
+            (self.plugin.transform)(
+                self.state,
+                views.as_ptr(),
+                views.len(),
+                emit,
+                (&mut emitted as *mut Emitted<'_>).cast(),
+                error_sink(&mut message),
+            )
+        };
+        Instance::settled(emitted, status, message)
+    }
+
+    fn finish(&mut self) -> Result<Vec<LocalFile>, StepError> {
+        let Some(finish) = self.plugin.finish else { return Ok(Vec::new()) };
+        let mut emitted = Emitted { input: &[], minor: self.plugin.abi_minor, out: Vec::new(), error: None };
+        let mut message = String::new();
+        // SAFETY: as for `transform`; there is no batch to borrow.
+        let status =
+            unsafe { finish(self.state, emit, (&mut emitted as *mut Emitted<'_>).cast(), error_sink(&mut message)) };
+        Instance::settled(emitted, status, message)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -11,8 +11,15 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// Every plugin package of the workspace the tests use.
-const PACKAGES: &[&str] =
-    &["clean-urls", "test-plugin-misbehave", "test-plugin-abi-v2", "test-plugin-newer-minor", "test-plugin-no-symbol"];
+const PACKAGES: &[&str] = &[
+    "clean-urls",
+    "dir-index",
+    "test-plugin-misbehave",
+    "test-plugin-abi-v2",
+    "test-plugin-newer-minor",
+    "test-plugin-no-symbol",
+    "test-plugin-abi-1-0",
+];
 
 /// `target/<profile>`, where this test binary (`target/<profile>/deps/NAME`) was built.
 fn profile_dir() -> PathBuf {

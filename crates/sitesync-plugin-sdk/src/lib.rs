@@ -4,7 +4,9 @@
 //! The macro exports the C entry symbol of [`abi`] and wraps the trait in the ABI's rules: input
 //! entries are borrowed views ([`EntryRef`]), results are handed to the host in one callback per batch and
 //! copied by it, and every call runs under `catch_unwind`, so a panic becomes a status and a
-//! message instead of unwinding into the host.
+//! message instead of unwinding into the host. The table it exports is of ABI 1.1: an entry may
+//! carry its own bytes ([`Entry::generated`], [`Entry::with_body`]), and [`Transform::finish`]
+//! runs once after the last batch.
 //!
 //! ```no_run
 //! use sitesync_plugin_sdk::{Entry, EntryRef, Transform, export_plugin};
@@ -25,7 +27,7 @@ pub use sitesync_plugin_abi as abi;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use abi::{EntryOut, EntryView, ErrorSink, Headers as RawHeaders, KeyValue, Status, Str};
+use abi::{Bytes, EntryOut, EntryView, ErrorSink, Headers as RawHeaders, KeyValue, Status, Str};
 
 /// A plugin: made once per run from its `sync.toml` table, then called once per batch.
 pub trait Transform: Sized + 'static {
@@ -36,6 +38,13 @@ pub trait Transform: Sized + 'static {
     /// drop it by not returning it, and publish its file under more keys by returning several
     /// entries made from it.
     fn transform(&mut self, batch: &[EntryRef<'_>]) -> Result<Vec<Entry>, String>;
+
+    /// Returns the entries to publish once every batch was seen (the index of a folder): each
+    /// must be [`Entry::generated`], as there is no batch to take a file from. Not called when the
+    /// run stopped early or the walk of the source failed. By default, nothing.
+    fn finish(&mut self) -> Result<Vec<Entry>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// Object headers; `None` is not sent (and Content-Type is then guessed from the key).
@@ -102,19 +111,36 @@ impl<'a> EntryRef<'a> {
 
     /// This entry unchanged, as an output.
     pub fn to_entry(&self) -> Entry {
-        Entry { source: self.index, key: self.key().to_owned(), headers: self.headers() }
+        Entry { source: Some(self.index), key: self.key().to_owned(), headers: self.headers(), body: None }
     }
 }
 
-/// An output entry: the file of input entry `source`, published under `key` with `headers`.
+/// An output entry: published under `key` with `headers`, with the file of input entry `source`
+/// or, when it has one, its own `body`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub source: usize,
+    /// The input entry (its index in the batch) whose file this publishes; `None` for a generated
+    /// entry, which needs a `body`.
+    pub source: Option<usize>,
     pub key: String,
     pub headers: Headers,
+    /// Bytes to publish instead of the source's file: an inline body. sitesync compares them
+    /// with the object by content, and uploads them from memory.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Entry {
+    /// A page of the plugin's own, from no input entry: `bytes` published under `key`.
+    pub fn generated(key: impl Into<String>, bytes: impl Into<Vec<u8>>) -> Entry {
+        Entry { source: None, key: key.into(), headers: Headers::default(), body: Some(bytes.into()) }
+    }
+
+    /// Publishes `bytes` instead of the source's file (the key and headers stay).
+    pub fn with_body(mut self, bytes: impl Into<Vec<u8>>) -> Entry {
+        self.body = Some(bytes.into());
+        self
+    }
+
     pub fn with_key(mut self, key: impl Into<String>) -> Entry {
         self.key = key.into();
         self
@@ -197,53 +223,85 @@ pub mod __private {
             let batch: Vec<EntryRef<'_>> =
                 views.iter().enumerate().map(|(index, view)| EntryRef { index, view }).collect();
             let out = plugin.transform(&batch)?;
-            // All metadata pairs first, so the pointers into `kvs` stay valid; then one emit.
-            let kvs: Vec<KeyValue> = out
-                .iter()
-                .flat_map(|e| e.headers.metadata.iter())
-                .map(|(k, v)| KeyValue { key: Str::new(k), value: Str::new(v) })
-                .collect();
-            let mut at = 0;
-            let raw: Vec<EntryOut> = out
-                .iter()
-                .map(|entry| {
-                    let h = &entry.headers;
-                    let opt = |s: &Option<String>| Str::from_option(s.as_deref());
-                    let metadata = kvs[at..at + h.metadata.len()].as_ptr();
-                    at += h.metadata.len();
-                    EntryOut {
-                        source: entry.source,
-                        key: Str::new(&entry.key),
-                        headers: RawHeaders {
-                            cache_control: opt(&h.cache_control),
-                            content_type: opt(&h.content_type),
-                            content_encoding: opt(&h.content_encoding),
-                            content_disposition: opt(&h.content_disposition),
-                            content_language: opt(&h.content_language),
-                            storage_class: opt(&h.storage_class),
-                            website_redirect_location: opt(&h.website_redirect_location),
-                            metadata,
-                            metadata_len: h.metadata.len(),
-                        },
-                    }
-                })
-                .collect();
-            // SAFETY: the host copies the entries during the call.
-            if !raw.is_empty() && unsafe { emit(emit_ctx, raw.as_ptr(), raw.len()) } != abi::STATUS_OK {
-                return Err(String::new());
-            }
-            Ok(())
+            hand_over(&out, emit, emit_ctx)
         };
-        match catch_unwind(AssertUnwindSafe(run)) {
+        settle(catch_unwind(AssertUnwindSafe(run)), &error)
+    }
+
+    pub unsafe extern "C" fn finish<T: Transform>(
+        state: *mut c_void,
+        emit: abi::EmitFn,
+        emit_ctx: *mut c_void,
+        error: ErrorSink,
+    ) -> Status {
+        let run = || -> Result<(), String> {
+            // SAFETY: `state` is what `create::<T>` returned; the host calls one instance at a time.
+            let plugin = unsafe { &mut *state.cast::<T>() };
+            let out = plugin.finish()?;
+            if let Some(entry) = out.iter().find(|e| e.source.is_some() || e.body.is_none()) {
+                return Err(format!(
+                    "finish returned {}, which is not a generated entry (Entry::generated)",
+                    entry.key
+                ));
+            }
+            hand_over(&out, emit, emit_ctx)
+        };
+        settle(catch_unwind(AssertUnwindSafe(run)), &error)
+    }
+
+    /// Hands `out` to the host in one callback, which copies it.
+    fn hand_over(out: &[Entry], emit: abi::EmitFn, emit_ctx: *mut c_void) -> Result<(), String> {
+        // All metadata pairs first, so the pointers into `kvs` stay valid; then one emit.
+        let kvs: Vec<KeyValue> = out
+            .iter()
+            .flat_map(|e| e.headers.metadata.iter())
+            .map(|(k, v)| KeyValue { key: Str::new(k), value: Str::new(v) })
+            .collect();
+        let mut at = 0;
+        let raw: Vec<EntryOut> = out
+            .iter()
+            .map(|entry| {
+                let h = &entry.headers;
+                let opt = |s: &Option<String>| Str::from_option(s.as_deref());
+                let metadata = kvs[at..at + h.metadata.len()].as_ptr();
+                at += h.metadata.len();
+                EntryOut {
+                    source: entry.source.unwrap_or(abi::NO_SOURCE),
+                    key: Str::new(&entry.key),
+                    headers: RawHeaders {
+                        cache_control: opt(&h.cache_control),
+                        content_type: opt(&h.content_type),
+                        content_encoding: opt(&h.content_encoding),
+                        content_disposition: opt(&h.content_disposition),
+                        content_language: opt(&h.content_language),
+                        storage_class: opt(&h.storage_class),
+                        website_redirect_location: opt(&h.website_redirect_location),
+                        metadata,
+                        metadata_len: h.metadata.len(),
+                    },
+                    body: Bytes::from_option(entry.body.as_deref()),
+                }
+            })
+            .collect();
+        // SAFETY: the host copies the entries during the call.
+        if !raw.is_empty() && unsafe { emit(emit_ctx, raw.as_ptr(), raw.len()) } != abi::STATUS_OK {
+            return Err(String::new());
+        }
+        Ok(())
+    }
+
+    /// The status of a call, its message reported (an empty one: the host already holds why).
+    fn settle(outcome: std::thread::Result<Result<(), String>>, error: &ErrorSink) -> Status {
+        match outcome {
             Ok(Ok(())) => abi::STATUS_OK,
             Ok(Err(message)) => {
                 if !message.is_empty() {
-                    report(&error, &message);
+                    report(error, &message);
                 }
                 abi::STATUS_ERROR
             }
             Err(payload) => {
-                report(&error, &panic_message(&*payload));
+                report(error, &panic_message(&*payload));
                 abi::STATUS_PANIC
             }
         }
@@ -274,8 +332,123 @@ macro_rules! export_plugin {
                 create: $crate::__private::create::<$ty>,
                 transform: $crate::__private::transform::<$ty>,
                 destroy: $crate::__private::destroy::<$ty>,
+                finish: Some($crate::__private::finish::<$ty>),
             };
             &TABLE
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps every entry, rewrites the body of `page.html`, and makes `made.txt` at the end; or,
+    /// told so, returns an entry with a source from `finish`.
+    struct Pages {
+        wrong_finish: bool,
+    }
+
+    impl Transform for Pages {
+        fn new(config: serde_json::Value) -> Result<Self, String> {
+            Ok(Pages { wrong_finish: config.get("wrong").is_some() })
+        }
+
+        fn transform(&mut self, batch: &[EntryRef<'_>]) -> Result<Vec<Entry>, String> {
+            Ok(batch
+                .iter()
+                .map(|e| if e.key() == "page.html" { e.to_entry().with_body("<p>new</p>") } else { e.to_entry() })
+                .collect())
+        }
+
+        fn finish(&mut self) -> Result<Vec<Entry>, String> {
+            match self.wrong_finish {
+                true => Ok(vec![Entry { source: Some(0), ..Entry::generated("x", "y") }]),
+                false => Ok(vec![Entry::generated("made.txt", "made").with_content_type("text/plain")]),
+            }
+        }
+    }
+
+    /// An emitted entry as the host copied it: source, key, body, Content-Type.
+    type Copied = (usize, String, Option<Vec<u8>>, Option<String>);
+
+    /// What the host's callbacks received, copied as the host would.
+    #[derive(Default)]
+    struct Host {
+        entries: Vec<Copied>,
+        message: String,
+    }
+
+    unsafe extern "C" fn emit(ctx: *mut c_void, entries: *const EntryOut, n: usize) -> Status {
+        let host = unsafe { &mut *ctx.cast::<Host>() };
+        for e in unsafe { std::slice::from_raw_parts(entries, n) } {
+            let text = |s: Str| unsafe { str_of(s) }.map(str::to_owned);
+            let body = unsafe { e.body.as_bytes() }.map(<[u8]>::to_vec);
+            host.entries.push((e.source, text(e.key).unwrap(), body, text(e.headers.content_type)));
+        }
+        abi::STATUS_OK
+    }
+
+    unsafe extern "C" fn report(ctx: *mut c_void, message: Str) {
+        let host = unsafe { &mut *ctx.cast::<Host>() };
+        host.message.push_str(unsafe { str_of(message) }.unwrap());
+    }
+
+    fn created(config: &str) -> *mut c_void {
+        let mut state = std::ptr::null_mut();
+        let mut host = Host::default();
+        let sink = ErrorSink { ctx: (&mut host as *mut Host).cast(), report };
+        let status = unsafe { __private::create::<Pages>(Str::new(config), &mut state, sink) };
+        assert_eq!(status, abi::STATUS_OK, "{}", host.message);
+        state
+    }
+
+    fn view(key: &str) -> EntryView {
+        let absent = Str::ABSENT;
+        let headers = RawHeaders {
+            cache_control: absent,
+            content_type: absent,
+            content_encoding: absent,
+            content_disposition: absent,
+            content_language: absent,
+            storage_class: absent,
+            website_redirect_location: absent,
+            metadata: std::ptr::null(),
+            metadata_len: 0,
+        };
+        EntryView { key: Str::new(key), size: 1, mtime_ns: 0, headers }
+    }
+
+    #[test]
+    fn bodies_and_generated_entries_reach_the_host() {
+        let state = created("{}");
+        let mut host = Host::default();
+        let ctx = (&mut host as *mut Host).cast();
+        let views = [view("a.css"), view("page.html")];
+        let sink = ErrorSink { ctx, report };
+        let status = unsafe { __private::transform::<Pages>(state, views.as_ptr(), 2, emit, ctx, sink) };
+        assert_eq!(status, abi::STATUS_OK);
+        assert_eq!(unsafe { __private::finish::<Pages>(state, emit, ctx, sink) }, abi::STATUS_OK);
+        assert_eq!(
+            host.entries,
+            [
+                (0, "a.css".into(), None, None),
+                (1, "page.html".into(), Some(b"<p>new</p>".to_vec()), None),
+                (abi::NO_SOURCE, "made.txt".into(), Some(b"made".to_vec()), Some("text/plain".into())),
+            ]
+        );
+        unsafe { __private::destroy::<Pages>(state) };
+    }
+
+    #[test]
+    fn finish_may_return_only_generated_entries() {
+        let state = created(r#"{"wrong": true}"#);
+        let mut host = Host::default();
+        let ctx = (&mut host as *mut Host).cast();
+        let status = unsafe { __private::finish::<Pages>(state, emit, ctx, ErrorSink { ctx, report }) };
+        assert_eq!(status, abi::STATUS_ERROR);
+        assert!(host.entries.is_empty());
+        assert_eq!(host.message, "finish returned x, which is not a generated entry (Entry::generated)");
+        unsafe { __private::destroy::<Pages>(state) };
+    }
 }

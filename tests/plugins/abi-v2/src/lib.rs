@@ -31,6 +31,7 @@ static TABLE: PluginV1 = PluginV1 {
     create,
     transform,
     destroy,
+    finish: None,
 };
 
 #[unsafe(no_mangle)]

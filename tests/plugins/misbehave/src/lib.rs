@@ -1,12 +1,14 @@
 //! A plugin that misbehaves on request, for sitesync's plugin tests. Settings:
-//! `create = "error" | "panic"`, `transform = "error" | "panic"`, and `after = N` (fail on the
-//! batch after N entries have been passed through unchanged).
+//! `create = "error" | "panic"`, `transform = "error" | "panic"`, `after = N` (fail on the
+//! batch after N entries have been passed through unchanged), and `finish = "error" | "panic"`
+//! (fail at the end, after every batch went through).
 
 use sitesync_plugin_sdk::serde_json::Value;
 use sitesync_plugin_sdk::{Entry, EntryRef, Transform, export_plugin};
 
 struct Misbehave {
     transform: Option<String>,
+    finish: Option<String>,
     after: u64,
     seen: u64,
 }
@@ -20,6 +22,7 @@ impl Transform for Misbehave {
         }
         Ok(Misbehave {
             transform: config.get("transform").and_then(Value::as_str).map(str::to_owned),
+            finish: config.get("finish").and_then(Value::as_str).map(str::to_owned),
             after: config.get("after").and_then(Value::as_u64).unwrap_or(0),
             seen: 0,
         })
@@ -35,6 +38,14 @@ impl Transform for Misbehave {
         }
         self.seen += batch.len() as u64;
         Ok(batch.iter().map(EntryRef::to_entry).collect())
+    }
+
+    fn finish(&mut self) -> Result<Vec<Entry>, String> {
+        match self.finish.as_deref() {
+            Some("error") => Err(format!("cannot finish after {} entries: finish = \"error\"", self.seen)),
+            Some("panic") => panic!("finish = \"panic\""),
+            _ => Ok(Vec::new()),
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! A library built for plugin ABI 1.(minor + 1): an older host must refuse it.
+//! A library built for plugin ABI 1.(minor + 1), with a table of this minor's size: a host of this
+//! minor must refuse it, naming both versions.
 
 use std::ffi::c_void;
 
@@ -31,6 +32,7 @@ static TABLE: PluginV1 = PluginV1 {
     create,
     transform,
     destroy,
+    finish: None,
 };
 
 #[unsafe(no_mangle)]
