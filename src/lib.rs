@@ -24,6 +24,7 @@ pub mod model;
 pub mod names;
 pub mod panic;
 pub mod pipeline;
+pub mod progress;
 pub mod remote;
 pub mod report;
 pub mod s3client;
@@ -52,6 +53,7 @@ pub async fn execute(args: &cli::SyncArgs, dry_run: bool) -> Result<Report, Erro
         force_delete: args.force_delete,
         wait_lock: args.wait_lock,
         wait_invalidation: args.wait,
+        progress: progress::Show::choose(args.progress, args.no_progress, args.quiet > 0),
     };
     // A store error names the endpoint it came from, unless that is AWS itself.
     pipeline::run(&config, &opts).await.map_err(|e| match e {

@@ -116,7 +116,7 @@ fn init_logging(verbose: u8, quiet: u8) {
         .with_target("s3s_fs", LevelFilter::OFF)
         .with_default(others);
     let format = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| sitesync::progress::LogWriter)
         .without_time()
         .with_target(false)
         .with_ansi(false);

@@ -157,6 +157,13 @@ pub struct SyncArgs {
     /// Print a machine-readable report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Show progress: a bar on a terminal (the default there, unless -q), a line every 10 s
+    /// otherwise.
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Show no progress, even on a terminal.
+    #[arg(long, overrides_with = "progress")]
+    pub no_progress: bool,
     /// More output (-v: each action, the clock offset; -vv: S3 requests).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,

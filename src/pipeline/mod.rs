@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub wait_lock: bool,
     /// Wait until the CloudFront invalidation has completed.
     pub wait_invalidation: bool,
+    /// How progress is shown while the run goes.
+    pub progress: crate::progress::Show,
 }
 
 /// Batches buffered between each scan and the merge.
@@ -65,7 +67,7 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     let (walk_tx, walk_rx) = mpsc::channel(SCAN_QUEUE);
     let (local_tx, local_rx) = mpsc::channel(SCAN_QUEUE);
     let (remote_tx, remote_rx) = mpsc::channel(SCAN_QUEUE);
-    let Stages { walk, remote, state, mut diff, mut sink, probe, limits, after, tracker } = stages;
+    let Stages { walk, remote, state, mut diff, mut sink, probe, limits, after, tracker, progress } = stages;
     let part = config.shard.clone().map(|shard| local::OwnPart {
         shard,
         whole_tree: walk.shard.is_none(),
@@ -77,6 +79,7 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
         source_name: remote.describe(),
         source: Some(tokio::spawn(remote.send(remote_tx))),
         local: local_rx,
+        counts: progress.counts(),
         remote: remote_rx,
         stop,
     };

@@ -7,6 +7,7 @@
 //! every one of them is the end of the side; anything else fails the run, which then sends no
 //! deletes.
 
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::diff::{Read, Sides};
 use crate::error::{Error, StoreError};
 use crate::model::{LocalItem, RemoteObject};
+use crate::progress::Counts;
 use crate::scan::WalkError;
 use crate::stop::Stop;
 use crate::transform::TransformError;
@@ -27,6 +29,8 @@ pub struct ChannelSides<'a> {
     pub source: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
     /// What the remote source is, for messages.
     pub source_name: String,
+    /// What each side yielded so far, for the progress display.
+    pub counts: Arc<Counts>,
     pub stop: &'a Stop,
 }
 
@@ -37,10 +41,16 @@ impl Sides for ChannelSides<'_> {
             batch = self.local.recv() => batch,
         };
         match received {
-            Some(Ok(batch)) => Read::Batch(batch),
+            Some(Ok(batch)) => {
+                self.counts.local(batch.len());
+                Read::Batch(batch)
+            }
             Some(Err(e)) => Read::Failed(Error::Transform(e)),
             None => match self.local_ended().await {
-                Ok(()) => Read::End,
+                Ok(()) => {
+                    self.counts.local_done();
+                    Read::End
+                }
                 Err(e) => Read::Failed(e),
             },
         }
@@ -52,11 +62,20 @@ impl Sides for ChannelSides<'_> {
             batch = self.remote.recv() => batch,
         };
         match received {
-            Some(batch) => Read::Batch(batch),
+            Some(batch) => {
+                self.counts.remote(batch.len());
+                Read::Batch(batch)
+            }
             None => match self.source.take() {
-                None => Read::End,
+                None => {
+                    self.counts.remote_done();
+                    Read::End
+                }
                 Some(source) => match source.await {
-                    Ok(Ok(())) => Read::End,
+                    Ok(Ok(())) => {
+                        self.counts.remote_done();
+                        Read::End
+                    }
                     Ok(Err(e)) => Read::Failed(Error::Store(e)),
                     Err(e) => Read::Failed(stage_died(&self.source_name, e.to_string())),
                 },
@@ -153,7 +172,15 @@ mod tests {
         local_tx.send(Ok(vec![LocalItem::File(LocalFile::new("a".into(), "a".into(), 1, Time(0)))])).await.unwrap();
         drop(local_tx);
         let source = Some(source(remote_tx, &["a", "b"], true));
-        let mut sides = ChannelSides { local, remote, chain: None, source, source_name: "listing".into(), stop: &stop };
+        let mut sides = ChannelSides {
+            local,
+            remote,
+            chain: None,
+            source,
+            source_name: "listing".into(),
+            counts: Default::default(),
+            stop: &stop,
+        };
         let ended = merged(&mut sides).await;
         assert!(stage_failed(&ended, "listing"), "{ended:?}");
     }
@@ -178,6 +205,7 @@ mod tests {
             chain: Some(crate::pipeline::local::spawn(chain, None, None, walker, walk_rx, local_tx)),
             source: Some(source(remote_tx, &["a/x", "b/y", "c/z"], false)),
             source_name: "listing".into(),
+            counts: Default::default(),
             local,
             remote,
             stop,

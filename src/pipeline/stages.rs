@@ -17,6 +17,7 @@ use crate::config::{Config, ConfigError};
 use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
 use crate::lock::{self, RunLock};
+use crate::progress::{Counting, Progress};
 use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::s3client::{self, Connection};
@@ -39,6 +40,8 @@ pub struct Stages {
     pub probe: Probe,
     pub limits: DeleteLimits,
     pub after: Vec<Box<dyn AfterRun>>,
+    /// Draws what the stages count, until dropped.
+    pub progress: Progress,
 }
 
 /// The transform chain of the run, its plugins created.
@@ -130,6 +133,11 @@ impl Stages {
             }
         };
         // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
+        let progress = Progress::start(opts.progress);
+        if let Some(tracker) = &tracker {
+            progress.follow(tracker.clone());
+        }
+        let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
         let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh));
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
@@ -148,7 +156,7 @@ impl Stages {
             early: !opts.dry_run,
         };
         let probe = Probe { clock, client, bucket: target.bucket };
-        Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after })
+        Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after, progress })
     }
 }
 

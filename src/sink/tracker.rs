@@ -55,6 +55,12 @@ impl Tracker {
         }
     }
 
+    /// Keys uploaded or copied so far, and the bytes uploaded: for the progress display.
+    pub fn progress(&self) -> (u64, u64) {
+        let files = self.uploaded.load(Ordering::Relaxed) + self.copied.load(Ordering::Relaxed);
+        (files, self.bytes_uploaded.load(Ordering::Relaxed))
+    }
+
     /// The record of the keys changed.
     pub fn journal(&self) -> &Journal {
         &self.journal
