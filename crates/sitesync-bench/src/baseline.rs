@@ -138,6 +138,49 @@ fn visit(dir: &Path, counted: &mut Counted, mut push: impl FnMut(PathBuf)) -> Re
     Ok(())
 }
 
+/// GNU `md5sum` of every file of the tree, `threads` processes at once (`xargs -0 -P`): the floor
+/// of a sync that must read and hash every file. The files are found with the same walk as
+/// `walk`; each process gets an equal share of the list. Counts the files hashed (the lines
+/// `md5sum` printed) and their bytes.
+pub fn md5sum(root: &Path, threads: usize) -> Result<Counted> {
+    use std::io::{BufRead, Write};
+    let mut files = Vec::new();
+    let mut bytes = 0;
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+            } else {
+                bytes += entry.metadata()?.len();
+                files.push(entry.path());
+            }
+        }
+    }
+    let mut list = Vec::new();
+    for file in &files {
+        list.extend_from_slice(file.as_os_str().as_encoded_bytes());
+        list.push(0);
+    }
+    let mut child = std::process::Command::new("xargs")
+        .args(["-0", "-P", &threads.max(1).to_string(), "-n"])
+        .arg((files.len() / threads.max(1) / 8 + 1).to_string())
+        .arg("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running xargs md5sum")?;
+    let mut stdin = child.stdin.take().context("xargs stdin")?;
+    let feeding = std::thread::spawn(move || stdin.write_all(&list));
+    let lines = std::io::BufReader::new(child.stdout.take().context("xargs stdout")?).lines().count() as u64;
+    feeding.join().map_err(|_| anyhow::anyhow!("feeding xargs panicked"))??;
+    if !child.wait()?.success() {
+        bail!("xargs md5sum failed");
+    }
+    Ok(Counted { items: lines, bytes, extra: 0 })
+}
+
 /// Lists every key under the prefix: one stream, or one per first-level common prefix (found with
 /// `Delimiter=/`) with at most `parallel` listings in flight.
 pub async fn list(at: &Endpoint, split: bool, parallel: usize) -> Result<Counted> {

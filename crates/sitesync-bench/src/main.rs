@@ -101,6 +101,12 @@ enum Role {
         threads: usize,
     },
     #[command(hide = true)]
+    Md5sum {
+        root: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    #[command(hide = true)]
     List {
         #[command(flatten)]
         at: baseline::Endpoint,
@@ -187,6 +193,7 @@ fn play(role: Role) -> Result<ExitCode> {
         }
         Role::ServeEmbedded { dir } => return server::serve_embedded(&dir).map(|()| ExitCode::SUCCESS),
         Role::Walk { root, threads } => baseline::walk(&root, threads)?,
+        Role::Md5sum { root, threads } => baseline::md5sum(&root, threads)?,
         Role::List { at, split, parallel } => runtime()?.block_on(baseline::list(&at, split, parallel))?,
         Role::Put { at, root, workers } => runtime()?.block_on(baseline::put(&at, &root, workers))?,
     };

@@ -103,6 +103,22 @@ pub struct Ratio {
     pub met: Option<bool>,
 }
 
+impl Ratio {
+    /// sitesync's figure `s` against the baseline's `b`, with the target it must meet, if any.
+    pub fn new(figure: &str, s: f64, b: f64, unit: &'static str, is: String, target: Option<(&str, bool)>) -> Ratio {
+        Ratio {
+            figure: figure.into(),
+            sitesync: s,
+            baseline: b,
+            unit,
+            baseline_is: is,
+            ratio: s / b,
+            target: target.map(|(t, _)| t.to_owned()),
+            met: target.map(|(_, m)| m),
+        }
+    }
+}
+
 fn num(x: f64) -> String {
     if x >= 100.0 {
         format!("{x:.0}")

@@ -166,7 +166,7 @@ fn bench_size(ctx: &Ctx, n: u64) -> Result<SizeResult> {
     let (sitesync, changed, removed) = result?;
     restored.context("restoring the tree after the run")?;
 
-    let ratios = ratios(n, changed, &sitesync, &baselines);
+    let ratios = ratios(n, tree.manifest.bytes, changed, &sitesync, &baselines);
     Ok(SizeResult {
         files: n,
         tree: tree.manifest.clone(),
@@ -241,6 +241,10 @@ fn syncs_and_listings(
     let runs = repeat(ctx.opts.repeat, || sync(ctx, tree, site_bucket))?;
     rows.push(sync_row("no-change sync", &runs, n, |r| expect(r, 0, 0, n))?);
 
+    let (rebuilt, md5sum) = variants::rebuild(ctx, tree, site_bucket)?;
+    rows.extend(rebuilt);
+    baselines.push(md5sum);
+
     let changed = tree.change_one_percent()?;
     eprintln!("bench: {n} files: sitesync after {changed} files changed");
     let after_change = sync(ctx, tree, site_bucket)?;
@@ -260,7 +264,7 @@ fn syncs_and_listings(
 }
 
 /// Runs `once` `times` times, or until a run has to be killed: a hung sync is not retried.
-fn repeat(times: usize, mut once: impl FnMut() -> Result<Outcome>) -> Result<Vec<Outcome>> {
+pub fn repeat(times: usize, mut once: impl FnMut() -> Result<Outcome>) -> Result<Vec<Outcome>> {
     let mut runs = Vec::new();
     while runs.len() < times.max(1) {
         let run = once()?;
@@ -283,6 +287,8 @@ pub fn clean_env(ctx: &Ctx, cmd: &mut Command) {
         }
     }
     let nowhere = ctx.opts.server_dir.join("no-aws-config");
+    // The local state of this run's syncs starts empty, in the server's folder.
+    cmd.env("XDG_CACHE_HOME", ctx.opts.server_dir.join("cache"));
     cmd.env("AWS_ACCESS_KEY_ID", &ctx.server.access_key)
         .env("AWS_SECRET_ACCESS_KEY", &ctx.server.secret_key)
         .env("AWS_REGION", &ctx.server.region)
@@ -322,7 +328,7 @@ pub fn limit(files: u64) -> Duration {
     Duration::from_secs(60) + Duration::from_millis(2 * files)
 }
 
-fn bench_cmd(ctx: &Ctx, args: &[String], files: u64) -> Result<Outcome> {
+pub fn bench_cmd(ctx: &Ctx, args: &[String], files: u64) -> Result<Outcome> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(args);
     clean_env(ctx, &mut cmd);
@@ -334,7 +340,7 @@ fn bench_cmd(ctx: &Ctx, args: &[String], files: u64) -> Result<Outcome> {
 }
 
 /// A baseline row; its count must equal the tree's.
-fn counted_row(name: &str, runs: &[Outcome], n: u64, detail: &str) -> Result<Row> {
+pub fn counted_row(name: &str, runs: &[Outcome], n: u64, detail: &str) -> Result<Row> {
     let mut check = "ok".to_owned();
     let mut counts = Vec::new();
     for run in runs {
@@ -379,7 +385,7 @@ pub fn sync_row(name: &str, runs: &[Outcome], n: u64, check: impl Fn(&Value) -> 
             verdict = p;
         }
         if let Ok(r) = report {
-            detail = ["uploaded", "deleted", "unchanged", "failed"]
+            detail = ["uploaded", "deleted", "unchanged", "hashed", "failed"]
                 .iter()
                 .map(|k| format!("{} {}", r[k].as_u64().unwrap_or(0), k))
                 .collect::<Vec<_>>()
@@ -415,7 +421,7 @@ pub fn find<'a>(rows: &'a [Row], name: &str) -> &'a Row {
     rows.iter().find(|r| r.name.starts_with(name)).expect("every row is measured before the ratios")
 }
 
-fn ratios(n: u64, changed: u64, sitesync: &[Row], baselines: &[Row]) -> Vec<Ratio> {
+fn ratios(n: u64, bytes: u64, changed: u64, sitesync: &[Row], baselines: &[Row]) -> Vec<Ratio> {
     let first = find(sitesync, "first sync");
     let idle = find(sitesync, "no-change");
     let after_change = find(sitesync, "1% changed");
@@ -428,16 +434,7 @@ fn ratios(n: u64, changed: u64, sitesync: &[Row], baselines: &[Row]) -> Vec<Rati
     let put = find(baselines, "PutObject");
     let floor = walk.max(list.usage.wall_s);
     let per_file = |cpu: f64| cpu * 1e6 / n as f64;
-    let ratio = |figure: &str, s: f64, b: f64, unit, is: String, target: Option<(&str, bool)>| Ratio {
-        figure: figure.into(),
-        sitesync: s,
-        baseline: b,
-        unit,
-        baseline_is: is,
-        ratio: s / b,
-        target: target.map(|(t, _)| t.to_owned()),
-        met: target.map(|(_, m)| m),
-    };
+    let ratio = Ratio::new;
     let idle_ratio = idle.usage.wall_s / floor;
     let first_ratio = first.rate() / put.rate();
     let rss_mb = idle.usage.max_rss_mib * 1.048_576;
@@ -500,6 +497,7 @@ fn ratios(n: u64, changed: u64, sitesync: &[Row], baselines: &[Row]) -> Vec<Rati
             (n >= 1_000_000).then_some(("≤ 150 MB at 1M files", rss_mb <= 150.0)),
         ),
     ];
+    all.extend(variants::rebuild_ratios(bytes, idle, sitesync, baselines));
     // The split's overhead: N shards at once against one run doing the same work.
     for (shards, one) in [("shards at once, first sync", first), ("shards at once, no-change", idle)] {
         if let Some(row) = sitesync.iter().find(|r| r.name.contains(shards)) {

@@ -272,13 +272,32 @@ impl Tree {
         Ok(picked.len() as u64)
     }
 
-    /// Puts back what the mutations changed, so the next run finds the tree as generated.
+    /// A rebuild, as a site generator does it: every file written again with the same bytes, so
+    /// every mtime is new (now) and no size moves.
+    pub fn rebuild(&self) -> Result<()> {
+        self.mark_dirty()?;
+        let now = SystemTime::now();
+        for spec in &self.specs {
+            let path = self.site.join(&spec.rel);
+            let file = fs::File::options().write(true).open(&path).with_context(|| path.display().to_string())?;
+            file.set_modified(now)?;
+        }
+        Ok(())
+    }
+
+    /// Puts back what the mutations changed, so the next run finds the tree as generated: the
+    /// changed and removed files, and every file's mtime.
     pub fn restore(&self) -> Result<()> {
         if !self.dir.join("DIRTY").exists() {
             return Ok(());
         }
         for spec in pick(&self.specs, 37).into_iter().chain(pick(&self.specs, 71)) {
             spec.write(&self.site)?;
+        }
+        let generated = SystemTime::UNIX_EPOCH + Duration::from_secs(GENERATED_MTIME);
+        for spec in &self.specs {
+            let path = self.site.join(&spec.rel);
+            fs::File::options().write(true).open(&path)?.set_modified(generated)?;
         }
         fs::remove_file(self.dir.join("DIRTY"))?;
         Ok(())

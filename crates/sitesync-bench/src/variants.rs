@@ -1,6 +1,7 @@
-//! Variants of the sync measured besides the four, on the same server and tree: a chain that
-//! publishes the tree twice (what the copies cost in memory), and the tree split into N shards
-//! synced at once (what the split costs over one run doing the same work).
+//! Variants of the sync measured besides the four, on the same server and tree: a rebuild (every
+//! mtime new, every byte the same) beside GNU md5sum of the tree, a chain that publishes the tree
+//! twice (what the copies cost in memory), and the tree split into N shards synced at once (what
+//! the split costs over one run doing the same work).
 
 use std::process::Command;
 use std::time::Instant;
@@ -9,9 +10,68 @@ use anyhow::{Context, Result, bail};
 
 use crate::baseline;
 use crate::measure::{self, Outcome, Usage};
-use crate::results::Row;
-use crate::run::{Ctx, expect, limit, sync_cmd, sync_row, sync_with};
+use crate::results::{Ratio, Row};
+use crate::run::{Ctx, bench_cmd, counted_row, expect, limit, repeat, sync_cmd, sync_row, sync_with};
 use crate::tree::Tree;
+
+/// A rebuild, as a site generator makes one: every file's mtime new, every byte the same. The
+/// sync after it must upload nothing, reading each file once (the local state saw other mtimes);
+/// the sync after that must read nothing. Beside them, GNU md5sum of every file on every core:
+/// the floor of reading and hashing the tree. Returns the two syncs and the md5sum row.
+pub fn rebuild(ctx: &Ctx, tree: &Tree, bucket: &str) -> Result<(Vec<Row>, Row)> {
+    let n = tree.manifest.files;
+    tree.rebuild()?;
+    let hashed = |r: &serde_json::Value, want: u64| match r["hashed"].as_u64() {
+        Some(h) if h == want => Ok(()),
+        h => Err(format!("hashed {h:?} (expected {want})")),
+    };
+    eprintln!("bench: {n} files: sitesync after a rebuild (new mtimes, same bytes)");
+    let run = sync_with(ctx, tree, bucket, &[])?;
+    let rebuilt = sync_row("rebuild sync", &[run], n, |r| expect(r, 0, 0, n).and_then(|()| hashed(r, n)))?;
+    eprintln!("bench: {n} files: sitesync no-change sync after the rebuild");
+    let runs = repeat(ctx.opts.repeat, || sync_with(ctx, tree, bucket, &[]))?;
+    let idle = sync_row("no-change after rebuild", &runs, n, |r| expect(r, 0, 0, n).and_then(|()| hashed(r, 0)))?;
+    let processes = ctx.cores.max(2);
+    eprintln!("bench: {n} files: md5sum, {processes} processes");
+    let site = tree.site.to_str().context("tree path is not UTF-8")?.to_owned();
+    let args = ["md5sum", site.as_str(), "--threads", &processes.to_string()].map(str::to_owned);
+    let runs = repeat(ctx.opts.repeat, || bench_cmd(ctx, &args, n))?;
+    let md5sum = counted_row(&format!("md5sum, {processes} processes"), &runs, n, "xargs -0 -P")?;
+    Ok((vec![rebuilt, idle], md5sum))
+}
+
+/// The rebuild's figures: its time against the no-change sync plus md5sum on every core (target
+/// ≤ 1.3×), and the bytes hashed per CPU-second: sitesync's (the rebuild's CPU over the no-change
+/// sync's) against md5sum's.
+pub fn rebuild_ratios(bytes: u64, idle: &Row, sitesync: &[Row], baselines: &[Row]) -> Vec<Ratio> {
+    let (Some(rebuilt), Some(md5)) =
+        (sitesync.iter().find(|r| r.name == "rebuild sync"), baselines.iter().find(|r| r.name.starts_with("md5sum")))
+    else {
+        return Vec::new();
+    };
+    let floor = idle.usage.wall_s + md5.usage.wall_s;
+    let ratio = rebuilt.usage.wall_s / floor;
+    let mb = bytes as f64 / 1e6;
+    let hashing_cpu = (rebuilt.usage.cpu_s() - idle.usage.cpu_s()).max(1e-3);
+    vec![
+        Ratio::new(
+            "rebuild sync",
+            rebuilt.usage.wall_s,
+            floor,
+            "s",
+            format!("no-change sync {:.3} + md5sum on every core {:.3}", idle.usage.wall_s, md5.usage.wall_s),
+            Some(("≤ 1.3×", ratio <= 1.3)),
+        ),
+        Ratio::new(
+            "hashing, per core",
+            mb / hashing_cpu,
+            mb / md5.usage.cpu_s().max(1e-3),
+            "MB/s",
+            "md5sum, bytes per CPU-second".into(),
+            None,
+        ),
+    ]
+}
 
 /// A chain that publishes the whole tree again under `mirror/`: one upload and one server-side
 /// copy per file, first and then unchanged. What it measures is memory: every copy waits for the
