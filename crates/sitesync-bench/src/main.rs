@@ -16,6 +16,7 @@
 mod baseline;
 mod machine;
 mod measure;
+mod realsite;
 mod results;
 mod run;
 mod server;
@@ -74,6 +75,11 @@ struct RunArgs {
     /// to `mirror/`), first and unchanged, to measure the copies' memory.
     #[arg(long)]
     mirror: bool,
+    /// A real site (a folder) to measure besides the synthetic trees (or instead, without --files):
+    /// a copy is synced first, unchanged, after a rebuild and unchanged again, with --compare auto
+    /// and with --compare mtime. E.g. the toolchain's docs: `--site "$(dirname "$(rustup doc --path)")"`.
+    #[arg(long, value_name = "DIR")]
+    site: Option<PathBuf>,
     /// Also sync each tree with N runs at once (`--shard 1/N` .. `N/N`), first and unchanged,
     /// into a bucket of their own, to measure what the split costs over one run.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -164,7 +170,11 @@ fn options(args: RunArgs) -> Result<run::Options> {
     // It runs from the tree's folder, so a relative path would not resolve.
     let sitesync = std::fs::canonicalize(&sitesync)
         .with_context(|| format!("{}: build it first: cargo build --release -p sitesync", sitesync.display()))?;
-    let mut files = if args.files.is_empty() { vec![10_000] } else { args.files };
+    let mut files = match (args.files.is_empty(), &args.site) {
+        (false, _) => args.files,
+        (true, Some(_)) => Vec::new(),
+        (true, None) => vec![10_000],
+    };
     files.dedup();
     Ok(run::Options {
         files,
@@ -181,6 +191,7 @@ fn options(args: RunArgs) -> Result<run::Options> {
         sitesync_env: args.sitesync_env,
         mirror: args.mirror,
         shards: args.shards,
+        site: args.site,
     })
 }
 

@@ -40,6 +40,8 @@ pub struct Options {
     pub mirror: bool,
     /// Also measure the tree synced by this many `--shard K/N` runs at once.
     pub shards: Option<u32>,
+    /// A real site to measure, from a copy.
+    pub site: Option<PathBuf>,
 }
 
 /// Above this many files the embedded store's listing (a folder walk per page) dominates.
@@ -85,6 +87,17 @@ pub fn run(opts: &Options) -> Result<Results> {
     };
     let mut sizes = Vec::new();
     let mut failed = None;
+    if let Some(site) = &opts.site {
+        match crate::realsite::bench(&ctx, site) {
+            Ok(size) => sizes.push(size),
+            Err(e) => {
+                let w = format!("{}: the run stopped: {e:#}", site.display());
+                eprintln!("bench: ERROR: {w}");
+                warnings.push(w);
+                failed = Some(e);
+            }
+        }
+    }
     for &n in &opts.files {
         match bench_size(&ctx, n) {
             Ok(size) => sizes.push(size),

@@ -277,12 +277,60 @@ impl Tree {
     pub fn rebuild(&self) -> Result<()> {
         self.mark_dirty()?;
         let now = SystemTime::now();
-        for spec in &self.specs {
-            let path = self.site.join(&spec.rel);
-            let file = fs::File::options().write(true).open(&path).with_context(|| path.display().to_string())?;
-            file.set_modified(now)?;
+        let mut stack = vec![self.site.clone()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    stack.push(path);
+                } else if entry.file_type()?.is_file() {
+                    let file =
+                        fs::File::options().write(true).open(&path).with_context(|| path.display().to_string())?;
+                    file.set_modified(now)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// A copy of a real site (`cp -a`, mtimes kept) in `<root>/real-<name>/site`, to sync and
+    /// rebuild without touching the original.
+    pub fn copy_of(original: &Path, root: &Path) -> Result<Tree> {
+        let name = original.file_name().map_or("site".into(), |n| n.to_string_lossy().into_owned());
+        let dir = root.join(format!("real-{name}"));
+        let site = dir.join("site");
+        let started = Instant::now();
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir_all(&dir)?;
+        let status = std::process::Command::new("cp").arg("-a").arg(original).arg(&site).status()?;
+        if !status.success() {
+            bail!("cp -a {} {} failed", original.display(), site.display());
+        }
+        let mut manifest =
+            Manifest { generator: 0, seed: 0, files: 0, bytes: 0, large_files: 0, large_bytes: 0, directories: 0 };
+        let mut stack = vec![site.clone()];
+        while let Some(dir) = stack.pop() {
+            manifest.directories += 1;
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                let meta = fs::metadata(entry.path())?;
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else {
+                    manifest.files += 1;
+                    manifest.bytes += meta.len();
+                    if meta.len() >= 1 << 20 {
+                        manifest.large_files += 1;
+                        manifest.large_bytes += meta.len();
+                    }
+                }
+            }
+        }
+        let prepared_seconds = started.elapsed().as_secs_f64();
+        Ok(Tree { dir, site, manifest, specs: Vec::new(), prepared_seconds, how: "copied" })
     }
 
     /// Puts back what the mutations changed, so the next run finds the tree as generated: the

@@ -1,0 +1,99 @@
+//! A real site instead of a synthetic tree (`--site DIR`): a copy of it synced first, unchanged,
+//! after a rebuild (every mtime new, every byte the same) and unchanged again, once with
+//! `--compare auto` (the default) and once with `--compare mtime` (the rule alone), each into a
+//! bucket of its own; beside them md5sum of the site on every core.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::baseline;
+use crate::machine::loadavg;
+use crate::results::{Ratio, Row, SizeResult};
+use crate::run::{Ctx, bench_cmd, counted_row, expect, repeat, sync_row, sync_with};
+use crate::tree::Tree;
+
+pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
+    let load_before = loadavg();
+    eprintln!("bench: copying {} ...", original.display());
+    let tree = Tree::copy_of(original, &ctx.opts.trees)?;
+    let n = tree.manifest.files;
+    eprintln!("bench: {n} files in {}", tree.site.display());
+    let mut rows = Vec::new();
+    for mode in ["auto", "mtime"] {
+        rows.extend(syncs(ctx, &tree, mode)?);
+    }
+    let processes = ctx.cores.max(2);
+    let site = tree.site.to_str().context("site path is not UTF-8")?.to_owned();
+    let args = ["md5sum", site.as_str(), "--threads", &processes.to_string()].map(str::to_owned);
+    let runs = repeat(ctx.opts.repeat, || bench_cmd(ctx, &args, n))?;
+    let md5sum = counted_row(&format!("md5sum, {processes} processes"), &runs, n, "xargs -0 -P")?;
+    let ratios = ratios(&rows, &md5sum);
+    let _ = std::fs::remove_dir_all(&tree.dir);
+    Ok(SizeResult {
+        files: n,
+        tree: tree.manifest.clone(),
+        tree_dir: original.to_owned(),
+        tree_prepared: format!("a copy of {} (cp -a, {:.1} s)", original.display(), tree.prepared_seconds),
+        changed: 0,
+        removed: 0,
+        sitesync: rows,
+        baselines: vec![md5sum],
+        ratios,
+        load_before,
+        load_after: loadavg(),
+    })
+}
+
+/// First, unchanged, rebuilt, unchanged again, with `--compare mode`.
+fn syncs(ctx: &Ctx, tree: &Tree, mode: &str) -> Result<Vec<Row>> {
+    let n = tree.manifest.files;
+    let bucket = format!("real-{mode}");
+    let admin = baseline::client_with(
+        &ctx.server.info.endpoint,
+        &ctx.server.access_key,
+        &ctx.server.secret_key,
+        &ctx.server.region,
+    );
+    ctx.runtime.block_on(baseline::create_bucket(&admin, &bucket))?;
+    let args = ["--compare", mode];
+    let sync = || sync_with(ctx, tree, &bucket, &args);
+    let mut rows = Vec::new();
+    eprintln!("bench: real site, {mode}: first sync");
+    rows.push(sync_row(&format!("{mode}: first sync"), &[sync()?], n, |r| expect(r, n, 0, 0))?);
+    eprintln!("bench: real site, {mode}: no-change sync");
+    let runs = repeat(ctx.opts.repeat, sync)?;
+    rows.push(sync_row(&format!("{mode}: no-change sync"), &runs, n, |r| expect(r, 0, 0, n))?);
+    tree.rebuild()?;
+    // The rule alone sends every file again; a content check sends none.
+    let uploads = if mode == "mtime" { n } else { 0 };
+    eprintln!("bench: real site, {mode}: after a rebuild");
+    let rebuilt = sync_row(&format!("{mode}: rebuild sync"), &[sync()?], n, |r| expect(r, uploads, 0, n - uploads))?;
+    rows.push(rebuilt);
+    eprintln!("bench: real site, {mode}: no-change sync after the rebuild");
+    let runs = repeat(ctx.opts.repeat, sync)?;
+    let hashed_none = |r: &Value| match r["hashed"].as_u64() {
+        Some(0) => expect(r, 0, 0, n),
+        h => Err(format!("hashed {h:?} (expected 0)")),
+    };
+    rows.push(sync_row(&format!("{mode}: no-change after rebuild"), &runs, n, hashed_none)?);
+    Ok(rows)
+}
+
+fn ratios(rows: &[Row], md5sum: &Row) -> Vec<Ratio> {
+    let wall = |name: &str| rows.iter().find(|r| r.name == name).map_or(f64::NAN, |r| r.usage.wall_s);
+    let (auto, mtime, idle) = (wall("auto: rebuild sync"), wall("mtime: rebuild sync"), wall("auto: no-change sync"));
+    let floor = idle + md5sum.usage.wall_s;
+    vec![
+        Ratio::new(
+            "rebuild sync, auto",
+            auto,
+            floor,
+            "s",
+            format!("no-change sync {idle:.3} + md5sum on every core {:.3}", md5sum.usage.wall_s),
+            Some(("≤ 1.3×", auto <= 1.3 * floor)),
+        ),
+        Ratio::new("rebuild sync, auto vs mtime", auto, mtime, "s", "the mtime rule's rebuild sync".into(), None),
+    ]
+}
