@@ -20,6 +20,7 @@ pub mod journal;
 #[cfg(feature = "local-store")]
 pub mod local_store;
 pub mod lock;
+pub mod mime;
 pub mod model;
 pub mod names;
 pub mod panic;

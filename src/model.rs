@@ -4,11 +4,13 @@
 //! sink turns events into S3 requests. Keeping these types free of behaviour lets every stage be
 //! tested on its own and lets snapshot tests build inputs without touching a disk or a server.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::fields::Field;
 pub use crate::fields::ObjectMeta;
+use crate::mime::Charset;
 
 /// A point in time as nanoseconds since the Unix epoch (covers the years 1677 to 2262).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,11 +72,12 @@ impl LocalFile {
         }
     }
 
-    /// The Content-Type the object gets: the chain's, else one guessed from the key's extension.
-    pub fn content_type(&self) -> &str {
+    /// The Content-Type the object gets: the chain's as it is, else the one [`crate::mime`] gives
+    /// the key's extension (with `charset` for the text types).
+    pub fn content_type(&self, charset: &Charset) -> Cow<'_, str> {
         match self.meta.as_ref().and_then(|m| m.get(Field::ContentType)) {
-            Some(t) => t,
-            None => mime_guess::from_path(&self.key).first_raw().unwrap_or("application/octet-stream"),
+            Some(t) => Cow::Borrowed(t),
+            None => crate::mime::content_type(&self.key, charset),
         }
     }
 }

@@ -24,7 +24,7 @@ pub(super) async fn upload(ctx: &SinkContext, file: &LocalFile, path: &Path, siz
     let url = format!("s3://{}/{key}", ctx.target.bucket);
     let created = crate::with_headers!(
         ctx.client.create_multipart_upload().bucket(&ctx.target.bucket).key(&key),
-        file.content_type(),
+        file.content_type(&ctx.charset),
         file.meta.as_deref()
     )
     .send()

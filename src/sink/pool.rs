@@ -24,6 +24,8 @@ pub struct SinkContext {
     pub multipart_chunk_size: u64,
     /// The run's clock, to know when the server stamped what it made.
     pub clock: Arc<crate::clock::Clock>,
+    /// What the text types' Content-Type says of their charset (`default_charset`).
+    pub charset: crate::mime::Charset,
     /// The local state is on: compute the MD5 of what is uploaded from memory.
     pub learn: bool,
     /// Set when the run is stopping: queued work is dropped, in-flight requests finish.

@@ -196,6 +196,7 @@ mod tests {
             multipart_threshold: u64::MAX,
             multipart_chunk_size: 8 << 20,
             clock: Default::default(),
+            charset: Default::default(),
             learn: false,
             cancel: Arc::new(AtomicBool::new(false)),
         });

@@ -143,7 +143,7 @@ async fn put(ctx: &SinkContext, file: &LocalFile, length: u64, body: ByteStream)
     let key = ctx.target.key(&file.key);
     let request = crate::with_headers!(
         ctx.client.put_object().bucket(&ctx.target.bucket).key(&key).content_length(length as i64),
-        file.content_type(),
+        file.content_type(&ctx.charset),
         file.meta.as_deref()
     )
     .body(body);
