@@ -9,6 +9,7 @@
 pub mod after;
 pub mod cli;
 pub mod clock;
+pub mod compress;
 pub mod config;
 pub mod content;
 pub mod diff;

@@ -67,9 +67,34 @@ impl LocalFile {
     /// The on-disk file behind the entry, when there is one.
     pub fn path(&self) -> Option<&Path> {
         match &self.body {
-            Body::File(path) => Some(path),
+            Body::File(path) | Body::Compressed { path, .. } => Some(path),
             Body::Unreadable(_) => None,
         }
+    }
+
+    /// How the entry's bytes are compressed on their way to the bucket, if they are.
+    pub fn encoding(&self) -> Option<Encoding> {
+        match &self.body {
+            Body::Compressed { encoding, .. } => Some(*encoding),
+            _ => None,
+        }
+    }
+
+    /// Whether an object of `object_size` bytes cannot be this entry's, by its size alone. A
+    /// file is published with its own size; a compressed one with fewer bytes (unknown until it
+    /// is compressed) or, when it does not shrink, its own: only a larger object is ruled out.
+    pub fn size_rules_out(&self, object_size: u64) -> bool {
+        match self.encoding() {
+            None => object_size != self.size,
+            Some(_) => object_size > self.size,
+        }
+    }
+
+    /// Whether publishing the entry again with other headers can copy its object onto itself.
+    /// Not a compressed one: whether it is sent compressed, and so its bytes and its
+    /// Content-Encoding, depends on the chain too.
+    pub fn copies_in_place(&self) -> bool {
+        self.encoding().is_none()
     }
 
     /// The Content-Type the object gets: the chain's as it is, else the one [`crate::mime`] gives
@@ -88,18 +113,45 @@ pub enum Body {
     /// A file of the source tree, by its raw on-disk path: files are always opened through it,
     /// never through the key.
     File(PathBuf),
+    /// A file of the source tree published compressed (the `compress` transform): the bytes sent
+    /// are the file's, compressed as they are read, with `Content-Encoding: encoding`; or the
+    /// file's own, without it, when compressing does not shrink them.
+    Compressed { path: PathBuf, encoding: Encoding },
     /// Something the scan found but cannot publish (a FIFO, a broken symlink, a directory it
     /// cannot read). Inside the transform chain it travels as an entry, so a step that drops the
     /// entry drops the problem with it; what is left of it after the chain is reported.
     Unreadable(Arc<Problem>),
 }
 
+/// A Content-Encoding sitesync compresses bodies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Gzip,
+    Br,
+}
+
+impl Encoding {
+    /// Its name in `sync.toml` and its token in `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Br => "br",
+        }
+    }
+
+    pub fn by_token(token: &str) -> Option<Encoding> {
+        [Encoding::Gzip, Encoding::Br].into_iter().find(|e| e.token() == token)
+    }
+}
+
 /// What the state knows of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
+    /// The file's size and mtime (a compressed entry's: its source file's).
     pub size: u64,
     pub mtime: Time,
-    /// The MD5 of the bytes published, when a run read them.
+    /// The MD5 of the bytes published (a compressed entry's: of the bytes sent), when a run read
+    /// them.
     pub md5: Option<[u8; 16]>,
     /// The object's ETag (without quotes), when known.
     pub etag: Option<String>,

@@ -5,7 +5,8 @@
 //! blocking pool, each file once, and their verdicts ([`content::compare`]) replace them in the
 //! batch, in order, before it is handed on. So a plan shows `upload KEY (content differs)` for
 //! the same reason a sync sends it. A file that cannot be read is handed on as an upload, whose
-//! own read then reports why.
+//! own read then reports why. A compressed entry is compressed as it is read, as its upload
+//! would compress it, and those bytes are compared.
 
 use std::sync::Arc;
 
@@ -71,13 +72,14 @@ impl Sink for Checking {
         let mut reads = Vec::new();
         for event in &events {
             if let Event::Check { file, object, .. } = event {
-                let path = file.path().map(|p| p.to_owned());
-                let parts = part_sizes(object.etag.as_deref(), file.size, self.own_part);
+                let (path, encoding) = (file.path().map(|p| p.to_owned()), file.encoding());
+                // The object's size: a compressed entry's parts are of its compressed bytes.
+                let parts = part_sizes(object.etag.as_deref(), object.size, self.own_part);
                 let permits = self.reads.clone();
                 reads.push(tokio::spawn(async move {
                     let _permit = permits.acquire_owned().await.ok()?;
                     let path = path?;
-                    let read = tokio::task::spawn_blocking(move || digest(&path, &parts)).await.ok()?;
+                    let read = tokio::task::spawn_blocking(move || digest(&path, encoding, &parts)).await.ok()?;
                     read.ok()
                 }));
             }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use crate::disk::{
     anonymous_file, get_array, get_bytes, get_option, get_string, get_u64, put_bytes, put_option, put_u64,
 };
-use crate::model::{Body, LocalFile, ObjectMeta, Problem, Time};
+use crate::model::{Body, Encoding, LocalFile, ObjectMeta, Problem, Time};
 
 /// An upload or copy waiting for its phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,12 +145,25 @@ fn put_body(out: &mut impl Write, body: &Body) -> io::Result<()> {
             put_bytes(out, problem.place.as_bytes())?;
             put_bytes(out, problem.message.as_bytes())
         }
+        Body::Compressed { path, encoding } => {
+            out.write_all(&[2])?;
+            put_bytes(out, path.as_os_str().as_bytes())?;
+            put_bytes(out, encoding.token().as_bytes())
+        }
     }
 }
 
 fn get_body(input: &mut impl Read) -> io::Result<Body> {
+    let path = |input: &mut _| get_bytes(input).map(|b| PathBuf::from(OsString::from_vec(b)));
     match get_array::<1>(input)? {
-        [0] => Ok(Body::File(PathBuf::from(OsString::from_vec(get_bytes(input)?)))),
+        [0] => Ok(Body::File(path(input)?)),
+        [2] => {
+            let path = path(input)?;
+            let token = get_string(input)?;
+            let encoding = Encoding::by_token(&token)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("an encoding {token:?}")))?;
+            Ok(Body::Compressed { path, encoding })
+        }
         _ => {
             let place = get_string(input)?;
             let message = get_string(input)?;
@@ -178,6 +191,10 @@ mod tests {
         }
         if i.is_multiple_of(5) {
             f.copy_of = Some(format!("src{i}"));
+        }
+        if i.is_multiple_of(7) {
+            let encoding = if i.is_multiple_of(2) { Encoding::Gzip } else { Encoding::Br };
+            f.body = Body::Compressed { path: f.path().unwrap().to_owned(), encoding };
         }
         f
     }
