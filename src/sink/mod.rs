@@ -13,6 +13,7 @@ mod delete;
 mod file;
 mod made;
 mod multipart;
+mod packed;
 pub mod plan;
 mod pool;
 mod s3;
