@@ -169,11 +169,7 @@ fn large_files_are_streamed_and_uploaded_in_parts() {
     tree.file("big.css", css(3 * MIB));
     // 12 MiB of hex digits: about 6 MiB compressed, above a 5 MiB threshold: two parts.
     tree.file("huge.js", hex(12 * MIB, 11));
-    tree.config(&format!(
-        "multipart_threshold = {}\nmultipart_chunk_size = {}\n{GZIP_CSS_JS}",
-        5 * MIB,
-        5 * MIB
-    ));
+    tree.config(&format!("multipart_threshold = {}\nmultipart_chunk_size = {}\n{GZIP_CSS_JS}", 5 * MIB, 5 * MIB));
     let report = sync(&tree, &store);
     assert_eq!(n(&report, "uploaded"), 2);
     let objects = store.objects();
