@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 
 use super::packed::{self, Spool};
+use crate::compress::PumpError;
 use crate::error::StoreError;
 use crate::model::{Encoding, LocalFile};
 
@@ -123,7 +124,13 @@ fn open_now(path: &Path, encoding: Option<Encoding>) -> Opened {
     if stat.0 > READ_WHOLE {
         return match encoding {
             None => Ok((stat, Content::Stream)),
-            Some(encoding) => Ok((stat, packed::spool(handle, encoding)?.map_or(Content::Stream, Content::Spooled))),
+            Some(encoding) => {
+                let spooled = packed::spool(handle, encoding).map_err(|e| match e {
+                    PumpError::Read(e) => UploadError::Read(e),
+                    PumpError::Write(e) => UploadError::Compress(e),
+                })?;
+                Ok((stat, spooled.map_or(Content::Stream, Content::Spooled)))
+            }
         };
     }
     let mut bytes = Vec::with_capacity(stat.0 as usize);
@@ -131,7 +138,10 @@ fn open_now(path: &Path, encoding: Option<Encoding>) -> Opened {
     // A file that changed while it was read is sent anyway: the check after the upload sees it.
     let content = match encoding {
         None => Content::Whole { bytes, encoding: None },
-        Some(encoding) => packed::in_memory(bytes, encoding)?,
+        Some(encoding) => {
+            let (bytes, encoding) = packed::in_memory(bytes, encoding).map_err(UploadError::Compress)?;
+            Content::Whole { bytes, encoding }
+        }
     };
     Ok((stat, content))
 }

@@ -22,7 +22,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-use super::file::{Content, UploadError};
 use crate::compress::{self, Encoding, PumpError};
 
 /// A large file's compressed bytes, in an unlinked temporary file.
@@ -34,22 +33,20 @@ pub(super) struct Spool {
     pub encoding: Encoding,
 }
 
-/// A small file's bytes compressed, or as they are when compressing does not shrink them.
-pub(super) fn in_memory(bytes: Vec<u8>, encoding: Encoding) -> Result<Content, UploadError> {
-    let packed = compress::in_memory(&bytes, encoding).map_err(UploadError::Compress)?;
+/// A small file's bytes to send: compressed (with their encoding), or as they are when
+/// compressing does not shrink them.
+pub(super) fn in_memory(bytes: Vec<u8>, encoding: Encoding) -> io::Result<(Vec<u8>, Option<Encoding>)> {
+    let packed = compress::in_memory(&bytes, encoding)?;
     Ok(match compress::shrinks(packed.len() as u64, bytes.len() as u64) {
-        true => Content::Whole { bytes: packed, encoding: Some(encoding) },
-        false => Content::Whole { bytes, encoding: None },
+        true => (packed, Some(encoding)),
+        false => (bytes, None),
     })
 }
 
 /// A large file compressed into a temporary file as it is read (a blocking call); `None` when
 /// that does not shrink it.
-pub(super) fn spool(source: File, encoding: Encoding) -> Result<Option<Spool>, UploadError> {
-    let spooled = compress::to_temp_file(source, encoding).map_err(|e| match e {
-        PumpError::Read(e) => UploadError::Read(e),
-        PumpError::Write(e) => UploadError::Compress(e),
-    })?;
+pub(super) fn spool(source: File, encoding: Encoding) -> Result<Option<Spool>, PumpError> {
+    let spooled = compress::to_temp_file(source, encoding)?;
     if !compress::shrinks(spooled.len, spooled.read) {
         return Ok(None);
     }
