@@ -129,6 +129,7 @@ fn a_second_run_reads_nothing_and_a_rebuild_uploads_nothing() {
         let rebuilt = sync(&tree, &store);
         assert_eq!((n(&rebuilt, "uploaded"), n(&rebuilt, "unchanged")), (0, 3), "same bytes, new mtimes: {rebuilt}");
         assert_eq!(n(&rebuilt, "hashed"), 3, "each file read (and compressed) once to compare");
+        assert_eq!(n(&rebuilt, "bytes_hashed"), 29_000, "the bytes read, not the compressed ones");
         let settled = sync(&tree, &store);
         assert_eq!((n(&settled, "uploaded"), n(&settled, "hashed")), (0, 0), "the state learned it: {settled}");
 
