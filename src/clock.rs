@@ -91,7 +91,9 @@ pub enum Verdict {
     Unsure,
 }
 
-/// Size first (free), then mtime against `LastModified` moved to the local clock, less a margin.
+/// Size first (free; for a compressed entry only an object larger than its source is ruled
+/// out, see [`LocalFile::size_rules_out`]), then mtime against `LastModified` moved to the local
+/// clock, less a margin.
 /// With the offset measured, the margin only has to cover what the measurement cannot see, such
 /// as a file system with timestamps coarser than a second (FAT's two seconds); whole-second
 /// mtimes are already read as "some time within that second".
@@ -103,7 +105,7 @@ pub struct ChangeRule {
 
 impl ChangeRule {
     pub fn judge(&self, file: &LocalFile, object: &RemoteObject, offset: Offset) -> Verdict {
-        if file.size != object.size {
+        if file.size_rules_out(object.size) {
             return Verdict::Upload(Reason::Size);
         }
         // The object was written at local time `last_modified - offset`.

@@ -11,12 +11,13 @@
 //! the file itself (compressed, generated) are compared by what would be uploaded, through the
 //! same [`Digest`].
 
-use std::io::Read;
+use std::io::Write;
 use std::path::Path;
 
 use md5::{Digest as _, Md5};
 
-use crate::model::{Known, Reason, RemoteObject, Settled, Time};
+use crate::compress::{self, Encoder, PumpError};
+use crate::model::{Encoding, Known, Reason, RemoteObject, Settled, Time};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -26,9 +27,11 @@ const COMMON_PARTS: [u64; 3] = [8 * MIB, 5 * MIB, 16 * MIB];
 /// What reading a body once tells of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Digest {
+    /// The MD5 of the bytes an upload sends (compressed, for a compressed entry).
     pub md5: [u8; 16],
     /// The multipart ETags (`hex-N`) of the part sizes asked for.
     pub multipart: Vec<String>,
+    /// Bytes read from the file (more than were digested when they were compressed).
     pub bytes: u64,
 }
 
@@ -49,43 +52,57 @@ fn multipart_count(etag: &str) -> Option<u64> {
     n.parse().ok().filter(|n| *n >= 1)
 }
 
-/// Reads `path` once, computing its MD5 and its multipart ETags for `parts` (a blocking read:
-/// call it off the async runtime's workers).
-pub fn digest(path: &Path, parts: &[u64]) -> std::io::Result<Digest> {
-    let mut file = std::fs::File::open(path)?;
-    let mut running = Running::new(parts);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        running.update(&buf[..n]);
+/// Reads `path` once, computing the MD5 and the multipart ETags for `parts` of the bytes an
+/// upload sends: the file's own, or, with an `encoding`, the compressed ones when they are fewer
+/// (a blocking read: call it off the async runtime's workers).
+pub fn digest(path: &Path, encoding: Option<Encoding>, parts: &[u64]) -> std::io::Result<Digest> {
+    let file = std::fs::File::open(path)?;
+    let mut plain = Hasher::new(parts);
+    let Some(encoding) = encoding else {
+        compress::pump(file, |piece| plain.write_all(piece)).map_err(pumped)?;
+        return Ok(plain.finish());
+    };
+    // Both at once: which one is sent is known only at the end.
+    let mut packed = Encoder::new(encoding, Hasher::new(parts));
+    compress::pump(file, |piece| {
+        plain.update(piece);
+        packed.write_all(piece)
+    })
+    .map_err(pumped)?;
+    let packed = packed.finish()?;
+    let read = plain.bytes;
+    let sent = if compress::shrinks(packed.bytes, read) { packed.finish() } else { plain.finish() };
+    Ok(Digest { bytes: read, ..sent })
+}
+
+fn pumped(e: PumpError) -> std::io::Error {
+    match e {
+        PumpError::Read(e) | PumpError::Write(e) => e,
     }
-    Ok(running.finish())
 }
 
 /// The same digest of bytes already in memory (an inline body): what [`digest`] would say of a
 /// file holding them.
 pub fn digest_of(bytes: &[u8], parts: &[u64]) -> Digest {
-    let mut running = Running::new(parts);
-    running.update(bytes);
-    running.finish()
+    let mut hasher = Hasher::new(parts);
+    hasher.update(bytes);
+    hasher.finish()
 }
 
-/// A digest being computed as the bytes come.
-struct Running {
+/// The running digest of a stream of bytes: its MD5, its multipart ETags, its length.
+pub struct Hasher {
     whole: Md5,
     multipart: Vec<Parts>,
     bytes: u64,
 }
 
-impl Running {
-    fn new(parts: &[u64]) -> Running {
-        Running { whole: Md5::new(), multipart: parts.iter().map(|&size| Parts::new(size)).collect(), bytes: 0 }
+impl Hasher {
+    /// A digest that also computes the multipart ETags of `parts` (part sizes).
+    pub fn new(parts: &[u64]) -> Hasher {
+        Hasher { whole: Md5::new(), multipart: parts.iter().map(|&size| Parts::new(size)).collect(), bytes: 0 }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    pub fn update(&mut self, bytes: &[u8]) {
         self.whole.update(bytes);
         for p in &mut self.multipart {
             p.update(bytes);
@@ -93,12 +110,20 @@ impl Running {
         self.bytes += bytes.len() as u64;
     }
 
-    fn finish(self) -> Digest {
-        Digest {
-            md5: self.whole.finalize().into(),
-            multipart: self.multipart.into_iter().map(Parts::etag).collect(),
-            bytes: self.bytes,
-        }
+    pub fn finish(self) -> Digest {
+        let multipart = self.multipart.into_iter().map(Parts::etag).collect();
+        Digest { md5: self.whole.finalize().into(), multipart, bytes: self.bytes }
+    }
+}
+
+impl Write for Hasher {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -214,7 +239,7 @@ mod tests {
     #[test]
     fn single_part_etags_are_the_md5() {
         let f = file(b"hello");
-        let d = digest(f.path(), &[]).unwrap();
+        let d = digest(f.path(), None, &[]).unwrap();
         assert_eq!(hex(&d.md5), "5d41402abc4b2a76b9719d911017c592");
         let same = object(Some("5D41402ABC4B2A76B9719D911017C592"));
         assert_eq!(compare(&d, &same, None, Settled::Upload(Reason::Newer)), Settled::Same);
@@ -231,11 +256,11 @@ mod tests {
         let mut parts = bytes.chunks(8 * MIB as usize).map(md5_of).collect::<Vec<_>>().concat();
         let aws_cli = format!("{}-2", hex(&md5_of(&parts)));
         assert_eq!(part_sizes(Some(&aws_cli), 13 * MIB, 16 * MIB), [8 * MIB]);
-        let d = digest(f.path(), &part_sizes(Some(&aws_cli), 13 * MIB, 16 * MIB)).unwrap();
+        let d = digest(f.path(), None, &part_sizes(Some(&aws_cli), 13 * MIB, 16 * MIB)).unwrap();
         assert_eq!(compare(&d, &object(Some(&aws_cli)), None, Settled::Upload(Reason::Newer)), Settled::Same);
         parts = bytes.chunks(5 * MIB as usize).map(md5_of).collect::<Vec<_>>().concat();
         let rclone = format!("{}-3", hex(&md5_of(&parts)));
-        let d = digest(f.path(), &part_sizes(Some(&rclone), 13 * MIB, 16 * MIB)).unwrap();
+        let d = digest(f.path(), None, &part_sizes(Some(&rclone), 13 * MIB, 16 * MIB)).unwrap();
         assert_eq!(compare(&d, &object(Some(&rclone)), None, Settled::Upload(Reason::Newer)), Settled::Same);
         // Seven parts fit no known part size: the ETag says nothing.
         let unknown = format!("{}-7", hex(&md5_of(b"x")));
@@ -249,7 +274,7 @@ mod tests {
         let f = file(&bytes);
         let parts = [5 * MIB, 8 * MIB];
         let from_memory = digest_of(&bytes, &parts);
-        assert_eq!(from_memory, digest(f.path(), &parts).unwrap());
+        assert_eq!(from_memory, digest(f.path(), None, &parts).unwrap());
         assert_eq!(from_memory.md5, md5_of(&bytes));
         assert_eq!(from_memory.bytes, 6 * MIB);
         assert_eq!(from_memory.multipart.len(), 2);
@@ -257,9 +282,31 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_body_is_digested_as_it_is_sent() {
+        let css: Vec<u8> = (0..50_000).map(|i| b"h1 { color: red }\n"[i % 17]).collect();
+        for encoding in [Encoding::Gzip, Encoding::Br] {
+            let sent = compress::in_memory(&css, encoding).unwrap();
+            let d = digest(file(&css).path(), Some(encoding), &[]).unwrap();
+            assert_eq!((d.md5, d.bytes), (md5_of(&sent), css.len() as u64), "{encoding:?}");
+        }
+        // Noise does not shrink: what is sent, and digested, is the file as it is.
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let d = digest(file(&noise).path(), Some(Encoding::Gzip), &[]).unwrap();
+        assert_eq!((d.md5, d.bytes), (md5_of(&noise), 5000));
+    }
+
+    #[test]
     fn an_opaque_etag_falls_back_to_the_state() {
         let f = file(b"hello");
-        let d = digest(f.path(), &[]).unwrap();
+        let d = digest(f.path(), None, &[]).unwrap();
         // SSE-KMS: 32 hex digits that are not the MD5.
         let object = object(Some("0123456789abcdef0123456789abcdef"));
         let known = Known {

@@ -9,6 +9,7 @@
 pub mod after;
 pub mod cli;
 pub mod clock;
+pub mod compress;
 pub mod config;
 pub mod content;
 pub mod diff;
@@ -20,6 +21,7 @@ pub mod journal;
 #[cfg(feature = "local-store")]
 pub mod local_store;
 pub mod lock;
+pub mod mime;
 pub mod model;
 pub mod names;
 pub mod panic;

@@ -4,11 +4,13 @@
 //! sink turns events into S3 requests. Keeping these types free of behaviour lets every stage be
 //! tested on its own and lets snapshot tests build inputs without touching a disk or a server.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::fields::Field;
 pub use crate::fields::ObjectMeta;
+use crate::mime::Charset;
 
 /// A point in time as nanoseconds since the Unix epoch (covers the years 1677 to 2262).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -73,7 +75,7 @@ impl LocalFile {
     /// The on-disk file behind the entry, when there is one.
     pub fn path(&self) -> Option<&Path> {
         match &self.body {
-            Body::File(path) => Some(path),
+            Body::File(path) | Body::Compressed { path, .. } => Some(path),
             Body::Inline(_) | Body::Unreadable(_) => None,
         }
     }
@@ -82,15 +84,41 @@ impl LocalFile {
     pub fn inline_bytes(&self) -> Option<&Arc<[u8]>> {
         match &self.body {
             Body::Inline(bytes) => Some(bytes),
-            Body::File(_) | Body::Unreadable(_) => None,
+            Body::File(_) | Body::Compressed { .. } | Body::Unreadable(_) => None,
         }
     }
 
-    /// The Content-Type the object gets: the chain's, else one guessed from the key's extension.
-    pub fn content_type(&self) -> &str {
+    /// How the entry's bytes are compressed on their way to the bucket, if they are.
+    pub fn encoding(&self) -> Option<Encoding> {
+        match &self.body {
+            Body::Compressed { encoding, .. } => Some(*encoding),
+            _ => None,
+        }
+    }
+
+    /// Whether an object of `object_size` bytes cannot be this entry's, by its size alone. A
+    /// file is published with its own size; a compressed one with fewer bytes (unknown until it
+    /// is compressed) or, when it does not shrink, its own: only a larger object is ruled out.
+    pub fn size_rules_out(&self, object_size: u64) -> bool {
+        match self.encoding() {
+            None => object_size != self.size,
+            Some(_) => object_size > self.size,
+        }
+    }
+
+    /// Whether publishing the entry again with other headers can copy its object onto itself.
+    /// Not a compressed one: whether it is sent compressed, and so its bytes and its
+    /// Content-Encoding, depends on the chain too.
+    pub fn copies_in_place(&self) -> bool {
+        self.encoding().is_none()
+    }
+
+    /// The Content-Type the object gets: the chain's as it is, else the one [`crate::mime`] gives
+    /// the key's extension (with `charset` for the text types).
+    pub fn content_type(&self, charset: &Charset) -> Cow<'_, str> {
         match self.meta.as_ref().and_then(|m| m.get(Field::ContentType)) {
-            Some(t) => t,
-            None => mime_guess::from_path(&self.key).first_raw().unwrap_or("application/octet-stream"),
+            Some(t) => Cow::Borrowed(t),
+            None => crate::mime::content_type(&self.key, charset),
         }
     }
 }
@@ -105,18 +133,45 @@ pub enum Body {
     /// their digest, never stat'ed. Two inline bodies are never the same file, whatever their
     /// bytes: each is uploaded under its own key, not copied from another.
     Inline(Arc<[u8]>),
+    /// A file of the source tree published compressed (the `compress` transform): the bytes sent
+    /// are the file's, compressed as they are read, with `Content-Encoding: encoding`; or the
+    /// file's own, without it, when compressing does not shrink them.
+    Compressed { path: PathBuf, encoding: Encoding },
     /// Something the scan found but cannot publish (a FIFO, a broken symlink, a directory it
     /// cannot read). Inside the transform chain it travels as an entry, so a step that drops the
     /// entry drops the problem with it; what is left of it after the chain is reported.
     Unreadable(Arc<Problem>),
 }
 
+/// A Content-Encoding sitesync compresses bodies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Gzip,
+    Br,
+}
+
+impl Encoding {
+    /// Its name in `sync.toml` and its token in `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Gzip => "gzip",
+            Encoding::Br => "br",
+        }
+    }
+
+    pub fn by_token(token: &str) -> Option<Encoding> {
+        [Encoding::Gzip, Encoding::Br].into_iter().find(|e| e.token() == token)
+    }
+}
+
 /// What the state knows of one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
+    /// The file's size and mtime (a compressed entry's: its source file's).
     pub size: u64,
     pub mtime: Time,
-    /// The MD5 of the bytes published, when a run read them.
+    /// The MD5 of the bytes published (a compressed entry's: of the bytes sent), when a run read
+    /// them.
     pub md5: Option<[u8; 16]>,
     /// The object's ETag (without quotes), when known.
     pub etag: Option<String>,

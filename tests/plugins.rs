@@ -63,8 +63,8 @@ fn clean_urls_publishes_pages_under_their_pretty_url() {
     assert_eq!(contents["site/blog/post"], "post");
     assert!(!contents.contains_key("site/docs"), "index pages stay as they are by default");
     assert!(!contents.contains_key("site/index"));
-    assert_eq!(head(&test, "site/about").content_type(), Some("text/html"));
-    assert_eq!(head(&test, "site/about.html").content_type(), Some("text/html"));
+    assert_eq!(head(&test, "site/about").content_type(), Some("text/html"), "the plugin's, as it is");
+    assert_eq!(head(&test, "site/about.html").content_type(), Some("text/html; charset=utf-8"));
 
     let again = test.sync(&[]).success().report();
     assert_eq!((again.uploaded, again.copied, again.deleted, again.unchanged), (0, 0, 0, 7));

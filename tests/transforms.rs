@@ -161,7 +161,7 @@ fn headers_reach_the_objects() {
 
     let page = head(&test, "site/index.html");
     assert_eq!(page.cache_control(), Some("max-age=60"));
-    assert_eq!(page.content_type(), Some("text/html"), "guessed from the extension");
+    assert_eq!(page.content_type(), Some("text/html; charset=utf-8"), "from the extension");
     assert_eq!(page.metadata().unwrap()["team"], "web");
 
     let asset = head(&test, "site/assets/app.js.gz");
@@ -199,7 +199,7 @@ cache_control = "no-store"
     assert_eq!(head(&test, "site/a/page.html").cache_control(), None);
     let copy = head(&test, "site/b/page.html");
     assert_eq!(copy.cache_control(), Some("no-store"));
-    assert_eq!(copy.content_type(), Some("text/html"), "REPLACE gives the Content-Type again");
+    assert_eq!(copy.content_type(), Some("text/html; charset=utf-8"), "REPLACE gives the Content-Type again");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use figment::Figment;
 
 use super::RawConfig;
 use crate::clock::ChangeRule;
+use crate::mime::Charset;
 use crate::model::Time;
 use crate::names::{NameDecoder, NameError};
 use crate::s3client::RetryMode;
@@ -53,6 +54,8 @@ pub struct Config {
     pub max_delete_percent: u8,
     pub rule: ChangeRule,
     pub names: NameDecoder,
+    /// The charset of the text types' default Content-Type.
+    pub charset: Charset,
     pub multipart_threshold: u64,
     pub multipart_chunk_size: u64,
     pub max_attempts: u32,
@@ -117,6 +120,7 @@ impl Config {
             NameError::UnknownEncoding(_) => bad("encoding", e.to_string()),
             NameError::UnknownNormalization(_) => bad("normalize", e.to_string()),
         })?;
+        let charset = Charset::parse(&raw.default_charset).map_err(|why| bad("default_charset", why))?;
         let retry_mode = choice(
             &bad,
             "retry_mode",
@@ -164,6 +168,7 @@ impl Config {
             max_delete_percent: raw.max_delete_percent,
             rule: ChangeRule { fudge: Time::from_secs_f64(raw.clock_fudge).0 },
             names,
+            charset,
             multipart_threshold: raw.multipart_threshold,
             multipart_chunk_size: raw.multipart_chunk_size,
             max_attempts: raw.max_attempts,

@@ -51,6 +51,9 @@ pub struct RawConfig {
     pub encoding: String,
     /// Unicode normalisation of keys: "none" or "nfc".
     pub normalize: String,
+    /// The charset the text types' default Content-Type names (`text/html; charset=utf-8`); an
+    /// empty string names none.
+    pub default_charset: String,
     /// Files of at least this many bytes are uploaded in parts.
     pub multipart_threshold: u64,
     pub multipart_chunk_size: u64,
@@ -112,6 +115,7 @@ impl Default for RawConfig {
             clock_fudge: 0.0,
             encoding: "utf-8".into(),
             normalize: "none".into(),
+            default_charset: "utf-8".into(),
             multipart_threshold: 16 * 1024 * 1024,
             multipart_chunk_size: 8 * 1024 * 1024,
             max_attempts: crate::s3client::DEFAULT_MAX_ATTEMPTS,

@@ -178,3 +178,21 @@ fn the_example_file_loads_and_shows_every_default() {
     let config = Config::build(&figment(Some(&example), &with_target()));
     assert!(config.is_ok(), "{:?}", config.err());
 }
+
+#[test]
+fn default_charset_is_utf8_may_be_turned_off_and_is_checked() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "")?;
+        assert_eq!(build(jail, &with_target()).unwrap().charset.name(), Some("utf-8"));
+        jail.create_file(FILE, "default_charset = \"\"")?;
+        assert_eq!(build(jail, &with_target()).unwrap().charset.name(), None, "an empty name sends none");
+        jail.create_file(FILE, "default_charset = \"utf 8\"")?;
+        let error = build(jail, &with_target()).unwrap_err();
+        assert!(error.contains("sync.toml: key `default_charset`: \"utf 8\" is not a charset name"), "{error}");
+        jail.create_file(FILE, "")?;
+        jail.set_env("SITESYNC_DEFAULT_CHARSET", "utf-8;q=1");
+        let error = build(jail, &with_target()).unwrap_err();
+        assert!(error.contains("SITESYNC_DEFAULT_CHARSET") && error.contains("default_charset"), "{error}");
+        Ok(())
+    });
+}

@@ -12,6 +12,13 @@
 //! An inline body (bytes a transform made) whose size matches is always compared by content,
 //! whatever the mode: reading memory costs nothing, and its mtime (0, or its source's) says
 //! nothing of its bytes, so the mtime rule would never see it change.
+//!
+//! A compressed entry (`compress` transform) is published with fewer bytes than its file, and how
+//! many is known only once it is compressed, so its size settles nothing but an object larger
+//! than the file. The rest holds as it is: the local state records the *source* file's size and
+//! mtime with the MD5 and ETag of the compressed bytes sent, so an unchanged source whose object
+//! is unchanged since is settled without reading it; otherwise it is read, compressed as the
+//! upload would compress it, and those bytes are compared with the ETag or the state's MD5.
 
 use crate::clock::{ChangeRule, Offset, Verdict};
 pub use crate::config::CompareMode;
@@ -62,8 +69,10 @@ impl Compare {
         let recorded = file.known.as_deref();
         let moved = recorded.is_some_and(|k| k.size != file.size || k.mtime != file.mtime);
         let current = recorded.filter(|k| unchanged_since(object, k));
+        // The object's size, not the file's: a compressed entry's parts are of the compressed bytes,
+        // and a plain file that got this far has the object's size.
         let can_compare =
-            comparable(object.etag.as_deref(), file.size, self.own_part) || current.is_some_and(|k| k.md5.is_some());
+            comparable(object.etag.as_deref(), object.size, self.own_part) || current.is_some_and(|k| k.md5.is_some());
         // The state should learn the pair when it does not hold it as it is now.
         let learn = self.learn && (moved || current.is_none());
         match self.mode {
@@ -155,6 +164,45 @@ mod tests {
             decide(CompareMode::Auto, &edited, &object(100, None)),
             Decision::Check { otherwise: Settled::Same }
         );
+    }
+
+    fn compressed(mtime: i64, known: Option<Known>) -> LocalFile {
+        let mut f = file(mtime, known);
+        f.size = 5000;
+        f.body = crate::model::Body::Compressed { path: "k".into(), encoding: crate::model::Encoding::Gzip };
+        f
+    }
+
+    fn sized(lm: i64, size: u64, etag: Option<&str>) -> RemoteObject {
+        RemoteObject { size, ..object(lm, etag) }
+    }
+
+    #[test]
+    fn a_compressed_entry_is_not_judged_by_its_size() {
+        // Its object is smaller than the file: what compression does, not a change.
+        assert_eq!(
+            decide(CompareMode::Mtime, &compressed(50, None), &sized(100, 1200, None)),
+            Decision::Same { learn: true }
+        );
+        // As large (it did not shrink) is not a change either; larger is.
+        assert_eq!(
+            decide(CompareMode::Auto, &compressed(50, None), &sized(100, 5000, None)),
+            Decision::Same { learn: true }
+        );
+        assert_eq!(
+            decide(CompareMode::Auto, &compressed(50, None), &sized(100, 5001, None)),
+            Decision::Upload(Reason::Size)
+        );
+        // The state knows the source's size and mtime: an unchanged source settles without a read.
+        let state = Known { size: 5000, ..known(200, 100) };
+        assert_eq!(
+            decide(CompareMode::Auto, &compressed(200, Some(state.clone())), &sized(100, 1200, None)),
+            Decision::Same { learn: false }
+        );
+        // A rebuilt source is read and compared, by the compressed bytes' ETag or the state's MD5.
+        let check = Decision::Check { otherwise: Settled::Upload(Reason::Newer) };
+        assert_eq!(decide(CompareMode::Auto, &compressed(300, Some(state)), &sized(100, 1200, None)), check);
+        assert_eq!(decide(CompareMode::Auto, &compressed(300, None), &sized(100, 1200, Some(MD5_X))), check);
     }
 
     #[test]

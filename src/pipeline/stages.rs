@@ -126,6 +126,8 @@ impl Stages {
                     multipart_threshold: config.multipart_threshold,
                     multipart_chunk_size: config.multipart_chunk_size,
                     clock: clock.clone(),
+                    compressing: SinkContext::compression_slots(),
+                    charset: config.charset.clone(),
                     learn: config.state.is_some(),
                     cancel: stop.flag(),
                 });

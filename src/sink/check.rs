@@ -6,7 +6,8 @@
 //! batch, in order, before it is handed on. So a plan shows `upload KEY (content differs)` for
 //! the same reason a sync sends it. A file that cannot be read is handed on as an upload, whose
 //! own read then reports why. An inline body (bytes a transform made) is hashed from memory, as
-//! its file would be read.
+//! its file would be read. A compressed entry is compressed as it is read, as its upload would
+//! compress it, and those bytes are compared.
 
 use std::sync::Arc;
 
@@ -83,7 +84,9 @@ impl Sink for Checking {
         let mut reads = Vec::new();
         for event in &events {
             if let Event::Check { file, object, .. } = event {
-                let parts = part_sizes(object.etag.as_deref(), file.size, self.own_part);
+                // The object's size: a compressed entry's parts are of its compressed bytes (an inline
+                // body or a plain file that got this far has the object's size).
+                let parts = part_sizes(object.etag.as_deref(), object.size, self.own_part);
                 if let Some(bytes) = file.inline_bytes() {
                     if bytes.len() <= HASH_AT_ONCE {
                         reads.push(Read::Done(Some(digest_of(bytes, &parts))));
@@ -93,12 +96,12 @@ impl Sink for Checking {
                     }
                     continue;
                 }
-                let path = file.path().map(|p| p.to_owned());
+                let (path, encoding) = (file.path().map(|p| p.to_owned()), file.encoding());
                 let permits = self.reads.clone();
                 reads.push(Read::Pending(tokio::spawn(async move {
                     let _permit = permits.acquire_owned().await.ok()?;
                     let path = path?;
-                    let read = tokio::task::spawn_blocking(move || digest(&path, &parts)).await.ok()?;
+                    let read = tokio::task::spawn_blocking(move || digest(&path, encoding, &parts)).await.ok()?;
                     read.ok()
                 })));
             }

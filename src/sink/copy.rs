@@ -33,7 +33,7 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str, added
             .key(&key)
             .copy_source(utf8_percent_encode(&from, KEY_SAFE).to_string())
             .metadata_directive(MetadataDirective::Replace),
-        file.content_type(),
+        file.content_type(&ctx.charset),
         file.meta.as_deref()
     );
     // A large copy takes the server a while: its attempt timeout grows with the size, as an upload's.

@@ -1,14 +1,18 @@
-//! Reading the file behind an upload: stat'ed, opened, and read whole or streamed, off the async
-//! runtime's workers, and why that failed when it did.
+//! Reading the file behind an upload: stat'ed, opened, and read whole or streamed (compressed
+//! first when the entry is, see `packed`), off the async runtime's workers, and why that failed
+//! when it did.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
 
+use super::packed::{self, Spool};
+use crate::compress::PumpError;
 use crate::error::StoreError;
-use crate::model::LocalFile;
+use crate::model::{Encoding, LocalFile};
 
 /// Tries of an upload whose file keeps changing under it.
 pub(super) const ATTEMPTS: usize = 3;
@@ -24,6 +28,9 @@ pub(super) enum UploadError {
     NotAFile,
     #[error("cannot read file: {0}")]
     Read(std::io::Error),
+    /// The compressed bytes could not be written to their temporary file.
+    #[error("cannot compress: {0}")]
+    Compress(std::io::Error),
     /// The stat after the upload failed.
     #[error("changed during upload: {0}")]
     Changed(Box<UploadError>),
@@ -47,34 +54,61 @@ pub(super) fn source(file: &LocalFile) -> Result<&Path, UploadError> {
 /// thread pool costs more CPU than reading one of them.
 pub(super) const READ_WHOLE: u64 = 1024 * 1024;
 
-/// `length` bytes of the file from `offset`, read as they are sent.
-pub(super) async fn stream(path: &Path, offset: u64, length: u64) -> Result<ByteStream, UploadError> {
-    ByteStream::read_from()
-        .path(path)
-        .offset(offset)
-        .length(Length::Exact(length))
-        .build()
-        .await
-        .map_err(|e| UploadError::Read(std::io::Error::other(e)))
+/// Where a streamed body is read from.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// The file itself.
+    Path(&'a Path),
+    /// Its compressed bytes, in a temporary file.
+    Spool(&'a Arc<std::fs::File>),
+}
+
+/// `length` bytes of the source from `offset`, read as they are sent.
+pub(super) async fn stream(source: Source<'_>, offset: u64, length: u64) -> Result<ByteStream, UploadError> {
+    match source {
+        Source::Path(path) => ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(Length::Exact(length))
+            .build()
+            .await
+            .map_err(|e| UploadError::Read(std::io::Error::other(e))),
+        Source::Spool(file) => Ok(packed::body(file.clone(), offset, length)),
+    }
+}
+
+/// What a trip to the blocking pool prepared for an upload.
+pub(super) enum Content {
+    /// A small file read whole: its bytes, or its compressed bytes (`encoding`) when the entry is
+    /// compressed and they are fewer.
+    Whole { bytes: Vec<u8>, encoding: Option<Encoding> },
+    /// A large file sent as it is, read from disk as it is sent.
+    Stream,
+    /// A large file compressed into a temporary file.
+    Spooled(Spool),
 }
 
 /// What a stat says of a file: its size and mtime.
 pub(super) type Stat = (u64, Option<SystemTime>);
 
-pub(super) type Opened = Result<(Stat, Option<Vec<u8>>), UploadError>;
+pub(super) type Opened = Result<(Stat, Content), UploadError>;
 
 /// Stats the file and checks it can be read, in one trip to the blocking pool; a small file is
-/// read whole on the same trip.
-pub(super) async fn open(path: &Path) -> Opened {
-    open_and_check(path, None).await.0
+/// read whole on the same trip, a compressed entry compressed.
+pub(super) async fn open(path: &Path, encoding: Option<Encoding>) -> Opened {
+    open_and_check(path, encoding, None).await.0
 }
 
 /// [`open`], and on the same trip the stat of `check`, a file uploaded before.
-pub(super) async fn open_and_check(path: &Path, check: Option<PathBuf>) -> (Opened, Option<Result<Stat, UploadError>>) {
+pub(super) async fn open_and_check(
+    path: &Path,
+    encoding: Option<Encoding>,
+    check: Option<PathBuf>,
+) -> (Opened, Option<Result<Stat, UploadError>>) {
     let path = path.to_owned();
     let trip = tokio::task::spawn_blocking(move || {
         let checked = check.map(|c| stat_now(&c));
-        (open_now(&path), checked)
+        (open_now(&path, encoding), checked)
     });
     match trip.await {
         Ok(done) => done,
@@ -82,18 +116,34 @@ pub(super) async fn open_and_check(path: &Path, check: Option<PathBuf>) -> (Open
     }
 }
 
-fn open_now(path: &Path) -> Opened {
+fn open_now(path: &Path, encoding: Option<Encoding>) -> Opened {
     let stat = stat_now(path)?;
     // The body is otherwise opened only as it is sent; a file we may not read should say so, not
     // fail deep inside the HTTP client.
     let mut handle = std::fs::File::open(path).map_err(UploadError::Read)?;
     if stat.0 > READ_WHOLE {
-        return Ok((stat, None));
+        return match encoding {
+            None => Ok((stat, Content::Stream)),
+            Some(encoding) => {
+                let spooled = packed::spool(handle, encoding).map_err(|e| match e {
+                    PumpError::Read(e) => UploadError::Read(e),
+                    PumpError::Write(e) => UploadError::Compress(e),
+                })?;
+                Ok((stat, spooled.map_or(Content::Stream, Content::Spooled)))
+            }
+        };
     }
     let mut bytes = Vec::with_capacity(stat.0 as usize);
     handle.read_to_end(&mut bytes).map_err(UploadError::Read)?;
     // A file that changed while it was read is sent anyway: the check after the upload sees it.
-    Ok((stat, Some(bytes)))
+    let content = match encoding {
+        None => Content::Whole { bytes, encoding: None },
+        Some(encoding) => {
+            let (bytes, encoding) = packed::in_memory(bytes, encoding).map_err(UploadError::Compress)?;
+            Content::Whole { bytes, encoding }
+        }
+    };
+    Ok((stat, content))
 }
 
 pub(super) async fn stat(path: &Path) -> Result<Stat, UploadError> {

@@ -2,10 +2,10 @@
 //!
 //! A sink takes the events as the merge finds them and, at the end, says what it did in one
 //! record, [`Applied`], that the post-run steps read. Two implementations of one trait: the
-//! [`S3Sink`] applies them to the bucket with a pool of workers (`s3`, `pool`, `upload`, `copy`,
-//! `delete`, and `spill` for what waits for its phase), and the [`PlanSink`] renders them as the
-//! plan a dry run prints (`plan`). Both take the very same events, so a plan cannot drift from
-//! what a sync does.
+//! [`S3Sink`] applies them to the bucket with a pool of workers (`s3`, `pool`, `upload` with
+//! `file` and `packed` for the bytes it sends, `multipart`, `copy`, `delete`, and `spill` for what
+//! waits for its phase), and the [`PlanSink`] renders them as the plan a dry run prints (`plan`).
+//! Both take the very same events, so a plan cannot drift from what a sync does.
 
 mod check;
 mod copy;
@@ -13,6 +13,7 @@ mod delete;
 mod file;
 mod made;
 mod multipart;
+mod packed;
 pub mod plan;
 mod pool;
 mod s3;

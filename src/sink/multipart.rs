@@ -4,36 +4,44 @@
 //! parts), each read from disk as it is sent and retried on its own by the SDK. An upload that
 //! cannot complete is aborted, whatever stopped it (a part that failed, a refused completion, a
 //! signal between two parts): an upload neither completed nor aborted keeps its parts, unseen and
-//! billed, until a lifecycle rule reclaims them.
-
-use std::path::Path;
+//! billed, until a lifecycle rule reclaims them. A compressed entry's parts are ranges of its
+//! compressed bytes, read from their temporary file.
 
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::SinkContext;
-use super::file::{UploadError, stream};
+use super::file::{Source, UploadError, stream};
 use super::made::Made;
 use crate::error::{Op, StoreError};
-use crate::model::{LocalFile, Time};
+use crate::model::{Encoding, LocalFile, Time};
 
-/// Uploads the `size` bytes of `path` under `file`'s key; says what it made.
-pub(super) async fn upload(ctx: &SinkContext, file: &LocalFile, path: &Path, size: u64) -> Result<Made, UploadError> {
+/// Uploads the `size` bytes of `source` under `file`'s key, sent with `Content-Encoding:
+/// encoding` when it is set; says what it made.
+pub(super) async fn upload(
+    ctx: &SinkContext,
+    file: &LocalFile,
+    source: Source<'_>,
+    size: u64,
+    encoding: Option<Encoding>,
+) -> Result<Made, UploadError> {
     let key = ctx.target.key(&file.key);
     // Servers stamp `LastModified` at the start or at the end of a multipart upload.
     let sent = Time::now();
     let url = format!("s3://{}/{key}", ctx.target.bucket);
-    let created = crate::with_headers!(
+    let create = crate::with_headers!(
         ctx.client.create_multipart_upload().bucket(&ctx.target.bucket).key(&key),
-        file.content_type(),
+        file.content_type(&ctx.charset),
         file.meta.as_deref()
-    )
-    .send()
-    .await
-    .map_err(|e| StoreError::sdk(Op::Multipart, &url, e))?;
+    );
+    let create = match encoding {
+        Some(encoding) => create.content_encoding(encoding.token()),
+        None => create,
+    };
+    let created = create.send().await.map_err(|e| StoreError::sdk(Op::Multipart, &url, e))?;
     let Some(upload_id) = created.upload_id().map(str::to_owned) else {
         return Err(StoreError::answer(Op::Multipart, &url, "CreateMultipartUpload returned no upload id").into());
     };
-    let completed = match upload_parts(ctx, &key, &upload_id, path, size).await {
+    let completed = match upload_parts(ctx, &key, &upload_id, source, size).await {
         Ok(parts) => complete(ctx, &key, &upload_id, parts).await.map(|etag| Made::between(ctx, sent, etag.as_deref())),
         Err(e) => Err(e),
     };
@@ -70,7 +78,7 @@ async fn upload_parts(
     ctx: &SinkContext,
     key: &str,
     upload_id: &str,
-    path: &Path,
+    source: Source<'_>,
     size: u64,
 ) -> Result<Vec<CompletedPart>, UploadError> {
     // S3 allows at most 10,000 parts: grow the part size for very large files.
@@ -92,7 +100,7 @@ async fn upload_parts(
             .upload_id(upload_id)
             .part_number(number)
             .content_length(length as i64)
-            .body(stream(path, offset, length).await?);
+            .body(stream(source, offset, length).await?);
         let part = crate::send_sized!(request, &ctx.client, length).map_err(|e| {
             StoreError::sdk(Op::Multipart, format!("s3://{}/{key} part {number}", ctx.target.bucket), e)
         })?;

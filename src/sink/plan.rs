@@ -38,7 +38,7 @@ impl Sink for PlanSink {
                 Event::Delete { .. } if !self.delete => continue,
                 Event::Delete { object } => self.tracker.journal().record(object.key.clone(), Change::Deleted, false),
                 Event::Upload { file, reason } => {
-                    let copied = *reason == Reason::Chain || file.copy_of.is_some();
+                    let copied = (*reason == Reason::Chain && file.copies_in_place()) || file.copy_of.is_some();
                     let change = if copied { Change::Copied } else { Change::Uploaded };
                     self.tracker.journal().record(file.key.clone(), change, *reason == Reason::New);
                 }
@@ -97,8 +97,14 @@ pub struct Step {
 }
 
 impl Step {
+    /// An upload of `file`. A compressed one is shown with its file's size, which its upload does
+    /// not exceed (it is compressed only when it is sent): `(new, 5000 bytes before gzip)`.
     pub fn upload(phase: Phase, key: String, file: &LocalFile, reason: Reason) -> Step {
-        Step { phase, key, detail: format!("({}, {} bytes)", reason.as_str(), file.size), bytes: file.size }
+        let detail = match file.encoding() {
+            None => format!("({}, {} bytes)", reason.as_str(), file.size),
+            Some(e) => format!("({}, {} bytes before {})", reason.as_str(), file.size, e.token()),
+        };
+        Step { phase, key, detail, bytes: file.size }
     }
 }
 
@@ -115,7 +121,7 @@ pub fn step(event: &Event, target: &Target) -> Step {
 
 fn bare_step(event: &Event, target: &Target) -> Step {
     match event {
-        Event::Upload { file, reason: Reason::Chain } => Step {
+        Event::Upload { file, reason: Reason::Chain } if file.copies_in_place() => Step {
             phase: Phase::Copies,
             key: target.key(&file.key),
             detail: format!("(in place, {})", Reason::Chain.as_str()),

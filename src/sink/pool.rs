@@ -24,6 +24,10 @@ pub struct SinkContext {
     pub multipart_chunk_size: u64,
     /// The run's clock, to know when the server stamped what it made.
     pub clock: Arc<crate::clock::Clock>,
+    /// What the text types' Content-Type says of their charset (`default_charset`).
+    pub charset: crate::mime::Charset,
+    /// Compressions at once (one a core), see `upload`.
+    pub compressing: tokio::sync::Semaphore,
     /// The local state is on: compute the MD5 of what is uploaded from memory.
     pub learn: bool,
     /// Set when the run is stopping: queued work is dropped, in-flight requests finish.
@@ -31,6 +35,11 @@ pub struct SinkContext {
 }
 
 impl SinkContext {
+    /// As many compression slots as cores.
+    pub fn compression_slots() -> tokio::sync::Semaphore {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }

@@ -37,9 +37,9 @@ impl S3Sink {
 
     async fn upload(&mut self, mut file: LocalFile, reason: Reason) {
         let added = reason == Reason::New;
-        // Re-publishing a current object copies it onto itself; another key of a file copies it
-        // from the key it is uploaded under.
-        if reason == Reason::Chain {
+        // Re-publishing a current object copies it onto itself (a compressed one is uploaded
+        // again); another key of a file copies it from the key it is uploaded under.
+        if reason == Reason::Chain && file.copies_in_place() {
             file.copy_of = Some(file.key.clone());
         }
         if let Some(source) = &file.copy_of {
@@ -196,6 +196,8 @@ mod tests {
             multipart_threshold: u64::MAX,
             multipart_chunk_size: 8 << 20,
             clock: Default::default(),
+            compressing: SinkContext::compression_slots(),
+            charset: Default::default(),
             learn: false,
             cancel: Arc::new(AtomicBool::new(false)),
         });

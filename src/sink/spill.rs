@@ -16,7 +16,7 @@ use crate::disk::{
     anonymous_file, get_array, get_bytes, get_bytes_up_to, get_option, get_string, get_u64, put_bytes, put_option,
     put_u64,
 };
-use crate::model::{Body, LocalFile, ObjectMeta, Problem, Time};
+use crate::model::{Body, Encoding, LocalFile, ObjectMeta, Problem, Time};
 
 /// An upload or copy waiting for its phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,18 +151,31 @@ fn put_body(out: &mut impl Write, body: &Body) -> io::Result<()> {
             out.write_all(&[2])?;
             put_bytes(out, bytes)
         }
+        Body::Compressed { path, encoding } => {
+            out.write_all(&[3])?;
+            put_bytes(out, path.as_os_str().as_bytes())?;
+            put_bytes(out, encoding.token().as_bytes())
+        }
     }
 }
 
 fn get_body(input: &mut impl Read) -> io::Result<Body> {
+    let path = |input: &mut _| get_bytes(input).map(|b| PathBuf::from(OsString::from_vec(b)));
     match get_array::<1>(input)? {
-        [0] => Ok(Body::File(PathBuf::from(OsString::from_vec(get_bytes(input)?)))),
+        [0] => Ok(Body::File(path(input)?)),
         [1] => {
             let place = get_string(input)?;
             let message = get_string(input)?;
             Ok(Body::Unreadable(std::sync::Arc::new(Problem::new(place, message))))
         }
         [2] => Ok(Body::Inline(get_bytes_up_to(input, crate::target::MAX_PUT_BYTES)?.into())),
+        [3] => {
+            let path = path(input)?;
+            let token = get_string(input)?;
+            let encoding = Encoding::by_token(&token)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("an encoding {token:?}")))?;
+            Ok(Body::Compressed { path, encoding })
+        }
         [tag] => Err(io::Error::other(format!("a spilled entry has an unknown body tag {tag}"))),
     }
 }
@@ -191,6 +204,9 @@ mod tests {
             // A generated page: its bytes travel through the spill file with it.
             let bytes: std::sync::Arc<[u8]> = format!("<p>page {i}</p>").into_bytes().into();
             f = LocalFile { meta: f.meta, ..LocalFile::inline(f.key, bytes, Time(0)) };
+        } else if i.is_multiple_of(5) {
+            let encoding = if i.is_multiple_of(2) { Encoding::Gzip } else { Encoding::Br };
+            f.body = Body::Compressed { path: f.path().unwrap().to_owned(), encoding };
         }
         f
     }

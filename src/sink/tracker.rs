@@ -34,10 +34,11 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// `key` was uploaded as `known` says; `added` when no object had it before.
-    pub fn uploaded(&self, key: &str, added: bool, known: Known) {
+    /// `key` was uploaded as `known` says, with `sent` bytes (fewer than the file's when it went
+    /// compressed); `added` when no object had it before.
+    pub fn uploaded(&self, key: &str, added: bool, known: Known, sent: u64) {
         self.uploaded.fetch_add(1, Ordering::Relaxed);
-        self.bytes_uploaded.fetch_add(known.size, Ordering::Relaxed);
+        self.bytes_uploaded.fetch_add(sent, Ordering::Relaxed);
         self.journal.learn(key, Change::Uploaded, added, known);
     }
 

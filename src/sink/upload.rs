@@ -8,7 +8,10 @@
 //! A site is mostly small files, and for those the trips to the blocking thread pool cost more
 //! CPU than the reading: a small file is stat'ed, opened and read in one trip and sent from
 //! memory, and its check after the upload rides on the same worker's next trip (see
-//! [`Unchecked`]). Only then is it counted as uploaded.
+//! [`Unchecked`]). Only then is it counted as uploaded. A compressed entry is compressed on that
+//! same trip (a large one into a temporary file, see `packed`), at most one a core at a time; what
+//! is sent, and what decides a multipart upload, is then the compressed bytes, while the local
+//! state records the source file's size and mtime with their MD5.
 //!
 //! An inline body (bytes a transform made, such as a generated index page) is sent from memory in
 //! one PutObject, with no stat: there is no file to change under it.
@@ -18,20 +21,30 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::SinkContext;
-use super::file::{ATTEMPTS, Stat, UploadError, open, open_and_check, source, stat, stream};
+use super::file::{ATTEMPTS, Content, Source, Stat, UploadError, open, open_and_check, source, stat, stream};
 use super::made::Made;
 use crate::content::md5_of;
 use crate::error::{Op, StoreError};
-use crate::model::{Known, LocalFile, Time};
+use crate::model::{Encoding, Known, LocalFile, Time};
+
+/// What an upload made, and how many bytes it sent.
+pub(super) struct Sent {
+    known: Known,
+    bytes: u64,
+}
 
 /// Uploads a file and checks it afterwards before returning.
 pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile, added: bool) {
     let sent = match file.inline_bytes() {
         Some(bytes) => send_inline(ctx, file, bytes).await,
-        None => upload_from(ctx, file, 1).await,
+        None => upload_from(ctx, file, 1, None).await,
     };
+    record(ctx, file, added, sent);
+}
+
+fn record(ctx: &SinkContext, file: &LocalFile, added: bool, sent: Result<Sent, UploadError>) {
     match sent {
-        Ok(known) => ctx.tracker.uploaded(&file.key, added, known),
+        Ok(Sent { known, bytes }) => ctx.tracker.uploaded(&file.key, added, known, bytes),
         Err(error) => ctx.tracker.failed(file.key.clone(), "upload", error.to_string()),
     }
 }
@@ -45,7 +58,7 @@ pub(super) struct Unchecked {
     added: bool,
     before: Stat,
     /// What the upload made, as the state will know it once the check passes.
-    known: Known,
+    sent: Sent,
 }
 
 /// Uploads `file`, and settles the worker's `previous` upload on the same trip to the blocking
@@ -70,30 +83,40 @@ pub(super) async fn run(
         }
     };
     let check = previous.as_ref().and_then(|p| p.file.path()).map(Path::to_owned);
-    let (opened, checked) = open_and_check(path, check).await;
+    let (opened, checked) = {
+        let _slot = compressing(ctx, file.encoding()).await;
+        open_and_check(path, file.encoding(), check).await
+    };
     if let (Some(previous), Some(after)) = (previous, checked) {
         settle(ctx, previous, after).await;
     }
-    let (before, bytes) = match opened {
-        Ok((before, Some(bytes))) if before.0 < ctx.multipart_threshold => (before, bytes),
-        Ok(_) => {
-            run_checked(ctx, &file, added).await;
-            return None;
-        }
+    let (before, content) = match opened {
+        Ok(opened) => opened,
         Err(error) => {
             ctx.tracker.failed(file.key.clone(), "upload", error.to_string());
             return None;
         }
     };
-    let length = bytes.len() as u64;
-    let md5 = ctx.learn.then(|| md5_of(&bytes));
-    match put(ctx, &file, length, ByteStream::from(bytes)).await {
-        Ok(made) => Some(Unchecked { known: made.known(length, mtime_of(before), md5), file, added, before }),
+    if !matches!(content, Content::Whole { .. }) {
+        // A large file: sent from what this trip prepared, and checked at once.
+        let sent = upload_from(ctx, &file, 1, Some((before, content))).await;
+        record(ctx, &file, added, sent);
+        return None;
+    }
+    match send(ctx, &file, path, before, content).await {
+        Ok(sent) => Some(Unchecked { file, added, before, sent }),
         Err(error) => {
             ctx.tracker.failed(file.key.clone(), "upload", error.to_string());
             None
         }
     }
+}
+
+/// A compressed entry waits for one of the run's compression slots (one a core): compressing is
+/// CPU and memory, and more at once than cores only holds more encoders.
+async fn compressing(ctx: &SinkContext, encoding: Option<Encoding>) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    encoding?;
+    ctx.compressing.acquire().await.ok()
 }
 
 /// Checks the worker's last upload, when it has no next file to read.
@@ -109,41 +132,40 @@ pub(super) async fn finish(ctx: &SinkContext, last: Option<Unchecked>) {
 
 /// Counts an upload whose file did not move during it, and sends again one whose file did.
 async fn settle(ctx: &SinkContext, sent: Unchecked, after: Result<Stat, UploadError>) {
-    let key = sent.file.key.clone();
     match after {
-        Ok(after) if after == sent.before => ctx.tracker.uploaded(&key, sent.added, sent.known),
+        Ok(after) if after == sent.before => record(ctx, &sent.file, sent.added, Ok(sent.sent)),
         Ok(_) => {
-            tracing::warn!("{} changed during upload (attempt 1 of {ATTEMPTS})", ctx.target.key(&key));
-            match upload_from(ctx, &sent.file, 2).await {
-                Ok(known) => ctx.tracker.uploaded(&key, sent.added, known),
-                Err(error) => ctx.tracker.failed(key, "upload", error.to_string()),
-            }
+            tracing::warn!("{} changed during upload (attempt 1 of {ATTEMPTS})", ctx.target.key(&sent.file.key));
+            let again = upload_from(ctx, &sent.file, 2, None).await;
+            record(ctx, &sent.file, sent.added, again);
         }
-        Err(e) => ctx.tracker.failed(key, "upload", UploadError::Changed(Box::new(e)).to_string()),
+        Err(e) => record(ctx, &sent.file, sent.added, Err(UploadError::Changed(Box::new(e)))),
     }
 }
 
-/// Attempts `first..=ATTEMPTS` of an upload checked right after the request; says what it made.
-async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Result<Known, UploadError> {
+/// Attempts `first..=ATTEMPTS` of an upload checked right after the request, the first from what
+/// was `prepared` when given; says what it made.
+async fn upload_from(
+    ctx: &SinkContext,
+    file: &LocalFile,
+    first: usize,
+    mut prepared: Option<(Stat, Content)>,
+) -> Result<Sent, UploadError> {
     let path = source(file)?;
     for attempt in first..=ATTEMPTS {
-        let (before, body) = open(path).await?;
-        let known = if before.0 >= ctx.multipart_threshold {
-            super::multipart::upload(ctx, file, path, before.0).await?.known(before.0, mtime_of(before), None)
-        } else {
-            // What was read is what is sent, even if the file changed size meanwhile.
-            let md5 = body.as_deref().filter(|_| ctx.learn).map(md5_of);
-            let (length, body) = match body {
-                Some(bytes) => (bytes.len() as u64, ByteStream::from(bytes)),
-                None => (before.0, stream(path, 0, before.0).await?),
-            };
-            put(ctx, file, length, body).await?.known(length, mtime_of(before), md5)
+        let (before, content) = match prepared.take() {
+            Some(prepared) => prepared,
+            None => {
+                let _slot = compressing(ctx, file.encoding()).await;
+                open(path, file.encoding()).await?
+            }
         };
+        let sent = send(ctx, file, path, before, content).await?;
         // Checked after the upload, not after the read: `LastModified` is stamped when the request
         // ends, so a change made in between would otherwise look older than the object.
         let after = stat(path).await.map_err(|e| UploadError::Changed(Box::new(e)))?;
         if after == before {
-            return Ok(known);
+            return Ok(sent);
         }
         tracing::warn!("{} changed during upload (attempt {attempt} of {ATTEMPTS})", ctx.target.key(&file.key));
     }
@@ -152,21 +174,69 @@ async fn upload_from(ctx: &SinkContext, file: &LocalFile, first: usize) -> Resul
 
 /// Sends an inline body (bytes a transform made) from memory, in one PutObject whatever its size:
 /// nothing can change under it, so nothing is stat'ed before or after.
-async fn send_inline(ctx: &SinkContext, file: &LocalFile, bytes: &[u8]) -> Result<Known, UploadError> {
+async fn send_inline(ctx: &SinkContext, file: &LocalFile, bytes: &[u8]) -> Result<Sent, UploadError> {
     let length = bytes.len() as u64;
     let md5 = ctx.learn.then(|| md5_of(bytes));
-    let made = put(ctx, file, length, ByteStream::from(bytes.to_vec())).await?;
-    Ok(made.known(length, file.mtime, md5))
+    let made = put(ctx, file, length, None, ByteStream::from(bytes.to_vec())).await?;
+    Ok(Sent { known: made.known(length, file.mtime, md5), bytes: length })
 }
 
-/// One PutObject of `length` bytes.
-async fn put(ctx: &SinkContext, file: &LocalFile, length: u64, body: ByteStream) -> Result<Made, UploadError> {
+/// Sends what was prepared: one PutObject, or a multipart upload of what reaches the threshold.
+async fn send(
+    ctx: &SinkContext,
+    file: &LocalFile,
+    path: &Path,
+    before: Stat,
+    content: Content,
+) -> Result<Sent, UploadError> {
+    let (size, mtime) = (before.0, mtime_of(before));
+    let (made, bytes, md5) = match content {
+        // What was read is what is sent, even if the file changed size meanwhile. A whole read is
+        // at most `READ_WHOLE`, below any multipart threshold S3 allows.
+        Content::Whole { bytes, encoding } => {
+            let length = bytes.len() as u64;
+            let md5 = ctx.learn.then(|| md5_of(&bytes));
+            let made = put(ctx, file, length, encoding, ByteStream::from(bytes)).await?;
+            // The state knows a compressed entry by its source's size.
+            let known = made.known(if encoding.is_some() { size } else { length }, mtime, md5);
+            return Ok(Sent { known, bytes: length });
+        }
+        Content::Stream if size >= ctx.multipart_threshold => {
+            (super::multipart::upload(ctx, file, Source::Path(path), size, None).await?, size, None)
+        }
+        Content::Stream => (put(ctx, file, size, None, stream(Source::Path(path), 0, size).await?).await?, size, None),
+        Content::Spooled(spool) => {
+            let (from, encoding) = (Source::Spool(&spool.file), Some(spool.encoding));
+            let made = if spool.len >= ctx.multipart_threshold {
+                super::multipart::upload(ctx, file, from, spool.len, encoding).await?
+            } else {
+                put(ctx, file, spool.len, encoding, stream(from, 0, spool.len).await?).await?
+            };
+            (made, spool.len, Some(spool.md5))
+        }
+    };
+    Ok(Sent { known: made.known(size, mtime, md5), bytes })
+}
+
+/// One PutObject of `length` bytes, compressed with `encoding` when it is set.
+async fn put(
+    ctx: &SinkContext,
+    file: &LocalFile,
+    length: u64,
+    encoding: Option<Encoding>,
+    body: ByteStream,
+) -> Result<Made, UploadError> {
     let key = ctx.target.key(&file.key);
     let request = crate::with_headers!(
         ctx.client.put_object().bucket(&ctx.target.bucket).key(&key).content_length(length as i64),
-        file.content_type(),
+        file.content_type(&ctx.charset),
         file.meta.as_deref()
-    )
+    );
+    // Set after the chain's headers: the bytes say how they are encoded.
+    let request = match encoding {
+        Some(encoding) => request.content_encoding(encoding.token()),
+        None => request,
+    }
     .body(body);
     let sent = Time::now();
     let put = crate::send_sized!(request, &ctx.client, length)

@@ -146,13 +146,15 @@ fn entry(item: LocalItem) -> LocalFile {
 /// Points every entry that publishes the same file as an earlier one of the batch at that
 /// primary (`copy_of`), and clears `copy_of` where the primary is not published: the sink then
 /// uploads the file once and copies it server-side for the others. Only files on disk are linked:
-/// two inline bodies are never one file, even with the same bytes.
+/// two inline bodies are never one file, even with the same bytes. Compressed entries are left
+/// out too: each is uploaded, since whether its bytes go compressed, and so its Content-Encoding,
+/// is known only once they are compressed.
 pub fn link_copies(files: &mut [LocalFile]) {
     // Keyed by the path's bytes: hashing a `Path` walks its components, which costs more.
     let mut primary: HashMap<&[u8], usize> = HashMap::with_capacity(files.len());
     let mut links = Vec::new();
     for (i, f) in files.iter().enumerate() {
-        let Some(path) = f.path() else { continue };
+        let Body::File(path) = &f.body else { continue };
         match primary.get(path.as_os_str().as_encoded_bytes()) {
             Some(&p) => links.push((i, p)),
             None => {
@@ -254,6 +256,20 @@ mod tests {
         let step = Box::new(Collect { name: ".sitesync/x", seen }) as Box<dyn Transform>;
         let mut c = Chain::of(vec![("maker".into(), step)], true);
         assert_eq!(shown(&c.finish().unwrap()), ["problem .sitesync/x.txt"]);
+    }
+
+    #[test]
+    fn compressed_entries_are_never_copies_nor_sources() {
+        let mut files = vec![file("a.css"), file("a.css"), file("a.css")];
+        files[1].key = "b.css".into();
+        files[2].key = "c.css".into();
+        for f in &mut files[..2] {
+            let path = f.path().unwrap().to_owned();
+            f.body = Body::Compressed { path, encoding: crate::model::Encoding::Gzip };
+        }
+        link_copies(&mut files);
+        let got: Vec<_> = files.iter().map(|f| f.copy_of.as_deref()).collect();
+        assert_eq!(got, [None, None, None], "the plain c.css is its own primary");
     }
 
     fn chain(tables: &[serde_json::Value]) -> Chain {

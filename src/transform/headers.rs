@@ -115,6 +115,7 @@ impl Transform for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mime::Charset;
     use crate::model::Time;
 
     fn rules(rules: Value) -> Result<Headers, BuildError> {
@@ -134,11 +135,11 @@ mod tests {
         let out = h.apply(batch).unwrap();
         let page = out[0].meta.as_deref().unwrap();
         assert_eq!(page.get(Field::CacheControl), Some("max-age=60"));
-        assert_eq!(out[0].content_type(), "text/html");
+        assert_eq!(out[0].content_type(&Charset::default()), "text/html; charset=utf-8");
         let asset = out[1].meta.as_deref().unwrap();
         assert_eq!(asset.get(Field::CacheControl), Some("max-age=31536000, immutable"));
         assert_eq!(asset.get(Field::ContentEncoding), Some("gzip"));
-        assert_eq!(out[1].content_type(), "application/javascript");
+        assert_eq!(out[1].content_type(&Charset::default()), "application/javascript", "a rule's type as it is");
         assert_eq!(asset.metadata.len(), 2);
     }
 

@@ -12,6 +12,7 @@
 
 mod chain;
 mod claims;
+mod compress;
 mod duplicate;
 mod filter;
 mod headers;
@@ -24,6 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use chain::{Chain, link_copies};
+pub use compress::{Compress, CompressConfig};
 pub use duplicate::{Duplicate, DuplicateConfig};
 pub use filter::{Filter, FilterConfig, FolderExcludes};
 pub use headers::{Headers, HeadersConfig};
@@ -95,6 +97,7 @@ pub enum TransformConfig {
     Filter(FilterConfig),
     PrefixDuplicate(DuplicateConfig),
     Headers(HeadersConfig),
+    Compress(CompressConfig),
     Plugin(PluginConfig),
 }
 
@@ -112,7 +115,8 @@ impl TransformConfig {
             }
             (None, None) => Err(BuildError::new(
                 at,
-                "missing `type` (\"filter\", \"prefix_duplicate\" or \"headers\") or `plugin` (a library path)",
+                "missing `type` (\"filter\", \"prefix_duplicate\", \"headers\" or \"compress\") or `plugin` (a library \
+                 path)",
             )),
             (None, Some(Value::String(path))) => {
                 Ok(TransformConfig::Plugin(PluginConfig { path: resolve(base, &path), shown: path, settings: rest }))
@@ -122,9 +126,13 @@ impl TransformConfig {
                 "filter" => Ok(TransformConfig::Filter(fields(&at, rest)?)),
                 "prefix_duplicate" => Ok(TransformConfig::PrefixDuplicate(fields(&at, rest)?)),
                 "headers" => Ok(TransformConfig::Headers(fields(&at, rest)?)),
+                "compress" => Ok(TransformConfig::Compress(fields(&at, rest)?)),
                 other => Err(BuildError::new(
                     format!("{at}.type"),
-                    format!("unknown transform {other:?} (expected \"filter\", \"prefix_duplicate\" or \"headers\")"),
+                    format!(
+                        "unknown transform {other:?} (expected \"filter\", \"prefix_duplicate\", \"headers\" or \
+                         \"compress\")"
+                    ),
                 )),
             },
             (Some(_), None) => Err(BuildError::new(format!("{at}.type"), "expected a string")),
@@ -137,6 +145,7 @@ impl TransformConfig {
             TransformConfig::Filter(_) => "filter".into(),
             TransformConfig::PrefixDuplicate(_) => "prefix_duplicate".into(),
             TransformConfig::Headers(_) => "headers".into(),
+            TransformConfig::Compress(_) => "compress".into(),
             TransformConfig::Plugin(c) => format!("plugin {}", c.shown),
         }
     }
@@ -157,6 +166,7 @@ enum StepSpec {
     Filter(Filter),
     Duplicate(Duplicate),
     Headers(Headers),
+    Compress(Compress),
     Plugin { plugin: &'static LoadedPlugin, settings: String },
 }
 
@@ -193,6 +203,7 @@ impl ChainSpec {
                 TransformConfig::Filter(c) => StepSpec::Filter(c.build(&at)?),
                 TransformConfig::PrefixDuplicate(c) => StepSpec::Duplicate(c.build(&at)?),
                 TransformConfig::Headers(c) => StepSpec::Headers(c.build(&at)?),
+                TransformConfig::Compress(c) => StepSpec::Compress(c.build(&at)?),
                 TransformConfig::Plugin(c) => {
                     let plugin = plugin::load(&c.path, &c.shown)
                         .map_err(|e| BuildError::new(format!("{at}.plugin"), e.to_string()))?;
@@ -282,6 +293,7 @@ impl ChainSpec {
                 StepSpec::Filter(f) => ("filter".to_owned(), Box::new(f.clone()) as Box<dyn Transform>),
                 StepSpec::Duplicate(d) => ("prefix_duplicate".to_owned(), Box::new(d.clone()) as Box<dyn Transform>),
                 StepSpec::Headers(h) => ("headers".to_owned(), Box::new(h.clone()) as Box<dyn Transform>),
+                StepSpec::Compress(c) => ("compress".to_owned(), Box::new(c.clone()) as Box<dyn Transform>),
                 StepSpec::Plugin { plugin, settings } => {
                     let instance = plugin::Instance::create(plugin, settings)
                         .map_err(|e| BuildError::new(format!("transform[{index}]"), e.to_string()))?;

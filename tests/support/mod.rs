@@ -16,6 +16,7 @@
 pub mod moto;
 pub mod proxy;
 mod store;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

@@ -1,0 +1,193 @@
+//! The demo site, published by the real binary to the test server, served the way S3 website
+//! hosting serves it ([`web::Front`]) and loaded in headless Chromium: what a browser does with
+//! the Content-Types and Content-Encodings sitesync sends.
+//!
+//! `demo/site/index.html` runs `js/checks.mjs`, a module script, which writes into the page
+//! whether the stylesheet applied (the heading's computed colour), whether the gzip-compressed
+//! stylesheet (`css/checks.css`, compressed by `demo/sync.toml`) was decoded and applied (the
+//! list's border colour), and what `WebAssembly.instantiateStreaming` made of `wasm/add.wasm`
+//! (it refuses anything not typed `application/wasm`). Chromium prints the page's DOM once the
+//! scripts ran (`--dump-dom`), and the tests read the checks from it. A second publish with a
+//! `headers` rule typing the wasm and the stylesheet `text/plain` makes those checks fail: the
+//! test can tell.
+//!
+//! Chromium must be installed (`apt-get install -y chromium`; `.ci/run` does it). Without it
+//! these tests fail, saying so; they are never skipped.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::web::Front;
+use support::{BUCKET, DEST, Store, Tree};
+
+/// The minimal module `wasm/add.wasm` holds, written by hand:
+/// `(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))`.
+const ADD_WASM: [u8; 41] = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // "\0asm", version 1
+    0x01, 0x07, 0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, // type section: (i32, i32) -> i32
+    0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+    0x07, 0x07, 0x01, 0x03, b'a', b'd', b'd', 0x00, 0x00, // export section: "add", function 0
+    0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0x20, 0x01, 0x6a, 0x0b, // code: local.get 0 1, i32.add
+];
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("demo")
+}
+
+/// The Chromium to run: `$CHROMIUM`, else `chromium` or `chromium-browser` on the PATH.
+fn chromium() -> PathBuf {
+    if let Some(named) = std::env::var_os("CHROMIUM").map(PathBuf::from) {
+        assert!(named.is_file(), "CHROMIUM={} is not a file", named.display());
+        return named;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut on_path = std::env::split_paths(&path).flat_map(|dir| [dir.join("chromium"), dir.join("chromium-browser")]);
+    if let Some(found) = on_path.find(|p| p.is_file()) {
+        return found;
+    }
+    panic!(
+        "Chromium is not installed, and tests/browser.rs loads the published demo site in it. Install it with \
+         `apt-get install -y chromium` (Debian; .ci/run does this before the tests), or set CHROMIUM to its path."
+    );
+}
+
+/// Publishes the demo site to `site/` with `demo/sync.toml` and then `more` (TOML appended).
+fn publish(store: &Store, tree: &Tree, more: &str) -> serde_json::Value {
+    let toml = std::fs::read_to_string(demo().join("sync.toml")).unwrap();
+    let config = tree.work_file("demo.toml", &format!("{toml}\n{more}"));
+    let cmd = tree.cmd().arg("sync").arg(demo().join("site")).arg(DEST).connect(&store.endpoint());
+    cmd.args(["--json", "--config"]).arg(config).run().code(0).json()
+}
+
+/// The page's DOM once its scripts ran, as headless `chromium` prints it.
+fn load(chromium: &Path, url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut command = Command::new(chromium);
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(["--dump-dom", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", chromium.display()));
+    let outcome = support::wait(child, Duration::from_secs(90));
+    assert_eq!(outcome.code, Some(0), "chromium failed\n{outcome}");
+    assert!(outcome.stdout.contains("</html>"), "chromium printed no page\n{outcome}");
+    outcome.stdout
+}
+
+/// `(data-state, data-value)` of the element `id` of a dumped DOM.
+fn check(dom: &str, id: &str) -> (String, String) {
+    let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in the page:\n{dom}"));
+    let tag = &dom[start..start + dom[start..].find('>').unwrap()];
+    let attribute = |name: &str| {
+        let from =
+            tag.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("#{id} has no {name}: {tag}")) + name.len() + 2;
+        let value = &tag[from..from + tag[from..].find('"').unwrap()];
+        value.replace("&amp;", "&").replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">")
+    };
+    (attribute("data-state"), attribute("data-value"))
+}
+
+fn ok(value: &str) -> (String, String) {
+    ("ok".into(), value.into())
+}
+
+fn head(store: &Store, key: &str) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    store.block_on(store.client.head_object().bucket(BUCKET).key(key).send()).unwrap_or_else(|e| panic!("{key}: {e:?}"))
+}
+
+#[test]
+fn the_demo_site_works_in_a_real_browser_and_a_wrong_type_breaks_it() {
+    let chromium = chromium();
+    let store = Store::start();
+    let tree = Tree::new();
+    let first = publish(&store, &tree, "");
+    assert_eq!(first["failed"], 0, "{first}");
+    let gz = head(&store, "site/css/checks.css");
+    assert_eq!((gz.content_encoding(), gz.content_type()), (Some("gzip"), Some("text/css; charset=utf-8")));
+    let front = Front::start(&store, "site/");
+
+    let dom = load(&chromium, &front.url("/"));
+    assert_eq!(check(&dom, "check-module"), ok("ran"), "the module script ran");
+    assert_eq!(check(&dom, "check-css"), ok("rgb(42, 93, 143)"), "css/site.css applied");
+    assert_eq!(check(&dom, "check-gzip-css"), ok("rgb(0, 128, 0)"), "css/checks.css decoded and applied");
+    assert_eq!(check(&dom, "check-wasm"), ok("add(2, 3) = 5"), "instantiateStreaming took the wasm");
+
+    // The same objects typed text/plain (a changed chain: copied in place with the new headers).
+    let wrong = r#"
+[[transform]]
+type = "headers"
+[[transform.rules]]
+glob = "{wasm/add.wasm,css/site.css}"
+content_type = "text/plain"
+"#;
+    let second = publish(&store, &tree, wrong);
+    assert_eq!(second["failed"], 0, "{second}");
+    assert_eq!(head(&store, "site/wasm/add.wasm").content_type(), Some("text/plain"));
+    let dom = load(&chromium, &front.url("/"));
+    assert_eq!(check(&dom, "check-module"), ok("ran"));
+    assert_eq!(
+        check(&dom, "check-css"),
+        ("failed".into(), "rgb(0, 0, 0)".into()),
+        "a text/plain stylesheet is ignored"
+    );
+    assert_eq!(check(&dom, "check-gzip-css"), ok("rgb(0, 128, 0)"));
+    let (state, why) = check(&dom, "check-wasm");
+    assert_eq!(state, "failed", "{why}");
+    assert!(
+        why.starts_with("TypeError") && why.contains("MIME type"),
+        "instantiateStreaming refuses text/plain: {why}"
+    );
+}
+
+#[test]
+fn the_committed_wasm_is_the_hand_written_module() {
+    assert_eq!(std::fs::read(demo().join("site/wasm/add.wasm")).unwrap(), ADD_WASM);
+}
+
+/// One request to the front, as raw HTTP/1.1; the answer's head and body.
+fn get(front: &Front, path: &str) -> (String, Vec<u8>) {
+    let mut socket = std::net::TcpStream::connect(front.addr).unwrap();
+    write!(socket, "GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+    (String::from_utf8_lossy(&answer[..split]).into_owned(), answer[split + 4..].to_vec())
+}
+
+#[test]
+fn the_front_serves_what_website_hosting_would() {
+    let store = Store::start();
+    let tree = Tree::new();
+    publish(&store, &tree, "");
+    let front = Front::start(&store, "site/");
+    let (head, body) = get(&front, "/");
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("Content-Type: text/html; charset=utf-8"), "{head}");
+    assert!(head.contains("Content-Encoding: gzip"), "index.html is over 1 KiB, so compressed: {head}");
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "the stored bytes, not decompressed");
+    let (head, body) = get(&front, "/wasm/add.wasm");
+    assert!(head.contains("Content-Type: application/wasm") && !head.contains("Content-Encoding"), "{head}");
+    assert_eq!(body, ADD_WASM);
+    let (head, _) = get(&front, "/caf%C3%A9.html");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let (head, _) = get(&front, "/blog");
+    assert!(head.starts_with("HTTP/1.1 404"), "no blog/index.html: {head}");
+    let (head, _) = get(&front, "/nothing.html?x=1");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+}

@@ -1,0 +1,219 @@
+//! The `compress` transform against a real S3 server: what is stored (compressed bytes, their
+//! Content-Encoding, the original's Content-Type), what is not compressed (below `min_size`, or
+//! not smaller once compressed), and that compressed keys are as cheap to keep in sync as plain
+//! ones: a second run reads nothing, a rebuild uploads nothing, large files are streamed through a
+//! temporary file and uploaded in parts, and changing the chain re-publishes the right bytes.
+
+mod support;
+
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use support::{BUCKET, Store, Test, Tree};
+
+const MIB: usize = 1024 * 1024;
+
+const GZIP_CSS_JS: &str = r#"
+[[transform]]
+type = "compress"
+glob = ["**/*.css", "**/*.js"]
+encoding = "gzip"
+"#;
+
+/// A stylesheet of `n` bytes: it compresses well.
+fn css(n: usize) -> Vec<u8> {
+    let rule = b".nav a { color: #2a5d8f; margin: 0 auto; font-family: system-ui, sans-serif; }\n";
+    rule.iter().cycle().take(n).copied().collect()
+}
+
+/// `n` bytes that do not compress.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// `n` hex digits: they compress to about half.
+fn hex(n: usize, seed: u64) -> Vec<u8> {
+    noise(n, seed).iter().map(|b| b"0123456789abcdef"[(b & 15) as usize]).collect()
+}
+
+fn head(server: &Store, key: &str) -> HeadObjectOutput {
+    server
+        .block_on(server.client.head_object().bucket(BUCKET).key(key).send())
+        .unwrap_or_else(|e| panic!("head {key}: {e:?}"))
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).expect("a gzip stream");
+    out
+}
+
+fn unbrotli(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::Decompressor::new(bytes, 4096).read_to_end(&mut out).expect("a brotli stream");
+    out
+}
+
+fn n(report: &serde_json::Value, field: &str) -> u64 {
+    report[field].as_u64().unwrap_or_else(|| panic!("no {field} in {report}"))
+}
+
+fn sync(tree: &Tree, store: &Store) -> serde_json::Value {
+    tree.sync(&store.endpoint(), &["--json"]).run().code(0).json()
+}
+
+/// Gives every file of the tree a new mtime, its bytes unchanged: a site generator's rebuild.
+fn rebuild(tree: &Tree) {
+    let later = SystemTime::now() + Duration::from_secs(30);
+    for (key, _) in tree.expected() {
+        support::set_mtime(&tree.path(key.trim_start_matches("site/")), later);
+    }
+}
+
+#[test]
+fn a_compressed_key_is_stored_compressed_with_its_own_type() {
+    let test = Test::new()
+        .file("css/site.css", css(20_000))
+        .file("js/app.js", css(3000))
+        .file("css/tiny.css", css(1000))
+        .file("css/noise.css", noise(5000, 7))
+        .file("index.html", css(5000));
+    test.config("sync.toml", GZIP_CSS_JS);
+    let report = test.sync(&[]).success().json();
+    let objects = test.objects();
+
+    let (size, stored) = &objects["site/css/site.css"];
+    assert!(*size < 2000, "stored compressed: {size} bytes");
+    assert_eq!(gunzip(stored), css(20_000), "the stored bytes gunzip to the file");
+    let site = head(&test.server, "site/css/site.css");
+    assert_eq!(site.content_encoding(), Some("gzip"));
+    assert_eq!(site.content_type(), Some("text/css; charset=utf-8"), "the file's type, not application/gzip");
+    let app = head(&test.server, "site/js/app.js");
+    assert_eq!((app.content_encoding(), app.content_type()), (Some("gzip"), Some("text/javascript; charset=utf-8")));
+    assert_eq!(gunzip(&objects["site/js/app.js"].1), css(3000));
+
+    // Below min_size (1024), not smaller once compressed, or not matched: stored as they are.
+    for (key, content) in [("css/tiny.css", css(1000)), ("css/noise.css", noise(5000, 7)), ("index.html", css(5000))] {
+        let key = format!("site/{key}");
+        assert_eq!(objects[&key].1, content, "{key}");
+        assert_eq!(head(&test.server, &key).content_encoding(), None, "{key}");
+    }
+    let published = objects.iter().filter(|(key, _)| !key.starts_with("site/.sitesync/"));
+    let sent: u64 = published.map(|(_, (size, _))| size).sum();
+    assert_eq!(n(&report, "bytes_uploaded"), sent, "the report counts the bytes sent, not the files'");
+}
+
+#[test]
+fn a_second_run_reads_nothing_and_a_rebuild_uploads_nothing() {
+    for store in [Store::start(), Store::without_listed_etags()] {
+        let tree = Tree::new();
+        tree.file("css/site.css", css(20_000));
+        tree.file("css/noise.css", noise(5000, 3));
+        tree.file("js/app.js", css(4000));
+        tree.config(GZIP_CSS_JS);
+        assert_eq!(n(&sync(&tree, &store), "uploaded"), 3);
+
+        let again = sync(&tree, &store);
+        assert_eq!((n(&again, "uploaded"), n(&again, "unchanged"), n(&again, "hashed")), (0, 3, 0), "{again}");
+
+        rebuild(&tree);
+        let rebuilt = sync(&tree, &store);
+        assert_eq!((n(&rebuilt, "uploaded"), n(&rebuilt, "unchanged")), (0, 3), "same bytes, new mtimes: {rebuilt}");
+        assert_eq!(n(&rebuilt, "hashed"), 3, "each file read (and compressed) once to compare");
+        assert_eq!(n(&rebuilt, "bytes_hashed"), 29_000, "the bytes read, not the compressed ones");
+        let settled = sync(&tree, &store);
+        assert_eq!((n(&settled, "uploaded"), n(&settled, "hashed")), (0, 0), "the state learned it: {settled}");
+
+        // An edit of the same size is seen through the compressed bytes.
+        let mut edited = css(20_000);
+        edited[100] = b'X';
+        tree.file("css/site.css", &edited);
+        support::set_mtime(&tree.path("css/site.css"), SystemTime::now() + Duration::from_secs(60));
+        let report = sync(&tree, &store);
+        assert_eq!(n(&report, "uploaded"), 1, "{report}");
+        assert_eq!(gunzip(&store.objects()["site/css/site.css"]), edited);
+    }
+}
+
+#[test]
+fn brotli_works_too() {
+    let test = Test::new().file("css/site.css", css(30_000)).file("app.wasm", noise(3000, 5));
+    test.config(
+        "sync.toml",
+        "[[transform]]\ntype = \"compress\"\nglob = [\"**/*.css\", \"*.wasm\"]\nencoding = \"br\"\nmin_size = 100\n",
+    );
+    test.sync(&[]).success();
+    let objects = test.objects();
+    assert_eq!(unbrotli(&objects["site/css/site.css"].1), css(30_000));
+    let site = head(&test.server, "site/css/site.css");
+    assert_eq!((site.content_encoding(), site.content_type()), (Some("br"), Some("text/css; charset=utf-8")));
+    let wasm = head(&test.server, "site/app.wasm");
+    assert_eq!((wasm.content_encoding(), wasm.content_type()), (None, Some("application/wasm")), "did not shrink");
+    let again = test.sync(&[]).success().report();
+    assert_eq!((again.uploaded, again.unchanged), (0, 2));
+}
+
+#[test]
+fn large_files_are_streamed_and_uploaded_in_parts() {
+    let store = Store::start();
+    let tree = Tree::new();
+    // 3 MiB of stylesheet: compressed through a temporary file, one PutObject.
+    tree.file("big.css", css(3 * MIB));
+    // 12 MiB of hex digits: about 6 MiB compressed, above a 5 MiB threshold: two parts.
+    tree.file("huge.js", hex(12 * MIB, 11));
+    tree.config(&format!("multipart_threshold = {}\nmultipart_chunk_size = {}\n{GZIP_CSS_JS}", 5 * MIB, 5 * MIB));
+    let report = sync(&tree, &store);
+    assert_eq!(n(&report, "uploaded"), 2);
+    let objects = store.objects();
+    assert_eq!(gunzip(&objects["site/big.css"]), css(3 * MIB));
+    assert_eq!(gunzip(&objects["site/huge.js"]), hex(12 * MIB, 11));
+    let huge = head(&store, "site/huge.js");
+    assert_eq!(huge.content_encoding(), Some("gzip"), "CreateMultipartUpload carries the encoding");
+    let etag = huge.e_tag().unwrap().trim_matches('"').to_owned();
+    assert!(etag.ends_with("-2"), "a multipart ETag of the compressed bytes, in 5 MiB parts: {etag}");
+    assert!((huge.content_length().unwrap() as usize) < 7 * MIB, "Content-Length is the compressed length");
+
+    // A rebuild: the multipart ETag is recomputed over the compressed bytes and matches.
+    rebuild(&tree);
+    let rebuilt = sync(&tree, &store);
+    assert_eq!((n(&rebuilt, "uploaded"), n(&rebuilt, "unchanged")), (0, 2), "{rebuilt}");
+}
+
+#[test]
+fn adding_or_removing_the_step_republishes_the_right_bytes() {
+    let test = Test::new().file("css/site.css", css(20_000)).file("index.html", css(3000));
+    let first = test.sync(&[]).success().report();
+    assert_eq!(first.uploaded, 2);
+
+    // Added: the compressed key is uploaded again (its bytes change), the page copied in place.
+    test.config("sync.toml", GZIP_CSS_JS);
+    let added = test.sync(&[]).success().report();
+    assert_eq!((added.uploaded, added.copied), (1, 1), "{added:?}");
+    assert_eq!(head(&test.server, "site/css/site.css").content_encoding(), Some("gzip"));
+    assert_eq!(gunzip(&test.objects()["site/css/site.css"].1), css(20_000));
+
+    // Removed: the object is smaller than the file, so it is uploaded plain, without the header.
+    test.config("sync.toml", "");
+    let removed = test.sync(&[]).success().report();
+    assert_eq!(removed.uploaded, 1, "{removed:?}");
+    assert_eq!(test.objects()["site/css/site.css"].1, css(20_000));
+    assert_eq!(head(&test.server, "site/css/site.css").content_encoding(), None);
+}
+
+#[test]
+fn a_wrong_table_names_its_key() {
+    let test = Test::new().file("a.css", "x");
+    test.config("sync.toml", "[[transform]]\ntype = \"compress\"\nglob = [\"*.css\"]\nencoding = \"zstd\"\n");
+    let outcome = test.sync(&[]).code(2);
+    assert!(outcome.stderr.contains("key `transform[0].encoding`: \"zstd\" is not \"gzip\" or \"br\""), "{outcome}");
+    assert!(test.keys().is_empty());
+}
