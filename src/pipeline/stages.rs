@@ -93,53 +93,24 @@ impl Stages {
             }
             None => None,
         };
-        // Objects published under another chain configuration may carry stale headers.
-        let marker = after::marker::key(config.shard.as_ref());
-        let recorded = after::marker::read(&client, &target, &marker).await?;
-        let fingerprint = config.chain.fingerprint();
-        if recorded != fingerprint {
-            match recorded.is_empty() {
-                true => {
-                    tracing::debug!("no transform chain recorded under the prefix: current objects get its headers")
-                }
-                false => {
-                    tracing::info!("the transform chain changed since the last run: re-publishing every current object")
-                }
+        let refresh = match chain_marker(config, &client).await? {
+            Some(marker) => {
+                diff.refresh_unchanged();
+                after.push(Box::new(marker));
+                true
             }
-            diff.refresh_unchanged();
-            let marker =
-                WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint: fingerprint.into() };
-            after.push(Box::new(marker));
-        }
-        let refresh = recorded != fingerprint;
+            None => false,
+        };
         if let Some(invalidate) = invalidate(config, opts).await {
             after.push(Box::new(invalidate));
         }
-        let (sink, tracker): (Box<dyn Sink>, _) = match opts.dry_run {
-            true => (Box::new(PlanSink::new(target.clone(), config.delete)), None),
-            false => {
-                let tracker = Arc::new(Tracker::default());
-                let ctx = Arc::new(SinkContext {
-                    client: client.clone(),
-                    target: target.clone(),
-                    tracker: tracker.clone(),
-                    multipart_threshold: config.multipart_threshold,
-                    multipart_chunk_size: config.multipart_chunk_size,
-                    clock: clock.clone(),
-                    compressing: SinkContext::compression_slots(),
-                    charset: config.charset.clone(),
-                    learn: config.state.is_some(),
-                    cancel: stop.flag(),
-                });
-                (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
-            }
-        };
-        // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
+        let (sink, tracker) = sink(config, opts, &client, &clock, stop);
         let progress = Progress::start(opts.progress);
         if let Some(tracker) = &tracker {
             progress.follow(tracker.clone());
         }
         let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
+        // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
         let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh));
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
@@ -160,6 +131,51 @@ impl Stages {
         let probe = Probe { clock, client, bucket: target.bucket };
         Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after, progress })
     }
+}
+
+/// The marker to write when the chain changed since the objects under the prefix were published
+/// (they may carry stale headers, so every current object is published again); `None` when the
+/// recorded chain is this one.
+async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Option<WriteMarker>, Error> {
+    let (target, marker) = (&config.target, after::marker::key(config.shard.as_ref()));
+    let recorded = after::marker::read(client, target, &marker).await?;
+    let fingerprint = config.chain.fingerprint();
+    if recorded == fingerprint {
+        return Ok(None);
+    }
+    match recorded.is_empty() {
+        true => tracing::debug!("no transform chain recorded under the prefix: current objects get its headers"),
+        false => tracing::info!("the transform chain changed since the last run: re-publishing every current object"),
+    }
+    Ok(Some(WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint: fingerprint.into() }))
+}
+
+/// The sink of the run: the plan (`--dry-run`) or the S3 sink with the tracker of what it did.
+fn sink(
+    config: &Config,
+    opts: &RunOptions,
+    client: &aws_sdk_s3::Client,
+    clock: &Arc<Clock>,
+    stop: &Stop,
+) -> (Box<dyn Sink>, Option<Arc<Tracker>>) {
+    let target = config.target.clone();
+    if opts.dry_run {
+        return (Box::new(PlanSink::new(target, config.delete)), None);
+    }
+    let tracker = Arc::new(Tracker::default());
+    let ctx = Arc::new(SinkContext {
+        client: client.clone(),
+        target,
+        tracker: tracker.clone(),
+        multipart_threshold: config.multipart_threshold,
+        multipart_chunk_size: config.multipart_chunk_size,
+        clock: clock.clone(),
+        compressing: SinkContext::compression_slots(),
+        charset: config.charset.clone(),
+        learn: config.state.is_some(),
+        cancel: stop.flag(),
+    });
+    (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
 }
 
 /// The local state of a run, checked whole on the blocking pool, ready to be read beside the
