@@ -8,7 +8,13 @@
 //! own read then reports why. An inline body (bytes a transform made) is hashed from memory, as
 //! its file would be read. A compressed entry is compressed as it is read, as its upload would
 //! compress it, and those bytes are compared.
+//!
+//! A site is mostly small files, and for those a trip to the blocking pool costs more than the
+//! read: the files of a batch are read in groups (up to [`GROUP_FILES`] files or
+//! [`GROUP_BYTES`] bytes, in batch order), each group in one trip, a few groups a core at once.
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -21,11 +27,74 @@ use crate::model::{Event, LocalFile, Reason, RemoteObject, Settled};
 /// blocking pool, where larger ones go.
 const HASH_AT_ONCE: usize = 1024 * 1024;
 
-/// The digest of one pair: being computed on the blocking pool (a file, a large inline body), or
-/// computed at once (a small inline body).
+/// Files read in one trip to the blocking pool, at most: one trip per small file cost about as
+/// much CPU as the reading.
+const GROUP_FILES: usize = 64;
+const GROUP_BYTES: u64 = 8 << 20;
+
+/// The digest of one pair: being computed on the blocking pool (a large inline body), computed at
+/// once (a small inline body), or the next of the batch's file reads.
 enum Read {
     Pending(tokio::task::JoinHandle<Option<content::Digest>>),
     Done(Option<content::Digest>),
+    File,
+}
+
+/// One file to read, and how.
+struct FileRead {
+    path: Option<PathBuf>,
+    encoding: Option<crate::model::Encoding>,
+    parts: Vec<u64>,
+}
+
+impl FileRead {
+    /// A blocking read: call it off the async runtime's workers.
+    fn digest(&self) -> Option<content::Digest> {
+        digest(self.path.as_deref()?, self.encoding, &self.parts).ok()
+    }
+}
+
+/// The digests of a batch's files, read in groups, handed out in the batch's order.
+struct FileReads {
+    /// Each group's size, and its reads.
+    groups: VecDeque<(usize, tokio::task::JoinHandle<Vec<Option<content::Digest>>>)>,
+    current: std::vec::IntoIter<Option<content::Digest>>,
+}
+
+impl FileReads {
+    /// Starts reading `files` in groups, at most as many groups at once as `permits` allows.
+    fn start(files: Vec<(FileRead, u64)>, permits: &Arc<Semaphore>) -> FileReads {
+        let mut groups = VecDeque::new();
+        let mut files = files.into_iter().peekable();
+        while files.peek().is_some() {
+            let (mut group, mut bytes) = (Vec::new(), 0);
+            while let Some((read, size)) = files.next_if(|_| group.len() < GROUP_FILES && bytes < GROUP_BYTES) {
+                group.push(read);
+                bytes += size;
+            }
+            let (len, permits) = (group.len(), permits.clone());
+            groups.push_back((
+                len,
+                tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let read = move || group.iter().map(FileRead::digest).collect();
+                    tokio::task::spawn_blocking(read).await.unwrap_or_else(|_| vec![None; len])
+                }),
+            ));
+        }
+        FileReads { groups, current: Vec::new().into_iter() }
+    }
+
+    /// The next file's digest; `None` when it could not be read.
+    async fn next(&mut self) -> Option<content::Digest> {
+        loop {
+            if let Some(digest) = self.current.next() {
+                return digest;
+            }
+            let (len, group) = self.groups.pop_front()?;
+            self.current = group.await.unwrap_or_else(|_| vec![None; len]).into_iter();
+        }
+    }
 }
 
 /// A sink that reads and compares before handing on.
@@ -34,7 +103,7 @@ pub struct Checking {
     own_part: u64,
     /// The chain changed: a file found the same is re-published in place.
     refresh: bool,
-    /// Files read at once.
+    /// Groups of files read at once.
     reads: Arc<Semaphore>,
     hashed: u64,
     bytes_hashed: u64,
@@ -44,6 +113,7 @@ pub struct Checking {
 
 impl Checking {
     pub fn new(inner: Box<dyn Sink>, own_part: u64, refresh: bool) -> Checking {
+        // Groups read at once: a few a core, so one waiting on the disk leaves the core busy.
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let reads = Arc::new(Semaphore::new(parallel));
         Checking { inner, own_part, refresh, reads, hashed: 0, bytes_hashed: 0, same: 0 }
@@ -82,30 +152,27 @@ impl Sink for Checking {
     async fn accept(&mut self, events: Vec<Event>) {
         // Start every read of the batch, then hand the batch on in its order.
         let mut reads = Vec::new();
+        let mut files = Vec::new();
         for event in &events {
             if let Event::Check { file, object, .. } = event {
                 // The object's size: a compressed entry's parts are of its compressed bytes (an inline
                 // body or a plain file that got this far has the object's size).
                 let parts = part_sizes(object.etag.as_deref(), object.size, self.own_part);
-                if let Some(bytes) = file.inline_bytes() {
-                    if bytes.len() <= HASH_AT_ONCE {
-                        reads.push(Read::Done(Some(digest_of(bytes, &parts))));
-                    } else {
+                reads.push(match file.inline_bytes() {
+                    Some(bytes) if bytes.len() <= HASH_AT_ONCE => Read::Done(Some(digest_of(bytes, &parts))),
+                    Some(bytes) => {
                         let bytes = bytes.clone();
-                        reads.push(Read::Pending(tokio::task::spawn_blocking(move || Some(digest_of(&bytes, &parts)))));
+                        Read::Pending(tokio::task::spawn_blocking(move || Some(digest_of(&bytes, &parts))))
                     }
-                    continue;
-                }
-                let (path, encoding) = (file.path().map(|p| p.to_owned()), file.encoding());
-                let permits = self.reads.clone();
-                reads.push(Read::Pending(tokio::spawn(async move {
-                    let _permit = permits.acquire_owned().await.ok()?;
-                    let path = path?;
-                    let read = tokio::task::spawn_blocking(move || digest(&path, encoding, &parts)).await.ok()?;
-                    read.ok()
-                })));
+                    None => {
+                        let (path, encoding) = (file.path().map(|p| p.to_owned()), file.encoding());
+                        files.push((FileRead { path, encoding, parts }, file.size));
+                        Read::File
+                    }
+                });
             }
         }
+        let mut files = FileReads::start(files, &self.reads);
         let mut reads = reads.into_iter();
         let mut out = Vec::with_capacity(events.len());
         for event in events {
@@ -114,6 +181,7 @@ impl Sink for Checking {
                     let read = match reads.next() {
                         Some(Read::Pending(task)) => task.await.ok().flatten(),
                         Some(Read::Done(digest)) => digest,
+                        Some(Read::File) => files.next().await,
                         None => None,
                     };
                     out.push(self.resolve(file, object, otherwise, read));
@@ -191,5 +259,42 @@ mod tests {
             "{}",
             applied.plan
         );
+    }
+
+    #[tokio::test]
+    async fn files_read_in_groups_keep_their_batch_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = GROUP_FILES * 2 + 5;
+        let mut events = Vec::new();
+        for i in 0..n {
+            let key = format!("p{i:03}.html");
+            let bytes = format!("page {i:03}");
+            let path = dir.path().join(&key);
+            // Every seventh differs from its object, and the last one is gone before it is read.
+            let stored = if i % 7 == 0 { format!("edit {i:03}") } else { bytes.clone() };
+            if i + 1 < n {
+                std::fs::write(&path, &bytes).unwrap();
+            }
+            let file = LocalFile::new(key.clone(), path, bytes.len() as u64, Time(0));
+            let object = RemoteObject {
+                key,
+                size: bytes.len() as u64,
+                last_modified: Time(0),
+                etag: Some(hex(&md5_of(stored.as_bytes()))),
+            };
+            events.push(Event::Check { file, object, otherwise: Settled::Upload(Reason::Newer) });
+        }
+        let plan = PlanSink::new(Target::parse("s3://bkt/site").unwrap(), true);
+        let mut sink = Checking::new(Box::new(plan), 8 << 20, false);
+        sink.accept(events).await;
+        let applied = Box::new(sink).finish(Finish { deletes: true, unchanged: 0, hashed: 0 }).await;
+        let uploads: Vec<&str> = applied.plan.lines().filter(|l| l.starts_with("upload")).collect();
+        let mut expected: Vec<String> = (0..n - 1)
+            .filter(|i| i % 7 == 0)
+            .map(|i| format!("upload site/p{i:03}.html (content differs, 8 bytes)"))
+            .collect();
+        expected.push(format!("upload site/p{:03}.html (newer, 8 bytes)", n - 1));
+        assert_eq!(uploads, expected, "{}", applied.plan);
+        assert_eq!((applied.hashed, applied.verified), (n as u64 - 1, (n as u64 - 1) - expected.len() as u64 + 1));
     }
 }
