@@ -12,6 +12,9 @@
 //! A site is mostly small files, and for those a trip to the blocking pool costs more than the
 //! read: the files of a batch are read in groups (up to [`GROUP_FILES`] files or
 //! [`GROUP_BYTES`] bytes, in batch order), each group in one trip, a few groups a core at once.
+//! And a batch with reads is held while the next one's reads start, so the cores read on while a
+//! batch is resolved and handed on; what a held batch will add (its deletes, its problems) is
+//! counted as if it were handed on already, so the delete limits see it.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -109,6 +112,18 @@ pub struct Checking {
     bytes_hashed: u64,
     /// Pairs found the same once read.
     same: u64,
+    /// The batch whose reads are under way, handed on when the next one comes or at the end.
+    held: Option<Started>,
+}
+
+/// A batch whose reads were started.
+struct Started {
+    events: Vec<Event>,
+    reads: Vec<Read>,
+    files: FileReads,
+    /// Its deletes and its problems, which the sink will count once it has them.
+    deletes: u64,
+    problems: u64,
 }
 
 impl Checking {
@@ -116,7 +131,65 @@ impl Checking {
         // Groups read at once: a few a core, so one waiting on the disk leaves the core busy.
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let reads = Arc::new(Semaphore::new(parallel));
-        Checking { inner, own_part, refresh, reads, hashed: 0, bytes_hashed: 0, same: 0 }
+        Checking { inner, own_part, refresh, reads, hashed: 0, bytes_hashed: 0, same: 0, held: None }
+    }
+
+    /// Starts every read of a batch.
+    fn start(&self, events: Vec<Event>) -> Started {
+        let (mut reads, mut files, mut deletes, mut problems) = (Vec::new(), Vec::new(), 0, 0);
+        for event in &events {
+            let (file, object) = match event {
+                Event::Check { file, object, .. } => (file, object),
+                Event::Delete { .. } => {
+                    deletes += 1;
+                    continue;
+                }
+                Event::Problem(_) => {
+                    problems += 1;
+                    continue;
+                }
+                _ => continue,
+            };
+            // The object's size: a compressed entry's parts are of its compressed bytes (an inline
+            // body or a plain file that got this far has the object's size).
+            let parts = part_sizes(object.etag.as_deref(), object.size, self.own_part);
+            reads.push(match file.inline_bytes() {
+                Some(bytes) if bytes.len() <= HASH_AT_ONCE => Read::Done(Some(digest_of(bytes, &parts))),
+                Some(bytes) => {
+                    let bytes = bytes.clone();
+                    Read::Pending(tokio::task::spawn_blocking(move || Some(digest_of(&bytes, &parts))))
+                }
+                None => {
+                    let (path, encoding) = (file.path().map(|p| p.to_owned()), file.encoding());
+                    files.push((FileRead { path, encoding, parts }, file.size));
+                    Read::File
+                }
+            });
+        }
+        let files = FileReads::start(files, &self.reads);
+        Started { events, reads, files, deletes, problems }
+    }
+
+    /// Waits for a batch's reads, and hands it on in its order with their verdicts.
+    async fn hand_on(&mut self, started: Started) {
+        let Started { events, reads, mut files, .. } = started;
+        let mut reads = reads.into_iter();
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            match event {
+                Event::Check { file, object, otherwise } => {
+                    let read = match reads.next() {
+                        Some(Read::Pending(task)) => task.await.ok().flatten(),
+                        Some(Read::Done(digest)) => digest,
+                        Some(Read::File) => files.next().await,
+                        None => None,
+                    };
+                    out.push(self.resolve(file, object, otherwise, read));
+                }
+                other => out.push(other),
+            }
+        }
+        self.inner.accept(out).await;
     }
 
     /// The event a pair becomes once its file was read (or could not be).
@@ -150,57 +223,28 @@ impl Checking {
 #[async_trait::async_trait]
 impl Sink for Checking {
     async fn accept(&mut self, events: Vec<Event>) {
-        // Start every read of the batch, then hand the batch on in its order.
-        let mut reads = Vec::new();
-        let mut files = Vec::new();
-        for event in &events {
-            if let Event::Check { file, object, .. } = event {
-                // The object's size: a compressed entry's parts are of its compressed bytes (an inline
-                // body or a plain file that got this far has the object's size).
-                let parts = part_sizes(object.etag.as_deref(), object.size, self.own_part);
-                reads.push(match file.inline_bytes() {
-                    Some(bytes) if bytes.len() <= HASH_AT_ONCE => Read::Done(Some(digest_of(bytes, &parts))),
-                    Some(bytes) => {
-                        let bytes = bytes.clone();
-                        Read::Pending(tokio::task::spawn_blocking(move || Some(digest_of(&bytes, &parts))))
-                    }
-                    None => {
-                        let (path, encoding) = (file.path().map(|p| p.to_owned()), file.encoding());
-                        files.push((FileRead { path, encoding, parts }, file.size));
-                        Read::File
-                    }
-                });
-            }
+        let next = self.start(events);
+        if let Some(held) = self.held.take() {
+            self.hand_on(held).await;
         }
-        let mut files = FileReads::start(files, &self.reads);
-        let mut reads = reads.into_iter();
-        let mut out = Vec::with_capacity(events.len());
-        for event in events {
-            match event {
-                Event::Check { file, object, otherwise } => {
-                    let read = match reads.next() {
-                        Some(Read::Pending(task)) => task.await.ok().flatten(),
-                        Some(Read::Done(digest)) => digest,
-                        Some(Read::File) => files.next().await,
-                        None => None,
-                    };
-                    out.push(self.resolve(file, object, otherwise, read));
-                }
-                other => out.push(other),
-            }
+        match next.reads.is_empty() {
+            true => self.hand_on(next).await,
+            false => self.held = Some(next),
         }
-        self.inner.accept(out).await;
     }
 
     fn deletes_planned(&self) -> u64 {
-        self.inner.deletes_planned()
+        self.inner.deletes_planned() + self.held.as_ref().map_or(0, |held| held.deletes)
     }
 
     fn failures(&self) -> u64 {
-        self.inner.failures()
+        self.inner.failures() + self.held.as_ref().map_or(0, |held| held.problems)
     }
 
-    async fn finish(self: Box<Self>, finish: Finish) -> Applied {
+    async fn finish(mut self: Box<Self>, finish: Finish) -> Applied {
+        if let Some(held) = self.held.take() {
+            self.hand_on(held).await;
+        }
         let Checking { inner, hashed, bytes_hashed, same, .. } = *self;
         let finish = Finish { unchanged: finish.unchanged + same, hashed, ..finish };
         let mut applied = inner.finish(finish).await;
@@ -296,5 +340,22 @@ mod tests {
         expected.push(format!("upload site/p{:03}.html (newer, 8 bytes)", n - 1));
         assert_eq!(uploads, expected, "{}", applied.plan);
         assert_eq!((applied.hashed, applied.verified), (n as u64 - 1, (n as u64 - 1) - expected.len() as u64 + 1));
+    }
+
+    #[tokio::test]
+    async fn a_batch_held_for_its_reads_counts_its_deletes_and_problems_already() {
+        let plan = PlanSink::new(Target::parse("s3://bkt/site").unwrap(), true);
+        let mut sink = Checking::new(Box::new(plan), 8 << 20, false);
+        let gone = RemoteObject { key: "old.html".into(), size: 1, last_modified: Time(0), etag: None };
+        let problem = crate::model::Problem::new("fifo".into(), "not a regular file".into());
+        sink.accept(vec![check("a.html", b"a", b"a"), Event::Delete { object: gone }, Event::Problem(problem)]).await;
+        assert!(sink.held.is_some(), "the batch waits for the next one while its read runs");
+        assert_eq!((sink.deletes_planned(), sink.failures()), (1, 1), "the limits see it all the same");
+        sink.accept(vec![]).await;
+        assert!(sink.held.is_none(), "a batch with nothing to read is handed on at once, after the held one");
+        assert_eq!((sink.deletes_planned(), sink.failures()), (1, 1), "counted once, by the sink now");
+        let applied = Box::new(sink).finish(Finish { deletes: true, unchanged: 0, hashed: 0 }).await;
+        assert_eq!(applied.hashed, 1);
+        assert!(applied.plan.contains("delete site/old.html"), "{}", applied.plan);
     }
 }
