@@ -346,17 +346,7 @@ fn views(batch: &[LocalFile], pairs: &mut Vec<abi::KeyValue>) -> Vec<abi::EntryV
     batch
         .iter()
         .map(|f| {
-            let mut headers = abi::Headers {
-                cache_control: abi::Str::ABSENT,
-                content_type: abi::Str::ABSENT,
-                content_encoding: abi::Str::ABSENT,
-                content_disposition: abi::Str::ABSENT,
-                content_language: abi::Str::ABSENT,
-                storage_class: abi::Str::ABSENT,
-                website_redirect_location: abi::Str::ABSENT,
-                metadata: std::ptr::null(),
-                metadata_len: 0,
-            };
+            let mut headers = abi::Headers::NONE;
             if let Some(m) = &f.meta {
                 for (field, value) in m.fields() {
                     *slot_mut(&mut headers, field) = abi::Str::new(value);

@@ -138,6 +138,21 @@ pub struct Headers {
     pub metadata_len: usize,
 }
 
+impl Headers {
+    /// No header set and no metadata.
+    pub const NONE: Headers = Headers {
+        cache_control: Str::ABSENT,
+        content_type: Str::ABSENT,
+        content_encoding: Str::ABSENT,
+        content_disposition: Str::ABSENT,
+        content_language: Str::ABSENT,
+        storage_class: Str::ABSENT,
+        website_redirect_location: Str::ABSENT,
+        metadata: core::ptr::null(),
+        metadata_len: 0,
+    };
+}
+
 /// An entry as the host passes it in; valid only during the call that received it.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]

@@ -404,18 +404,7 @@ mod tests {
     }
 
     fn view(key: &str) -> EntryView {
-        let absent = Str::ABSENT;
-        let headers = RawHeaders {
-            cache_control: absent,
-            content_type: absent,
-            content_encoding: absent,
-            content_disposition: absent,
-            content_language: absent,
-            storage_class: absent,
-            website_redirect_location: absent,
-            metadata: std::ptr::null(),
-            metadata_len: 0,
-        };
+        let headers = RawHeaders::NONE;
         EntryView { key: Str::new(key), size: 1, mtime_ns: 0, headers }
     }
 

@@ -6,17 +6,7 @@ use std::ffi::c_void;
 use super::*;
 
 fn headers() -> abi::Headers {
-    abi::Headers {
-        cache_control: abi::Str::ABSENT,
-        content_type: abi::Str::ABSENT,
-        content_encoding: abi::Str::ABSENT,
-        content_disposition: abi::Str::ABSENT,
-        content_language: abi::Str::ABSENT,
-        storage_class: abi::Str::ABSENT,
-        website_redirect_location: abi::Str::ABSENT,
-        metadata: std::ptr::null(),
-        metadata_len: 0,
-    }
+    abi::Headers::NONE
 }
 
 fn out(source: usize, key: &str, body: Option<&[u8]>) -> abi::EntryOut {
