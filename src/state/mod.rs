@@ -16,25 +16,31 @@
 //! killed while writing it leaves the old one. `save` writes it after a run; `trusted` reads it as
 //! the remote side (`--trust-state`).
 
+mod cursor;
 mod save;
 mod trusted;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use md5::{Digest, Md5};
 
+pub use cursor::Cursor;
 pub use save::SaveState;
 pub use trusted::TrustedState;
 
 use crate::disk::{get_array, get_bytes, get_string, get_u64, put_bytes, put_u64};
 use crate::journal::{get_known, put_known};
 pub use crate::model::Known;
-use crate::model::LocalItem;
 
 /// The first line of a state file; the version changes with the format.
 const MAGIC: &[u8] = b"sitesync-state 1\n";
+
+/// What follows the last record, before the count and the checksum.
+const END: &[u8; 4] = b"\0end";
 
 fn write_record(out: &mut impl Write, key: &str, known: &Known) -> io::Result<()> {
     put_bytes(out, key.as_bytes())?;
@@ -76,7 +82,7 @@ impl<W: Write> Writer<W> {
     }
 
     pub fn finish(mut self) -> io::Result<W> {
-        self.out.write_all(b"\0end")?;
+        self.out.write_all(END)?;
         put_u64(&mut self.out, self.count)?;
         self.out.write_all(&self.hasher.finalize())?;
         self.out.flush()?;
@@ -84,10 +90,52 @@ impl<W: Write> Writer<W> {
     }
 }
 
-/// A state file checked whole, ready to be read in key order.
+/// A state file checked whole, ready to be read in key order from the start, or from any block
+/// of [`INDEX_EVERY`] records.
 pub struct Reader {
-    input: BufReader<File>,
+    input: BufReader<At>,
     left: u64,
+    index: Arc<Index>,
+}
+
+/// Where every [`INDEX_EVERY`]th record starts: enough to start reading near any key, for a few
+/// bytes per thousand records.
+#[derive(Debug, Default)]
+pub struct Index {
+    file: Option<Arc<File>>,
+    /// The first key of each block, where it starts, and its record's ordinal.
+    marks: Vec<(String, u64)>,
+    count: u64,
+}
+
+/// Records per block of the index.
+pub const INDEX_EVERY: u64 = 512;
+
+impl Index {
+    /// The block whose records may hold `key`; `None` when the state's first key is after it.
+    pub fn block_of(&self, key: &str) -> Option<usize> {
+        self.marks.partition_point(|(first, _)| first.as_str() <= key).checked_sub(1)
+    }
+
+    /// The first key of `block`, when there is such a block.
+    pub fn first_key(&self, block: usize) -> Option<&str> {
+        self.marks.get(block).map(|(key, _)| key.as_str())
+    }
+}
+
+/// Reads a shared open file from a position of its own (`pread`), so several readers of one
+/// file never move each other, and all read the file that was checked, even if it is replaced.
+struct At {
+    file: Arc<File>,
+    pos: u64,
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
 }
 
 /// Why a state file is not used.
@@ -107,15 +155,28 @@ impl Reader {
     /// Opens the state at `path` for `identity`, checking it whole first. `Ok(None)`: no state.
     pub fn open(path: &Path, identity: &str) -> Result<Option<Reader>, Unusable> {
         let file = match File::open(path) {
-            Ok(file) => file,
+            Ok(file) => Arc::new(file),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let mut input = BufReader::with_capacity(256 * 1024, file);
-        let count = check(&mut input, identity)?;
-        input.rewind()?;
+        let mut input = BufReader::with_capacity(256 * 1024, At { file: file.clone(), pos: 0 });
+        let mut index = check(&mut input, identity)?;
+        index.file = Some(file.clone());
+        let mut input = BufReader::with_capacity(256 * 1024, At { file, pos: 0 });
         skip_header(&mut input)?;
-        Ok(Some(Reader { input, left: count }))
+        Ok(Some(Reader { left: index.count, input, index: Arc::new(index) }))
+    }
+
+    /// A reader of the same file from the start of `block` of its index.
+    pub fn at_block(&self, block: usize) -> Reader {
+        let (file, (_, offset)) = (self.index.file.clone().expect("an opened state"), &self.index.marks[block]);
+        let input = BufReader::with_capacity(64 * 1024, At { file, pos: *offset });
+        let left = self.index.count - block as u64 * INDEX_EVERY;
+        Reader { input, left, index: self.index.clone() }
+    }
+
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
     }
 
     /// The next record, in key order.
@@ -128,7 +189,7 @@ impl Reader {
     }
 }
 
-fn skip_header(input: &mut BufReader<File>) -> Result<String, Unusable> {
+fn skip_header(input: &mut impl BufRead) -> Result<String, Unusable> {
     let mut magic = Vec::new();
     input.read_until(b'\n', &mut magic)?;
     if magic != MAGIC {
@@ -138,61 +199,39 @@ fn skip_header(input: &mut BufReader<File>) -> Result<String, Unusable> {
     String::from_utf8(identity).map_err(|_| Unusable::Corrupt("identity".into()))
 }
 
-/// Reads the whole file, checking its header, identity, records, count and checksum.
-fn check(input: &mut BufReader<File>, identity: &str) -> Result<u64, Unusable> {
+/// Reads the whole file, checking its header, identity, records, count and checksum, and indexes
+/// where its blocks start.
+fn check(input: &mut impl BufRead, identity: &str) -> Result<Index, Unusable> {
     if skip_header(input)? != identity {
         return Err(Unusable::Identity);
     }
     let corrupt = |e: io::Error| Unusable::Corrupt(e.to_string());
     let mut hasher = Md5::new();
-    let mut count = 0u64;
+    let mut index = Index::default();
+    let mut offset = (MAGIC.len() + 8 + identity.len()) as u64;
+    let mut record = Vec::new();
     loop {
-        if input.fill_buf()?.starts_with(b"\0end") {
-            input.consume(4);
+        // The end marker cannot begin a record: its first bytes would be a key over 1 GB long.
+        let head: [u8; 4] = get_array(input).map_err(corrupt)?;
+        if &head == END {
             break;
         }
-        let mut record = Vec::new();
-        let (key, known) = read_record(input).map_err(corrupt)?;
+        let (key, known) = read_record(&mut (&head[..]).chain(&mut *input)).map_err(corrupt)?;
+        record.clear();
         write_record(&mut record, &key, &known)?;
         hasher.update(&record);
-        count += 1;
+        if index.count.is_multiple_of(INDEX_EVERY) {
+            index.marks.push((key, offset));
+        }
+        offset += record.len() as u64;
+        index.count += 1;
     }
     let stated = get_u64(input).map_err(corrupt)?;
     let sum: [u8; 16] = get_array(input).map_err(corrupt)?;
-    if stated != count || sum[..] != hasher.finalize()[..] {
+    if stated != index.count || sum[..] != hasher.finalize()[..] {
         return Err(Unusable::Corrupt("its checksum does not match".into()));
     }
-    Ok(count)
-}
-
-/// Joins each entry of a batch with what the state knows of its key, reading the state as the
-/// keys go by: a cursor that only moves forward, so a key that comes out of order (the chain
-/// created it) is looked up as unknown.
-pub struct Cursor {
-    reader: Reader,
-    next: Option<(String, Known)>,
-}
-
-impl Cursor {
-    pub fn new(mut reader: Reader) -> io::Result<Cursor> {
-        let next = reader.next_record()?;
-        Ok(Cursor { reader, next })
-    }
-
-    pub fn attach(&mut self, batch: &mut [LocalItem]) -> io::Result<()> {
-        for item in batch {
-            let LocalItem::File(file) = item else { continue };
-            while self.next.as_ref().is_some_and(|(key, _)| key.as_str() < file.key.as_str()) {
-                self.next = self.reader.next_record()?;
-            }
-            if let Some((key, known)) = &self.next
-                && *key == file.key
-            {
-                file.known = Some(Box::new(known.clone()));
-            }
-        }
-        Ok(())
-    }
+    Ok(index)
 }
 
 /// Opens the state for a run, or says on stderr why it is not used.

@@ -1,7 +1,7 @@
 use std::io::Write;
 
 use super::*;
-use crate::model::{LocalFile, Time};
+use crate::model::{LocalFile, LocalItem, Time};
 
 fn known(n: u64) -> Known {
     Known {
@@ -114,8 +114,34 @@ fn the_cursor_joins_entries_in_key_order() {
             _ => None,
         })
         .collect();
-    // `a` again, out of order, is behind the cursor: unknown, never wrongly matched.
-    assert_eq!(known_keys, ["a", "c"]);
+    // `a` again, out of order, is found too, by a reader of its own.
+    assert_eq!(known_keys, ["a", "c", "a"]);
+}
+
+#[test]
+fn the_cursor_finds_keys_of_interleaved_streams() {
+    // A whole-tree duplicate yields `k…` and `mirror/k…` interleaved; a plugin may add keys
+    // anywhere. Every key the state holds is found, whatever the order, and no other.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.bin");
+    let mut keys: Vec<String> = (0..3000).flat_map(|i| [format!("k{i:05}"), format!("mirror/k{i:05}")]).collect();
+    keys.sort();
+    let stored: Vec<&str> = keys.iter().map(String::as_str).filter(|k| !k.ends_with('7')).collect();
+    write(&path, "target", &stored);
+    let mut cursor = Cursor::new(Reader::open(&path, "target").unwrap().unwrap()).unwrap();
+    let item = |k: String| LocalItem::File(LocalFile::new(k.clone(), k.into(), 1, Time(0)));
+    let mut order: Vec<String> = (0..3000).flat_map(|i| [format!("k{i:05}"), format!("mirror/k{i:05}")]).collect();
+    // And a few keys out of every order, as a plugin's pages.
+    order.extend(["k00042", "mirror/k02999", "k01500", "a", "zz"].map(String::from));
+    for batch in order.chunks(1000) {
+        let mut items: Vec<LocalItem> = batch.iter().cloned().map(item).collect();
+        cursor.attach(&mut items).unwrap();
+        for item in items {
+            let LocalItem::File(file) = item else { unreachable!() };
+            let expected = stored.binary_search(&file.key.as_str()).ok().map(|i| known(i as u64));
+            assert_eq!(file.known.map(|k| *k), expected, "{}", file.key);
+        }
+    }
 }
 
 #[test]
@@ -124,4 +150,30 @@ fn records_must_come_in_key_order() {
     out.push("b", &known(1)).unwrap();
     assert!(out.push("a", &known(2)).is_err());
     let _ = out.out.flush();
+}
+
+#[test]
+fn a_state_whose_end_marker_straddles_the_read_buffer_is_read_whole() {
+    // The reader fills 256 KiB at a time: put the end marker at every offset around that boundary.
+    const BOUNDARY: i64 = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.bin");
+    let base: Vec<String> = (0..3000).map(|i| format!("page-{i:06}.html")).collect();
+    // The marker is followed by a count (8 bytes) and a checksum (16).
+    let marker = |keys: &[&str]| {
+        write(&path, "target", keys);
+        std::fs::metadata(&path).unwrap().len() as i64 - 4 - 8 - 16
+    };
+    fn with_last<'a>(base: &'a [String], last: &'a str) -> Vec<&'a str> {
+        base.iter().map(String::as_str).chain([last]).collect()
+    }
+    let shortest = marker(&with_last(&base, "z"));
+    assert!(shortest < BOUNDARY - 8, "the base state is small enough: {shortest}");
+    for offset in -8..=8 {
+        let last = format!("z{}", "x".repeat((BOUNDARY + offset - shortest) as usize));
+        let keys = with_last(&base, &last);
+        assert_eq!(marker(&keys), BOUNDARY + offset);
+        let back = read_all(&path, "target").unwrap_or_else(|e| panic!("marker at {offset}: {e}"));
+        assert_eq!(back.len(), keys.len(), "marker at {offset}");
+    }
 }
