@@ -56,7 +56,7 @@ fn multipart_count(etag: &str) -> Option<u64> {
 /// upload sends: the file's own, or, with an `encoding`, the compressed ones when they are fewer
 /// (a blocking read: call it off the async runtime's workers).
 pub fn digest(path: &Path, encoding: Option<Encoding>, parts: &[u64]) -> std::io::Result<Digest> {
-    let file = std::fs::File::open(path)?;
+    let (file, _) = crate::disk::open_regular(path)?;
     let mut plain = Hasher::new(parts);
     let Some(encoding) = encoding else {
         compress::pump(file, |piece| plain.write_all(piece)).map_err(pumped)?;
@@ -187,14 +187,14 @@ fn etag_says(digest: &Digest, etag: Option<&str>) -> Option<bool> {
         }
         return Some(digest.multipart.contains(&etag));
     }
-    (etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())).then(|| etag == hex(&digest.md5))
+    single_part(&etag).then(|| etag == hex(&digest.md5))
 }
 
 /// Whether an ETag can be compared with a file of `size` without an extra request.
 pub fn comparable(etag: Option<&str>, size: u64, own_part: u64) -> bool {
     match etag {
         Some(e) if multipart_count(e).is_some() => !part_sizes(Some(e), size, own_part).is_empty(),
-        Some(e) => e.len() == 32 && e.bytes().all(|b| b.is_ascii_hexdigit()),
+        Some(e) => single_part(e),
         None => false,
     }
 }
@@ -203,15 +203,31 @@ pub fn comparable(etag: Option<&str>, size: u64, own_part: u64) -> bool {
 /// else a `LastModified` within the window the state recorded (widened by a second for servers
 /// that list whole seconds).
 pub fn unchanged_since(object: &RemoteObject, known: &Known) -> bool {
-    if let (Some(now), Some(then)) = (&object.etag, &known.etag) {
-        return now.eq_ignore_ascii_case(then);
-    }
-    let lm = object.last_modified.0;
-    lm >= known.lm_lo.0 - Time::NANOS_PER_SEC && lm <= known.lm_hi.0 + Time::NANOS_PER_SEC
+    seen_again(object.etag.as_deref(), (object.last_modified, object.last_modified), known)
 }
 
-/// Compares a digest with the object, then with what the state knew of it; `otherwise` is the
-/// verdict when neither can tell.
+/// Whether two records of a key describe one object: [`unchanged_since`] for what a run learned.
+pub fn same_object(now: &Known, then: &Known) -> bool {
+    seen_again(now.etag.as_deref(), (now.lm_lo, now.lm_hi), then)
+}
+
+fn seen_again(etag: Option<&str>, (lo, hi): (Time, Time), then: &Known) -> bool {
+    if let (Some(now), Some(then)) = (etag, &then.etag) {
+        return now.eq_ignore_ascii_case(then);
+    }
+    lo.0 >= then.lm_lo.0 - Time::NANOS_PER_SEC && hi.0 <= then.lm_hi.0 + Time::NANOS_PER_SEC
+}
+
+/// Whether an ETag is a single-part object's: the hex MD5 of its bytes (unless it is encrypted).
+pub fn single_part(etag: &str) -> bool {
+    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Compares a digest with the object's ETag, then with the MD5 the state recorded for the object
+/// as it still is (the same ETag, or `LastModified`); `otherwise` is the verdict when neither can
+/// tell. The record's "same" stands over an ETag's "different" only because a record pairs an MD5
+/// with the ETag of the bytes it is the MD5 of (see `state::save`): then the ETag is not an MD5
+/// (SSE-KMS, SSE-C) and only looks like one.
 pub fn compare(digest: &Digest, object: &RemoteObject, known: Option<&Known>, otherwise: Settled) -> Settled {
     let recorded = known.filter(|k| k.md5.is_some() && unchanged_since(object, k));
     let state_says = recorded.map(|k| k.md5 == Some(digest.md5));
@@ -301,6 +317,19 @@ mod tests {
             .collect();
         let d = digest(file(&noise).path(), Some(Encoding::Gzip), &[]).unwrap();
         assert_eq!((d.md5, d.bytes), (md5_of(&noise), 5000));
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once_instead_of_waiting_for_a_writer() {
+        // A file that became a FIFO after the scan: opening it to read would wait for a writer.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(digest(&fifo, None, &[]).map(|_| ())));
+        let read = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("reading a FIFO hung");
+        let error = read.expect_err("a FIFO is not a file to publish");
+        assert!(error.to_string().contains("not a regular file"), "{error}");
     }
 
     #[test]

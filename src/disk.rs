@@ -1,11 +1,30 @@
 //! Temporary files for what a run keeps out of memory (pages and copies waiting for their phase,
-//! the record of applied changes), and the small binary encoding they are written in.
+//! the record of applied changes), the small binary encoding they are written in, and opening a
+//! source file to read it.
 //!
 //! The files are unlinked as soon as they are created, so no other process can open them and
 //! they vanish with their last handle, even when the run is killed.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// Opens a source file to read it, refusing at once what is not a regular file. The scan found a
+/// file at `path`, but it may have been replaced since, and opening a FIFO to read waits for a
+/// writer: so it is opened without waiting (`O_NONBLOCK`, which changes nothing for a regular
+/// file) and its type checked through the handle, so what is read is what was checked.
+pub fn open_regular(path: &Path) -> io::Result<(File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = File::options().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, NOT_A_FILE));
+    }
+    Ok((file, meta))
+}
+
+/// Why [`open_regular`] refused a path.
+pub const NOT_A_FILE: &str = "not a regular file (FIFO, socket or device)";
 
 /// A temporary file that no other process can open and that vanishes with its last handle.
 pub fn anonymous_file(what: &str) -> io::Result<File> {

@@ -117,10 +117,14 @@ pub(super) async fn open_and_check(
 }
 
 fn open_now(path: &Path, encoding: Option<Encoding>) -> Opened {
-    let stat = stat_now(path)?;
     // The body is otherwise opened only as it is sent; a file we may not read should say so, not
     // fail deep inside the HTTP client.
-    let mut handle = std::fs::File::open(path).map_err(UploadError::Read)?;
+    let (mut handle, meta) = crate::disk::open_regular(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => UploadError::Vanished,
+        std::io::ErrorKind::InvalidInput => UploadError::NotAFile,
+        _ => UploadError::Read(e),
+    })?;
+    let stat = (meta.len(), meta.modified().ok());
     if stat.0 > READ_WHOLE {
         return match encoding {
             None => Ok((stat, Content::Stream)),
