@@ -253,6 +253,9 @@ pub enum Reason {
     /// The object is current but the transform chain's configuration changed since it was
     /// written, so its headers may be stale: it is copied onto itself with the new headers.
     Chain,
+    /// The object changed since the local state recorded it (another writer, another source),
+    /// and nothing can say whether it still holds the file's bytes.
+    Replaced,
 }
 
 impl Reason {
@@ -264,6 +267,7 @@ impl Reason {
             Reason::Content => "content differs",
             Reason::Unverified => "content not verifiable",
             Reason::Chain => "chain changed",
+            Reason::Replaced => "changed in the bucket",
         }
     }
 }

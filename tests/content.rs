@@ -253,3 +253,93 @@ fn trust_state_takes_the_bucket_from_the_state_without_listing() {
     assert_eq!(proxy.injected(Fault::BadRequest), 0, "no listing was asked for");
     assert_eq!(store.objects()["site/p3/index.html"], b"<p>page 3, edited at last</p>");
 }
+
+/// Another writer's object, dated well after anything the runs so far saw.
+fn overwrite(store: &Store, key: &str, bytes: &[u8]) {
+    store.put(key, bytes);
+    store.set_last_modified(key, SystemTime::now() + Duration::from_secs(60));
+}
+
+#[test]
+fn a_state_record_never_vouches_for_bytes_it_did_not_see() {
+    for store in [Store::start(), Store::without_listed_etags()] {
+        let one = Tree::new();
+        one.file("page.txt", "hello version A");
+        sync(&one, &store, &[]);
+        // Another source (its own state), newer, same size: it publishes B over A.
+        let two = Tree::new();
+        support::set_mtime(&two.file("page.txt", "HELLO version B"), SystemTime::now() + Duration::from_secs(30));
+        assert_eq!(n(&sync(&two, &store, &[]), "uploaded"), 1);
+        store.set_last_modified("site/page.txt", SystemTime::now() + Duration::from_secs(30));
+        let back = sync(&one, &store, &[]);
+        assert_eq!(n(&back, "uploaded"), 1, "the object changed since the state saw it: {back}");
+        assert_eq!(store.objects()["site/page.txt"], b"hello version A");
+        assert_eq!(n(&sync(&one, &store, &[]), "uploaded"), 0, "and then it is settled");
+
+        // Another tool overwrites the object: auto and checksum both put the file back.
+        for compare in ["auto", "checksum"] {
+            overwrite(&store, "site/page.txt", b"HELLO version B");
+            let repaired = sync(&one, &store, &["--compare", compare]);
+            assert_eq!(n(&repaired, "uploaded"), 1, "{compare}: {repaired}");
+            assert_eq!(store.objects()["site/page.txt"], b"hello version A", "{compare}");
+        }
+        // A run with the mtime rule learns nothing it did not see, so auto still repairs after it.
+        overwrite(&store, "site/page.txt", b"HELLO version B");
+        assert_eq!(n(&sync(&one, &store, &["--compare", "mtime"]), "uploaded"), 0, "the mtime rule's blind spot");
+        assert_eq!(n(&sync(&one, &store, &[]), "uploaded"), 1);
+        assert_eq!(store.objects()["site/page.txt"], b"hello version A");
+    }
+}
+
+#[test]
+fn keys_a_whole_tree_duplicate_makes_are_settled_by_the_state() {
+    let store = Store::start();
+    let tree = Tree::new();
+    site(&tree);
+    tree.config("[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"\", to = \"mirror/\" }]\n");
+    let first = sync(&tree, &store, &[]);
+    assert_eq!((n(&first, "uploaded"), n(&first, "copied")), (21, 21), "{first}");
+    rebuild(&tree);
+    let rebuilt = sync(&tree, &store, &[]);
+    assert_eq!((n(&rebuilt, "uploaded"), n(&rebuilt, "copied"), n(&rebuilt, "hashed")), (0, 0, 42), "{rebuilt}");
+    let again = sync(&tree, &store, &[]);
+    assert_eq!((n(&again, "uploaded"), n(&again, "hashed")), (0, 0), "the state settles the mirror too: {again}");
+}
+
+#[test]
+fn an_unwritable_state_directory_is_a_warning_not_a_failure() {
+    let store = Store::start();
+    let tree = Tree::new();
+    site(&tree);
+    // A directory under a regular file can never be created, even by root.
+    let blocked = tree.work_file("blocked", "a file");
+    let dir = blocked.join("states");
+    let run = tree.sync(&store.endpoint(), &["--json", "--state-dir", dir.to_str().unwrap()]).run().code(0);
+    assert_eq!(n(&run.json(), "failed"), 0, "{run}");
+    assert!(run.stderr.contains("WARN") && run.stderr.contains("cannot save the local state"), "{run}");
+}
+
+#[test]
+fn a_state_dir_naming_a_file_is_refused_naming_the_key() {
+    let store = Store::start();
+    let tree = Tree::new();
+    site(&tree);
+    let file = tree.work_file("states", "a file");
+    let run = tree.sync(&store.endpoint(), &["--state-dir", file.to_str().unwrap()]).run().code(2);
+    assert!(run.stderr.contains("state_dir") && run.stderr.contains("not a directory"), "{run}");
+    assert!(store.keys().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_state_warning_is_printed_once() {
+    let store = Store::start();
+    let tree = Tree::new();
+    site(&tree);
+    let dir = tree.work().join("states");
+    let state = ["--state-dir", dir.to_str().unwrap()];
+    sync(&tree, &store, &state);
+    std::fs::write(state_file(&dir), b"sitesync-state 1\ngarbage").unwrap();
+    tree.file("p1/index.html", "<p>page 1, edited</p>");
+    let run = tree.sync(&store.endpoint(), &[]).args(state).run().code(0);
+    assert_eq!(run.stderr.matches("ignoring the local state").count(), 1, "{run}");
+}

@@ -241,6 +241,9 @@ fn comparing(raw: &RawConfig, bad: &Bad<'_>) -> Result<(CompareMode, Option<Path
     let state = match (raw.state, &raw.state_dir) {
         (false, _) => None,
         (true, Some(dir)) if dir.as_os_str().is_empty() => return Err(bad("state_dir", "the path is empty".into())),
+        (true, Some(dir)) if dir.exists() && !dir.is_dir() => {
+            return Err(bad("state_dir", format!("{} is not a directory", dir.display())));
+        }
         (true, Some(dir)) => Some(dir.clone()),
         (true, None) => default_state_dir(),
     };

@@ -1,13 +1,21 @@
 //! Deciding a key that both sides hold: metadata first, the local state next, the bytes last.
 //!
 //! The sizes decide for free. Then, with `compare = "mtime"`, the mtime rule alone (the original
-//! tool's, no byte read). With `"auto"`, a file the state knows with the same size and mtime,
-//! whose object is unchanged since, is the same without being read; a file the mtime rule would
-//! upload, or whose size or mtime moved since the state saw it, is read and compared, when the
-//! object's ETag or the state can say anything about its bytes; otherwise the mtime rule stands.
-//! With `"checksum"`, every file whose size matches is read and compared, every run, and one
-//! nothing can be compared with is uploaded. Reading happens later, off the merge loop: the diff
+//! tool's, no byte read). With `"checksum"`, every file whose size matches is read and compared,
+//! every run, and one nothing can be compared with is uploaded. With `"auto"`, a key the state
+//! has a record of is settled by the record or by the bytes, never by the mtime rule: the same
+//! without a read when neither the file (size, mtime) nor the object (ETag, `LastModified`)
+//! moved since the record; otherwise read and compared when the ETag or the record can say
+//! anything of its bytes, and uploaded when nothing can (the object changed since the state saw
+//! it, or the file did, and nothing can tell whether they still match). A key the state does not
+//! know is read when the mtime rule would upload it and its ETag can say whether the bytes
+//! differ; otherwise the mtime rule stands. Reading happens later, off the merge loop: the diff
 //! only says which pairs need it ([`Decision::Check`]).
+//!
+//! What the state learns of a pair found the same without a read is only the mtime rule's guess,
+//! so it is learned only for a key the state had no record of (where the rule is all there is
+//! anyway); a record the run could not confirm is kept as it was, so a later run still sees that
+//! something moved since it.
 //!
 //! An inline body (bytes a transform made) whose size matches is always compared by content,
 //! whatever the mode: reading memory costs nothing, and its mtime (0, or its source's) says
@@ -73,23 +81,39 @@ impl Compare {
         // and a plain file that got this far has the object's size.
         let can_compare =
             comparable(object.etag.as_deref(), object.size, self.own_part) || current.is_some_and(|k| k.md5.is_some());
-        // The state should learn the pair when it does not hold it as it is now.
-        let learn = self.learn && (moved || current.is_none());
+        // An unconfirmed "same" is worth keeping only where the state knew nothing of the key.
+        let learn = self.learn && recorded.is_none();
         match self.mode {
             CompareMode::Mtime => by_mtime(mtime, learn),
             CompareMode::Checksum if can_compare => Decision::Check { otherwise: Settled::Upload(Reason::Unverified) },
             CompareMode::Checksum => Decision::Upload(Reason::Unverified),
-            CompareMode::Auto if current.is_some() && !moved => Decision::Same { learn: false },
-            CompareMode::Auto if can_compare && (mtime != Verdict::Same || moved) => {
+            CompareMode::Auto if recorded.is_some() => by_record(mtime, current.is_some(), moved, can_compare),
+            CompareMode::Auto if can_compare && mtime != Verdict::Same => {
                 let otherwise = match mtime {
-                    Verdict::Same => Settled::Same,
                     Verdict::Upload(reason) => Settled::Upload(reason),
-                    Verdict::Unsure => Settled::Upload(Reason::Newer),
+                    Verdict::Same | Verdict::Unsure => Settled::Upload(Reason::Newer),
                 };
                 Decision::Check { otherwise }
             }
             CompareMode::Auto => by_mtime(mtime, learn),
         }
+    }
+}
+
+/// `auto` for a key the state has a record of: the record settles it while neither side moved
+/// since; then the bytes do, and when nothing can compare them the file is sent.
+fn by_record(mtime: Verdict, current: bool, moved: bool, can_compare: bool) -> Decision {
+    if current && !moved {
+        return Decision::Same { learn: false };
+    }
+    let reason = match mtime {
+        Verdict::Upload(reason) => reason,
+        _ if !current => Reason::Replaced,
+        _ => Reason::Unverified,
+    };
+    match can_compare {
+        true => Decision::Check { otherwise: Settled::Upload(reason) },
+        false => Decision::Upload(reason),
     }
 }
 
@@ -151,9 +175,14 @@ mod tests {
         assert_eq!(decide(CompareMode::Auto, &settled, &object(100, None)), Decision::Same { learn: false });
         // Checksum mode reads it anyway.
         assert!(matches!(decide(CompareMode::Checksum, &settled, &object(100, None)), Decision::Check { .. }));
-        // The object changed since the state saw it: the state proves nothing.
+        // The object changed since the state saw it (another writer): the file, unchanged, goes
+        // back, since no ETag can say whether the new object holds its bytes; with one, it is read.
         let rewritten = decide(CompareMode::Auto, &settled, &object(300, None));
-        assert_eq!(rewritten, Decision::Same { learn: true }, "the mtime rule stands, and the state learns");
+        assert_eq!(rewritten, Decision::Upload(Reason::Replaced));
+        let comparable = decide(CompareMode::Auto, &settled, &object(300, Some(MD5_X)));
+        assert_eq!(comparable, Decision::Check { otherwise: Settled::Upload(Reason::Replaced) });
+        // The mtime rule alone says "same" (the file is older), but does not teach the state so.
+        assert_eq!(decide(CompareMode::Mtime, &settled, &object(300, None)), Decision::Same { learn: false });
     }
 
     #[test]
@@ -162,8 +191,11 @@ mod tests {
         let edited = file(50, Some(known(90, 100)));
         assert_eq!(
             decide(CompareMode::Auto, &edited, &object(100, None)),
-            Decision::Check { otherwise: Settled::Same }
+            Decision::Check { otherwise: Settled::Upload(Reason::Unverified) }
         );
+        // Nothing to compare it with (the state read no MD5, the listing has no ETag): it is sent.
+        let unread = file(50, Some(Known { md5: None, ..known(90, 100) }));
+        assert_eq!(decide(CompareMode::Auto, &unread, &object(100, None)), Decision::Upload(Reason::Unverified));
     }
 
     fn compressed(mtime: i64, known: Option<Known>) -> LocalFile {

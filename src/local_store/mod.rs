@@ -30,6 +30,12 @@ pub const ACCESS_KEY: &str = "sitesync-local";
 pub const SECRET_KEY: &str = "sitesync-local-secret";
 pub const REGION: &str = "us-east-1";
 
+/// Where the object `key` of `bucket` is stored under the store's `root` (its `LastModified` is
+/// that file's mtime): for tests that play another writer.
+pub fn stored_path(root: &Path, bucket: &str, key: &str) -> std::path::PathBuf {
+    root.join(bucket).join(keys::stored(key))
+}
+
 /// A running store. The server stops when the runtime that started it shuts down.
 #[derive(Debug, Clone)]
 pub struct LocalStore {

@@ -7,8 +7,9 @@
 
 use std::path::PathBuf;
 
-use super::{Known, Reader, Writer, open_for_run, replace};
+use super::{Known, Reader, Writer, replace};
 use crate::after::{AfterRun, Outcome, Said};
+use crate::content::{hex, same_object, single_part};
 use crate::journal::{Change, Changes, Record};
 use crate::sink::Failure;
 
@@ -25,19 +26,21 @@ impl AfterRun for SaveState {
             return Ok(Said::default());
         }
         let changes = &outcome.applied.changes;
-        let failed = |e: std::io::Error| Failure {
-            key: self.path.display().to_string(),
-            op: "state".into(),
-            error: format!("cannot save the local state: {e}"),
-        };
-        // The merge reads files: on a thread of the blocking pool's kind, waited for here.
-        tokio::task::block_in_place(|| merge(&self, changes)).map_err(failed)?;
+        // The merge reads files: on a thread of the blocking pool's kind, waited for here. The
+        // state is a cache: a run that cannot keep it did its work, and the next reads more.
+        if let Err(e) = tokio::task::block_in_place(|| merge(&self, changes)) {
+            tracing::warn!(
+                "cannot save the local state {}: {e}; the next run reads more to compare",
+                self.path.display()
+            );
+        }
         Ok(Said::default())
     }
 }
 
 fn merge(save: &SaveState, changes: &Changes) -> std::io::Result<()> {
-    let mut old = open_for_run(&save.path, &save.identity);
+    // A state the run could not use was said so when it started; it is replaced here, silently.
+    let mut old = Reader::open(&save.path, &save.identity).ok().flatten();
     let mut changed = changes.sorted()?.peekable();
     replace(
         &save.path,
@@ -84,17 +87,29 @@ fn next(old: &mut Option<Reader>) -> std::io::Result<Option<(String, Known)>> {
 fn learned(record: &Record, before: Option<Known>) -> Option<Known> {
     match (record.change, &record.known) {
         (Change::Deleted, _) => None,
-        (_, Some(known)) => {
+        (change, Some(known)) => {
             let mut known = known.clone();
-            // An upload streamed from disk learns no MD5; the bytes are those it knew if the
-            // file is the same.
+            // An upload streamed from disk learns no MD5; the bytes are those the state knew if
+            // the file is the same.
             if known.md5.is_none()
-                && let Some(b) = before.as_ref().filter(|b| b.size == known.size && b.mtime == known.mtime)
+                && let Some(before) = &before
             {
-                known.md5 = b.md5;
+                known.md5 = before.md5.filter(|md5| carries(md5, before, &known, change));
             }
             Some(known)
         }
         (_, None) => before,
     }
+}
+
+/// Whether `md5`, which `before` recorded, is also the MD5 of the object `after` records: a record
+/// pairs an MD5 only with an object whose bytes it is. So the file must be the same (size and
+/// mtime), the object's ETag must not say otherwise, and a pair confirmed without a read must be
+/// of the object `before` saw (an upload or a copy made the object from the file itself).
+fn carries(md5: &[u8; 16], before: &Known, after: &Known, change: Change) -> bool {
+    let same_file = before.size == after.size && before.mtime == after.mtime;
+    let etag_agrees =
+        after.etag.as_deref().is_none_or(|etag| !single_part(etag) || etag.eq_ignore_ascii_case(&hex(md5)));
+    let made_or_seen = change != Change::Confirmed || same_object(after, before);
+    same_file && etag_agrees && made_or_seen
 }

@@ -138,6 +138,16 @@ impl Store {
             })
             .count()
     }
+
+    /// Makes `key`'s object read as written at `when`: s3s-fs lists the stored file's mtime as
+    /// its `LastModified`. Another writer a moment after a run has a `LastModified` that the
+    /// run's clock cannot tell from its own upload's; this makes a test of "the object changed
+    /// since the run saw it" independent of how fast the test runs.
+    pub fn set_last_modified(&self, key: &str, when: std::time::SystemTime) {
+        let path = sitesync::local_store::stored_path(self._root.path(), BUCKET, key);
+        let file = std::fs::File::options().write(true).open(&path).unwrap_or_else(|e| panic!("{key}: {e}"));
+        file.set_modified(when).unwrap();
+    }
 }
 
 impl Drop for Store {
