@@ -343,3 +343,170 @@ fn a_state_warning_is_printed_once() {
     let run = tree.sync(&store.endpoint(), &[]).args(state).run().code(0);
     assert_eq!(run.stderr.matches("ignoring the local state").count(), 1, "{run}");
 }
+
+/// A small deterministic generator (xorshift), so a failing sequence is replayed by its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    /// `len` bytes of text, compressible when long.
+    fn text(&mut self, len: usize) -> Vec<u8> {
+        let words = [&b"alpha "[..], b"beta ", b"gamma ", b"delta ", b"{x:1} ", b"<p>"];
+        let mut out = Vec::with_capacity(len + 8);
+        while out.len() < len {
+            out.extend_from_slice(words[self.below(words.len() as u64) as usize]);
+        }
+        out.truncate(len);
+        out
+    }
+}
+
+/// The keys of the property test's sites and their sizes: `b.css` is over `compress`'s min_size.
+const SITE: [(&str, usize); 4] = [("a.html", 12), ("b.css", 1500), ("c/d.js", 16), ("c/e.txt", 8)];
+
+/// One step of a sequence.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// A file rewritten now, with other bytes (of the same size, every other time).
+    Edit(usize),
+    /// Other bytes of the same size, with an mtime older than its object (`cp -p`, `tar x`).
+    EditKeepingAnOldMtime(usize),
+    /// Every file rewritten now with the same bytes.
+    Rebuild,
+    /// Another writer overwrites an object with other bytes of the same size.
+    AnotherWriter(usize),
+    /// The other source is deployed (built now when it was never built), with a state.
+    Switch(&'static str),
+    Sync {
+        compare: &'static str,
+        state: bool,
+    },
+}
+
+fn step(rng: &mut Rng) -> Step {
+    let key = rng.below(SITE.len() as u64) as usize;
+    let compare = ["auto", "checksum", "mtime"][rng.below(3) as usize];
+    match rng.below(9) {
+        0 => Step::Edit(key),
+        1 => Step::EditKeepingAnOldMtime(key),
+        2 => Step::Rebuild,
+        3 => Step::AnotherWriter(key),
+        4 => Step::Switch(["auto", "checksum"][rng.below(2) as usize]),
+        _ => Step::Sync { compare, state: rng.below(3) > 0 },
+    }
+}
+
+/// Whether the bucket holds `tree`'s files, each as it is or gzip-compressed.
+fn holds(store: &Store, tree: &Tree) -> Result<(), String> {
+    let mut objects = store.objects();
+    objects.retain(|key, _| !key.starts_with("site/.sitesync/"));
+    let expected = tree.expected();
+    if objects.keys().ne(expected.keys()) {
+        return Err(format!("keys {:?}, expected {:?}", objects.keys(), expected.keys()));
+    }
+    for (key, file) in &expected {
+        let object = &objects[key];
+        let mut unpacked = Vec::new();
+        let gzip = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&object[..]), &mut unpacked);
+        if object != file && (gzip.is_err() || &unpacked != file) {
+            return Err(format!("{key} holds {:?}, the file {:?}", String::from_utf8_lossy(object), file.len()));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn after_every_sync_with_a_state_or_a_checksum_every_object_holds_its_files_bytes() {
+    // Random sequences of edits, rebuilds, other writers, source switches and syncs in every mode,
+    // with and without the state, on a server that lists ETags and on one that lists none, with
+    // and without compression. Asserted after each sync that promises it: `checksum` always, and
+    // `auto` with the state. (A source is first deployed built after the bucket's objects, so its
+    // first sync is not the mtime rule's documented blind spot: an older file of the same size.)
+    for seed in 1..=16_u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let lists_etags = seed % 2 == 0;
+        let store = if lists_etags { Store::start() } else { Store::without_listed_etags() };
+        let mut aged = 60;
+        let trees = [Tree::new(), Tree::new()];
+        for tree in &trees {
+            if seed % 4 < 2 {
+                tree.config("[[transform]]\ntype = \"compress\"\nglob = [\"**/*.css\"]\nencoding = \"gzip\"\n");
+            }
+        }
+        let build = |tree: &Tree, rng: &mut Rng| {
+            for (key, size) in SITE {
+                support::set_mtime(&tree.file(key, rng.text(size)), SystemTime::now());
+            }
+        };
+        build(&trees[0], &mut rng);
+        let (mut current, mut built) = (0, [true, false]);
+        let mut history = Vec::new();
+        let mut steps = vec![Step::Sync { compare: "auto", state: true }];
+        steps.extend((0..10).map(|_| step(&mut rng)));
+        for step in steps {
+            history.push(step);
+            let tree = &trees[current];
+            let (compare, state) = match step {
+                Step::Edit(k) => {
+                    let (key, size) = SITE[k];
+                    let len = if rng.below(2) == 0 { size } else { size + 3 };
+                    support::set_mtime(&tree.file(key, rng.text(len)), SystemTime::now());
+                    continue;
+                }
+                Step::EditKeepingAnOldMtime(k) => {
+                    let key = SITE[k].0;
+                    let len = std::fs::metadata(tree.path(key)).unwrap().len() as usize;
+                    edit_keeping_an_old_mtime(tree, key, &String::from_utf8(rng.text(len)).unwrap());
+                    continue;
+                }
+                Step::Rebuild => {
+                    for (key, _) in SITE {
+                        support::set_mtime(&tree.path(key), SystemTime::now());
+                    }
+                    continue;
+                }
+                Step::AnotherWriter(k) => {
+                    let key = format!("site/{}", SITE[k].0);
+                    let len = store.objects()[&key].len();
+                    overwrite(&store, &key, &rng.text(len));
+                    continue;
+                }
+                Step::Switch(compare) => {
+                    current = 1 - current;
+                    if !built[current] {
+                        build(&trees[current], &mut rng);
+                        built[current] = true;
+                    }
+                    (compare, true)
+                }
+                Step::Sync { compare, state } => (compare, state),
+            };
+            let tree = &trees[current];
+            let mut args = vec!["--compare", compare];
+            if !state {
+                args.push("--no-state");
+            }
+            tree.sync(&store.endpoint(), &args).run().code(0);
+            if matches!(step, Step::Switch(_)) && !lists_etags {
+                // Without ETags the state tells objects apart by LastModified, which cannot tell
+                // this deploy's uploads from the last deploy's within a second or two: the next
+                // deploy of the other source comes a minute later, as deploys do.
+                aged += 60;
+                for key in store.keys() {
+                    store.set_last_modified(&key, SystemTime::now() + Duration::from_secs(aged));
+                }
+            }
+            if compare == "checksum" || (compare == "auto" && state) {
+                if let Err(wrong) = holds(&store, tree) {
+                    panic!("seed {seed}: {wrong}\nafter {history:?}");
+                }
+            }
+        }
+    }
+}
