@@ -115,3 +115,17 @@ fn a_run_waits_for_a_store_folder_in_use_saying_who_holds_it() {
     run.code(0);
     assert_eq!(stored(&dir), [("site/index.html".to_owned(), b"home".to_vec())]);
 }
+
+#[test]
+fn a_first_run_into_a_store_folder_not_made_yet_is_the_state_the_next_run_trusts() {
+    let tree = Tree::new();
+    tree.file("index.html", "home");
+    tree.file("a.css", "css");
+    // Relative, and missing until the first run makes it.
+    let dir = Path::new("stores/new");
+    assert!(!tree.work().join(dir).exists());
+    sync(&tree, "site", dir, &[]).run().code(0);
+    let run = sync(&tree, "site", dir, &["--trust-state", "--json"]).run().code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((&report["uploaded"], &report["unchanged"]), (&0.into(), &2.into()), "{run}");
+}
