@@ -129,3 +129,40 @@ fn a_first_run_into_a_store_folder_not_made_yet_is_the_state_the_next_run_trusts
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!((&report["uploaded"], &report["unchanged"]), (&0.into(), &2.into()), "{run}");
 }
+
+#[test]
+fn keys_longer_than_the_store_can_name_a_file_after_are_stored_listed_and_deleted() {
+    let tree = Tree::new();
+    let dir = tree.work().join("store");
+    // A name of 200 bytes, one of 255 (the longest a file system allows), and one deep path of
+    // 1,000 bytes with the prefix: over the 255 bytes of s3s-fs's side file names once encoded.
+    let long = ["l".repeat(200), "m".repeat(255), format!("{}/z", vec!["q".repeat(245); 4].join("/"))];
+    let mut names: Vec<String> = long.to_vec();
+    names.extend(["a.txt", "l", "m.txt", "n/o.txt", "r.txt"].map(str::to_owned));
+    for (i, name) in names.iter().enumerate() {
+        tree.file(name, format!("content {i}"));
+    }
+    // A long key in a multipart upload too.
+    let config = "multipart_threshold = 5242880\nmultipart_chunk_size = 5242880\nmax_delete_percent = 100\n";
+    tree.config(config);
+    let big = format!("big-{}.bin", "b".repeat(190));
+    tree.file(&big, vec![7u8; 6 << 20]);
+    names.push(big);
+
+    sync(&tree, "site", &dir, &[]).run().code(0);
+    let mut expected: Vec<(String, Vec<u8>)> =
+        names.iter().map(|n| (format!("site/{n}"), std::fs::read(tree.path(n)).unwrap())).collect();
+    expected.sort();
+    assert_eq!(stored(&dir), expected, "every key once, in S3 order, with its bytes");
+    let again = sync(&tree, "site", &dir, &["--json", "--no-state"]).run().code(0);
+    let report: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(report["uploaded"], 0, "{again}");
+
+    std::fs::remove_file(tree.path(&long[0])).unwrap();
+    tree.file(&long[1], "changed");
+    sync(&tree, "site", &dir, &[]).run().code(0);
+    let got: BTreeMap<String, Vec<u8>> = stored(&dir).into_iter().collect();
+    assert!(!got.contains_key(&format!("site/{}", long[0])), "deleted");
+    assert_eq!(got[&format!("site/{}", long[1])], b"changed");
+    assert_eq!(got.len(), expected.len() - 1);
+}

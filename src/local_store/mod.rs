@@ -7,8 +7,9 @@
 //! s3s-fs keeps each object as a file named after its key, so it cannot hold both `a` and `a/b`,
 //! which S3 allows (a site where a page becomes a folder has both for one run), and its listings
 //! get `EncodingType=url` wrong. [`Compliant`] wraps its `FileSystem`: keys are stored under
-//! names where a folder can never meet a file (`layout`), and listings are made here, from those
-//! names, with S3's order, prefixes, delimiter, pages and encoding (`listing`).
+//! names where a folder can never meet a file (`layout`), a key too long to name s3s-fs's files
+//! after under a short name of its own (`long`), and listings are made here, from those names,
+//! with S3's order, prefixes, delimiter, pages and encoding (`listing`).
 //!
 //! One server at a time serves a folder. s3s-fs names its temporary files from a counter that
 //! starts at 0 in every process, and deletes every temporary file in its folder when it starts:
@@ -20,6 +21,7 @@
 mod keys;
 mod layout;
 mod listing;
+mod long;
 
 pub use layout::Compliant;
 
