@@ -12,6 +12,8 @@
 //! bucket, prefix), not the source: what must not be written twice at once is the prefix, whichever
 //! directory it is published from, and the source may be read-only or be wiped by a build. Runs on
 //! different machines are not kept apart; set `lock_file` to a shared path if that matters.
+//!
+//! The embedded store keeps its folder to one server the same way ([`wait_for`]).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -55,6 +57,25 @@ pub fn path(config: &Config) -> PathBuf {
 
 /// Takes the lock, or fails naming its holder; with `wait`, polls until it is free.
 pub async fn acquire(path: &Path, target: &str, wait: bool) -> Result<RunLock, LockError> {
+    let busy = if wait { Busy::Wait(format!("the lock {}", path.display())) } else { Busy::Fail(target) };
+    take(path, busy).await
+}
+
+/// Takes the lock, waiting as long as another process holds it; `what` names for the message
+/// what is waited for.
+pub async fn wait_for(path: &Path, what: &str) -> Result<RunLock, LockError> {
+    take(path, Busy::Wait(what.to_owned())).await
+}
+
+/// What to do when another process holds the lock.
+enum Busy<'a> {
+    /// Fail naming the holder and this target.
+    Fail(&'a str),
+    /// Wait, saying once what for and who holds it.
+    Wait(String),
+}
+
+async fn take(path: &Path, busy: Busy<'_>) -> Result<RunLock, LockError> {
     let io = |err| LockError::Io { path: path.to_owned(), err };
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
     let mut announced = false;
@@ -63,11 +84,14 @@ pub async fn acquire(path: &Path, target: &str, wait: bool) -> Result<RunLock, L
             Ok(()) => break,
             Err(TryLockError::WouldBlock) => {
                 let holder = holder(&mut file);
-                if !wait {
-                    return Err(LockError::Busy { holder, path: path.to_owned(), target: target.to_owned() });
-                }
+                let what = match &busy {
+                    Busy::Fail(target) => {
+                        return Err(LockError::Busy { holder, path: path.to_owned(), target: (*target).to_owned() });
+                    }
+                    Busy::Wait(what) => what,
+                };
                 if !announced {
-                    tracing::info!("waiting for the lock {} held by another sitesync run ({holder})", path.display());
+                    tracing::info!("waiting for {what} held by another sitesync run ({holder})");
                     announced = true;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;

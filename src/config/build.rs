@@ -103,6 +103,29 @@ pub fn default_state_dir() -> Option<PathBuf> {
     xdg.or_else(home).map(|d| d.join("sitesync"))
 }
 
+/// `path` made absolute with its symlinks resolved, whether it exists yet or not: the deepest
+/// folder of it that exists is canonicalized and the rest appended as written, so a folder a run
+/// is about to make (the embedded store's) is named as it will be once it exists.
+pub fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let Ok(absolute) = std::path::absolute(path) else { return path.to_owned() };
+    let parts: Vec<Component> = absolute.components().collect();
+    for existing in (1..=parts.len()).rev() {
+        let Ok(mut real) = std::fs::canonicalize(parts[..existing].iter().collect::<PathBuf>()) else { continue };
+        for part in &parts[existing..] {
+            match part {
+                Component::ParentDir => {
+                    real.pop();
+                }
+                Component::Normal(name) => real.push(name),
+                _ => {}
+            }
+        }
+        return real;
+    }
+    absolute
+}
+
 /// Makes the error for `key`, naming where its value came from.
 type Bad<'a> = dyn Fn(&'static str, String) -> ConfigError + 'a;
 
@@ -192,10 +215,7 @@ impl Config {
     /// identity share a lock and a state.
     pub fn target_identity(&self) -> String {
         let endpoint = match (&self.local_store, &self.endpoint_url) {
-            (Some(dir), _) => {
-                let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-                format!("local-store:{}", dir.display())
-            }
+            (Some(dir), _) => format!("local-store:{}", resolved(dir).display()),
             (None, Some(url)) => url.trim_end_matches('/').to_owned(),
             (None, None) => "aws".to_owned(),
         };

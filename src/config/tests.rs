@@ -196,3 +196,14 @@ fn default_charset_is_utf8_may_be_turned_off_and_is_checked() {
         Ok(())
     });
 }
+
+#[test]
+fn a_store_folder_has_one_identity_before_and_after_it_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("link/new/../store");
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+    let before = super::build::resolved(&missing);
+    std::fs::create_dir_all(&missing).unwrap();
+    assert_eq!(before, std::fs::canonicalize(&missing).unwrap());
+    assert_eq!(super::build::resolved(&missing), before);
+}

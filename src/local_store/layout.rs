@@ -1,11 +1,11 @@
 //! The S3 calls of the embedded store: each call that names a key is translated to the stored
-//! name (`keys`) on the way in, and back where a response names one, then delegated to s3s-fs;
-//! listings are made from the stored names (`listing`).
+//! name (`keys`, or `long` for a key too long for that) on the way in, and back where a response
+//! names one, then delegated to s3s-fs; listings are made from the stored names (`listing`).
 
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-use super::keys::{key_of, stored};
+use super::long::Names;
 
 /// s3s-fs behind S3's key semantics; see the module documentation.
 pub struct Compliant {
@@ -14,23 +14,18 @@ pub struct Compliant {
     root: std::path::PathBuf,
     /// Whether listings carry ETags.
     list_etags: bool,
+    names: Names,
 }
 
 impl Compliant {
     pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path, list_etags: bool) -> Compliant {
-        Compliant { inner, root: root.to_owned(), list_etags }
+        Compliant { inner, root: root.to_owned(), list_etags, names: Names::new(root) }
     }
-}
 
-fn key_back(key: &mut Option<String>) {
-    if let Some(k) = key.as_deref().and_then(key_of) {
-        *key = Some(k);
-    }
-}
-
-fn source_in(source: &mut CopySource) {
-    if let CopySource::Bucket { key, .. } = source {
-        *key = stored(key).into();
+    async fn source_in(&self, source: &mut CopySource) {
+        if let CopySource::Bucket { bucket, key, .. } = source {
+            *key = self.names.of(bucket, key).await.into();
+        }
     }
 }
 
@@ -56,28 +51,28 @@ impl S3 for Compliant {
     }
 
     async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        req.input.key = stored(&req.input.key);
+        req.input.key = self.names.for_write(&req.input.bucket, &req.input.key).await?;
         self.inner.put_object(req).await
     }
 
     async fn get_object(&self, mut req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        req.input.key = stored(&req.input.key);
+        req.input.key = self.names.of(&req.input.bucket, &req.input.key).await;
         self.inner.get_object(req).await
     }
 
     async fn head_object(&self, mut req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        req.input.key = stored(&req.input.key);
+        req.input.key = self.names.of(&req.input.bucket, &req.input.key).await;
         self.inner.head_object(req).await
     }
 
     async fn copy_object(&self, mut req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
-        req.input.key = stored(&req.input.key);
-        source_in(&mut req.input.copy_source);
+        req.input.key = self.names.for_write(&req.input.bucket, &req.input.key).await?;
+        self.source_in(&mut req.input.copy_source).await;
         self.inner.copy_object(req).await
     }
 
     async fn delete_object(&self, mut req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-        req.input.key = stored(&req.input.key);
+        req.input.key = self.names.of(&req.input.bucket, &req.input.key).await;
         self.inner.delete_object(req).await
     }
 
@@ -85,16 +80,19 @@ impl S3 for Compliant {
         &self,
         mut req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let mut keys = std::collections::HashMap::new();
         for object in &mut req.input.delete.objects {
-            object.key = stored(&object.key);
+            let name = self.names.of(&req.input.bucket, &object.key).await;
+            keys.insert(name.clone(), std::mem::replace(&mut object.key, name));
         }
         let mut resp = self.inner.delete_objects(req).await?;
-        for deleted in resp.output.deleted.iter_mut().flatten() {
-            key_back(&mut deleted.key);
-        }
-        for error in resp.output.errors.iter_mut().flatten() {
-            key_back(&mut error.key);
-        }
+        let back = |key: &mut Option<String>| {
+            if let Some(k) = key.as_ref().and_then(|name| keys.get(name)) {
+                *key = Some(k.clone());
+            }
+        };
+        resp.output.deleted.iter_mut().flatten().for_each(|d| back(&mut d.key));
+        resp.output.errors.iter_mut().flatten().for_each(|e| back(&mut e.key));
         Ok(resp)
     }
 
@@ -102,14 +100,15 @@ impl S3 for Compliant {
         &self,
         mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        req.input.key = stored(&req.input.key);
+        let key = req.input.key.clone();
+        req.input.key = self.names.for_write(&req.input.bucket, &req.input.key).await?;
         let mut resp = self.inner.create_multipart_upload(req).await?;
-        key_back(&mut resp.output.key);
+        resp.output.key = Some(key);
         Ok(resp)
     }
 
     async fn upload_part(&self, mut req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        req.input.key = stored(&req.input.key);
+        req.input.key = self.names.of(&req.input.bucket, &req.input.key).await;
         self.inner.upload_part(req).await
     }
 
@@ -117,15 +116,16 @@ impl S3 for Compliant {
         &self,
         mut req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        req.input.key = stored(&req.input.key);
-        source_in(&mut req.input.copy_source);
+        req.input.key = self.names.of(&req.input.bucket, &req.input.key).await;
+        self.source_in(&mut req.input.copy_source).await;
         self.inner.upload_part_copy(req).await
     }
 
     async fn list_parts(&self, mut req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
-        req.input.key = stored(&req.input.key);
+        let key = req.input.key.clone();
+        req.input.key = self.names.of(&req.input.bucket, &req.input.key).await;
         let mut resp = self.inner.list_parts(req).await?;
-        key_back(&mut resp.output.key);
+        resp.output.key = Some(key);
         Ok(resp)
     }
 
@@ -133,9 +133,10 @@ impl S3 for Compliant {
         &self,
         mut req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        req.input.key = stored(&req.input.key);
+        let key = req.input.key.clone();
+        req.input.key = self.names.for_write(&req.input.bucket, &req.input.key).await?;
         let mut resp = self.inner.complete_multipart_upload(req).await?;
-        key_back(&mut resp.output.key);
+        resp.output.key = Some(key);
         Ok(resp)
     }
 
@@ -143,7 +144,7 @@ impl S3 for Compliant {
         &self,
         mut req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        req.input.key = stored(&req.input.key);
+        req.input.key = self.names.of(&req.input.bucket, &req.input.key).await;
         self.inner.abort_multipart_upload(req).await
     }
 

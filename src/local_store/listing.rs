@@ -5,7 +5,8 @@
 //! and `EncodingType=url` encoding the keys (and the echoed prefix, delimiter and start-after)
 //! the way AWS and Garage do, with each object's ETag as s3s-fs recorded it (unless the store was
 //! started to list none, as some servers do). The folder is walked again for every page, so the
-//! store suits tests and demos, not large buckets.
+//! store suits tests and demos, not large buckets. Keys too long for their plain name are read
+//! from their key files (`long`).
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -15,6 +16,7 @@ use s3s::dto::*;
 use s3s::{S3Result, s3_error};
 
 use super::keys::{key_of, stored};
+use super::long;
 use crate::target::KEY_SAFE;
 
 fn encode_key(key: &str) -> String {
@@ -110,15 +112,16 @@ pub(super) async fn list(root: &Path, input: ListObjectsV2Input, etags: bool) ->
     })
 }
 
-/// Every object under `bucket` whose key starts with `prefix`, from the deepest folder the
-/// prefix names whole.
+/// Every object under `bucket` whose key starts with `prefix`: from the deepest folder the
+/// prefix names whole, and those whose keys were too long for their plain name (`long`).
 fn walk(bucket: &Path, prefix: &str) -> std::io::Result<Vec<Stored>> {
     let folder = prefix.rfind('/').map_or("", |at| &prefix[..=at]);
     // `a/b/` is stored as `a%d/b%d/%e`: its folder is everything before the last segment.
     let stored_folder = stored(folder);
     let start = bucket.join(stored_folder.rsplit_once('/').map_or("", |(f, _)| f));
-    let mut objects = Vec::new();
+    let mut objects = long_ones(bucket, prefix)?;
     let mut stack = vec![start];
+    let long_folder = bucket.join(long::FOLDER);
     while let Some(dir) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -129,7 +132,7 @@ fn walk(bucket: &Path, prefix: &str) -> std::io::Result<Vec<Stored>> {
             let entry = entry?;
             let meta = entry.metadata()?;
             if meta.is_dir() {
-                stack.push(entry.path());
+                stack.extend(Some(entry.path()).filter(|path| *path != long_folder));
                 continue;
             }
             let path = entry.path();
@@ -139,6 +142,25 @@ fn walk(bucket: &Path, prefix: &str) -> std::io::Result<Vec<Stored>> {
                 objects.push(Stored { key, name: name.to_owned(), size: meta.len(), modified: meta.modified()? });
             }
         }
+    }
+    Ok(objects)
+}
+
+/// The objects stored under hashed names whose keys start with `prefix`.
+fn long_ones(bucket: &Path, prefix: &str) -> std::io::Result<Vec<Stored>> {
+    let entries = match std::fs::read_dir(bucket.join(long::FOLDER)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut objects = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(file) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let Some(key) = long::key_in(bucket, &file).filter(|key| key.starts_with(prefix)) else { continue };
+        let meta = entry.metadata()?;
+        let name = format!("{}/{file}", long::FOLDER);
+        objects.push(Stored { key, name, size: meta.len(), modified: meta.modified()? });
     }
     Ok(objects)
 }

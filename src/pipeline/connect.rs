@@ -48,13 +48,24 @@ async fn local_store(_config: &Config, _dir: &std::path::Path) -> Result<Connect
     ))
 }
 
-/// The embedded store starts empty: its bucket is made on first use.
+/// The embedded store starts empty: its bucket is made on first use. The store's folder is this
+/// run's alone while it serves it, but a bucket that exists by the time it is created is this
+/// store's all the same.
 async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) -> Result<(), Error> {
     if client.head_bucket().bucket(bucket).send().await.is_ok() {
         return Ok(());
     }
-    client.create_bucket().bucket(bucket).send().await.map(drop).map_err(|e| {
-        let error = crate::error::StoreError::sdk(crate::error::Op::CreateBucket, format!("s3://{bucket}"), e);
-        Error::LocalStore(format!("cannot create bucket {bucket} in the local store: {}", error.message))
-    })
+    match client.create_bucket().bucket(bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_bucket_already_exists() || e.is_bucket_already_owned_by_you()) =>
+        {
+            Ok(())
+        }
+        Err(e) => {
+            let error = crate::error::StoreError::sdk(crate::error::Op::CreateBucket, format!("s3://{bucket}"), e);
+            Err(Error::LocalStore(format!("cannot create bucket {bucket} in the local store: {}", error.message)))
+        }
+    }
 }
