@@ -217,3 +217,28 @@ fn a_wrong_table_names_its_key() {
     assert!(outcome.stderr.contains("key `transform[0].encoding`: \"zstd\" is not \"gzip\" or \"br\""), "{outcome}");
     assert!(test.keys().is_empty());
 }
+
+#[test]
+fn trust_state_refuses_a_changed_chain_and_says_which_run_repairs_it() {
+    let test = Test::new().file("css/site.css", css(20_000)).file("index.html", css(3000));
+    test.config("sync.toml", GZIP_CSS_JS);
+    assert_eq!(test.sync(&[]).success().report().uploaded, 2);
+
+    // The step removed: the state holds the compressed key's source size, which is the file's, so
+    // a copy in place would serve the gzip bytes as plain CSS.
+    test.config("sync.toml", "");
+    for args in [&["--trust-state"][..], &["--trust-state", "--dry-run"]] {
+        let refused = test.sync(args).code(2);
+        assert!(refused.stderr.contains("run once without --trust-state"), "{refused}");
+    }
+    let site = head(&test.server, "site/css/site.css");
+    assert_eq!(site.content_encoding(), Some("gzip"), "nothing was sent");
+    assert_eq!(gunzip(&test.objects()["site/css/site.css"].1), css(20_000));
+
+    let repaired = test.sync(&[]).success().report();
+    assert_eq!((repaired.uploaded, repaired.copied), (1, 1), "{repaired:?}");
+    assert_eq!(test.objects()["site/css/site.css"].1, css(20_000));
+    assert_eq!(head(&test.server, "site/css/site.css").content_encoding(), None);
+    let trusted = test.sync(&["--trust-state"]).success().report();
+    assert_eq!((trusted.uploaded, trusted.copied, trusted.unchanged), (0, 0, 2), "{trusted:?}");
+}

@@ -135,13 +135,19 @@ impl Stages {
 
 /// The marker to write when the chain changed since the objects under the prefix were published
 /// (they may carry stale headers, so every current object is published again); `None` when the
-/// recorded chain is this one.
+/// recorded chain is this one. Refused with `--trust-state`.
 async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Option<WriteMarker>, Error> {
     let (target, marker) = (&config.target, after::marker::key(config.shard.as_ref()));
     let recorded = after::marker::read(client, target, &marker).await?;
     let fingerprint = config.chain.fingerprint();
     if recorded == fingerprint {
         return Ok(None);
+    }
+    // The state holds a compressed key's source size, not whether its object holds compressed
+    // bytes: after a `compress` step changed, a plain file could be copied in place over gzip
+    // bytes. Only a listing shows the objects' sizes.
+    if config.trust_state {
+        return Err(Error::Untrusted("the transform chain changed since the objects under the prefix were published"));
     }
     match recorded.is_empty() {
         true => tracing::debug!("no transform chain recorded under the prefix: current objects get its headers"),
