@@ -125,6 +125,11 @@ impl ObjectMeta {
         self.values[field as usize] = Some(value.into());
     }
 
+    /// Unsets a field, giving back its value.
+    pub fn take(&mut self, field: Field) -> Option<String> {
+        self.values[field as usize].take()
+    }
+
     /// The fields that are set, in [`FIELDS`] order.
     pub fn fields(&self) -> impl Iterator<Item = (Field, &str)> {
         FIELDS.iter().filter_map(|spec| Some((spec.field, self.get(spec.field)?)))

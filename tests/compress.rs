@@ -242,3 +242,50 @@ fn trust_state_refuses_a_changed_chain_and_says_which_run_repairs_it() {
     let trusted = test.sync(&["--trust-state"]).success().report();
     assert_eq!((trusted.uploaded, trusted.copied, trusted.unchanged), (0, 0, 2), "{trusted:?}");
 }
+
+/// A rule that says the stylesheets are gzip (wrong wherever they are not), and one for a file
+/// compressed before the run.
+const ENCODING_RULES: &str = r#"
+[[transform]]
+type = "headers"
+
+[[transform.rules]]
+glob = "**/*.css"
+content_encoding = "gzip"
+
+[[transform.rules]]
+glob = "**/*.js.gz"
+content_type = "text/javascript"
+content_encoding = "gzip"
+"#;
+
+const COMPRESS_CSS: &str = r#"
+[[transform]]
+type = "compress"
+glob = ["**/*.css"]
+encoding = "br"
+"#;
+
+#[test]
+fn content_encoding_follows_the_bytes_where_a_compress_step_matched() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &css(5000)).unwrap();
+    let pre_compressed = gz.finish().unwrap();
+    // The headers step before the compress step, and after it.
+    for chain in [format!("{ENCODING_RULES}{COMPRESS_CSS}"), format!("{COMPRESS_CSS}{ENCODING_RULES}")] {
+        let test = Test::new()
+            .file("css/site.css", css(20_000))
+            .file("css/noise.css", noise(5000, 9))
+            .file("css/tiny.css", css(500))
+            .file("js/app.js.gz", &pre_compressed);
+        test.config("sync.toml", &chain);
+        let run = test.sync(&[]).success();
+        let encoding = |key: &str| head(&test.server, key).content_encoding().map(str::to_owned);
+        assert_eq!(encoding("site/css/noise.css"), None, "did not shrink: sent as it is\n{chain}");
+        assert_eq!(encoding("site/css/tiny.css"), None, "below min_size: sent as it is\n{chain}");
+        assert_eq!(encoding("site/css/site.css").as_deref(), Some("br"), "the bytes' encoding, not the rule's");
+        assert_eq!(encoding("site/js/app.js.gz").as_deref(), Some("gzip"), "no compress step matched: the rule's");
+        assert_eq!(unbrotli(&test.objects()["site/css/site.css"].1), css(20_000));
+        assert!(run.stderr.contains("Content-Encoding"), "the dropped value is named in a warning\n{run}");
+    }
+}
