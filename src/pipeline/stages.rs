@@ -22,7 +22,7 @@ use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::s3client::{self, Connection};
 use crate::scan::WalkOptions;
-use crate::sink::{Applied, Checking, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::sink::{Applied, Checking, Finish, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::state::{self, SaveState, TrustedState};
 use crate::transform::Chain;
 
@@ -111,7 +111,8 @@ impl Stages {
         }
         let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
         // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
-        let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh));
+        let heads = Heads::new(client.clone(), target.clone(), config.workers);
+        let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh).with_heads(heads));
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
             (_, _, Some(manifest)) => Box::new(Inventory {
