@@ -42,6 +42,9 @@ pub enum Error {
     /// Another run holds the target's lock, or the lock file cannot be used.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// `--trust-state` was given, but the local state cannot stand for the bucket in this run.
+    #[error("--trust-state: {0}; run once without --trust-state, which lists the bucket")]
+    Untrusted(&'static str),
     /// The process cannot watch for SIGINT and SIGTERM.
     #[error("cannot watch for signals: {0}")]
     Signals(std::io::Error),
@@ -65,7 +68,7 @@ impl From<crate::scan::WalkError> for Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Source(_) | Error::Lock(_) => EXIT_USAGE,
+            Error::Config(_) | Error::Source(_) | Error::Lock(_) | Error::Untrusted(_) => EXIT_USAGE,
             Error::Store(_) | Error::Transform(_) | Error::Stage { .. } | Error::Signals(_) | Error::LocalStore(_) => {
                 EXIT_FAILED
             }

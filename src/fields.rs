@@ -101,6 +101,11 @@ fn redirect(v: &str) -> Result<(), String> {
     }
 }
 
+/// The user metadata sitesync writes on a compressed entry's object (`x-amz-meta-NAME`): the size
+/// in bytes of the source file its bytes were made from. A listing does not return it; a HEAD
+/// does, for the compressed keys a run without a state cannot settle otherwise (`sink::head`).
+pub const SOURCE_SIZE: &str = "sitesync-source-size";
+
 /// Whether `name` can be a user metadata name (sent as `x-amz-meta-NAME`).
 pub fn check_metadata_name(name: &str) -> Result<(), String> {
     let valid =
@@ -123,6 +128,11 @@ impl ObjectMeta {
 
     pub fn set(&mut self, field: Field, value: impl Into<String>) {
         self.values[field as usize] = Some(value.into());
+    }
+
+    /// Unsets a field, giving back its value.
+    pub fn take(&mut self, field: Field) -> Option<String> {
+        self.values[field as usize].take()
     }
 
     /// The fields that are set, in [`FIELDS`] order.

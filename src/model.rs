@@ -297,6 +297,13 @@ pub enum Event {
         object: RemoteObject,
         otherwise: Settled,
     },
+    /// Ask the object for the size of the source its bytes were compressed from (a compressed
+    /// entry the mtime rule finds unchanged and nothing else settles): the same when it is the
+    /// file's size. Resolved, like a check, before it reaches a sink that sends anything.
+    Head {
+        file: LocalFile,
+        object: RemoteObject,
+    },
     /// The same, and worth recording in the local state, with the MD5 when the file was read.
     Same {
         file: LocalFile,

@@ -93,7 +93,7 @@ impl Counts {
                 }
                 Event::Delete { .. } => deletes += 1,
                 Event::Same { .. } => unchanged += 1,
-                Event::Problem(_) | Event::Check { .. } => {}
+                Event::Problem(_) | Event::Check { .. } | Event::Head { .. } => {}
             }
         }
         self.uploads.fetch_add(uploads, Ordering::Relaxed);

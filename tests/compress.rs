@@ -178,6 +178,8 @@ fn large_files_are_streamed_and_uploaded_in_parts() {
     assert_eq!(gunzip(&objects["site/huge.js"]), hex(12 * MIB, 11));
     let huge = head(&store, "site/huge.js");
     assert_eq!(huge.content_encoding(), Some("gzip"), "CreateMultipartUpload carries the encoding");
+    let recorded = huge.metadata().and_then(|m| m.get("sitesync-source-size")).map(String::as_str);
+    assert_eq!(recorded, Some("12582912"), "the object records its source's size");
     let etag = huge.e_tag().unwrap().trim_matches('"').to_owned();
     assert!(etag.ends_with("-2"), "a multipart ETag of the compressed bytes, in 5 MiB parts: {etag}");
     assert!((huge.content_length().unwrap() as usize) < 7 * MIB, "Content-Length is the compressed length");
@@ -216,4 +218,151 @@ fn a_wrong_table_names_its_key() {
     let outcome = test.sync(&[]).code(2);
     assert!(outcome.stderr.contains("key `transform[0].encoding`: \"zstd\" is not \"gzip\" or \"br\""), "{outcome}");
     assert!(test.keys().is_empty());
+}
+
+/// Rewrites a source file as `cp -p` or a `SOURCE_DATE_EPOCH` build would: new bytes, an mtime
+/// two hours ago, older than its object.
+fn edit_keeping_an_old_mtime(tree: &Tree, key: &str, content: &[u8]) {
+    let path = tree.file(key, content);
+    support::set_mtime(&path, SystemTime::now() - Duration::from_secs(7200));
+}
+
+#[test]
+fn an_old_mtime_edit_of_a_compressed_file_is_published_without_a_state() {
+    let store = Store::start();
+    let tree = Tree::new();
+    tree.file("css/site.css", css(20_000));
+    tree.file("css/other.css", css(8000));
+    tree.config(GZIP_CSS_JS);
+    let stateless = |args: &[&str]| {
+        let mut all = vec!["--json", "--no-state"];
+        all.extend_from_slice(args);
+        tree.sync(&store.endpoint(), &all).run().code(0).json()
+    };
+    assert_eq!(n(&stateless(&[]), "uploaded"), 2);
+
+    // An edit that changes the file's size, with an mtime older than its object.
+    edit_keeping_an_old_mtime(&tree, "css/site.css", &css(25_000));
+    // `compare = "mtime"` reads nothing: an old mtime hides any edit of a compressed file from it.
+    let by_mtime = stateless(&["--compare", "mtime"]);
+    assert_eq!(n(&by_mtime, "uploaded"), 0, "the documented blind spot of the mtime rule: {by_mtime}");
+    let report = stateless(&[]);
+    assert_eq!(n(&report, "uploaded"), 1, "the source's size differs from the one its object records: {report}");
+    assert_eq!(gunzip(&store.objects()["site/css/site.css"]), css(25_000));
+    let again = stateless(&[]);
+    assert_eq!((n(&again, "uploaded"), n(&again, "unchanged")), (0, 2), "{again}");
+
+    // As for a plain file, an edit of the same size with an old mtime is the blind spot of a run
+    // without a state: the state, or `--compare checksum`, sees it.
+    let mut same_size = css(25_000);
+    same_size[10] = b'X';
+    edit_keeping_an_old_mtime(&tree, "css/site.css", &same_size);
+    assert_eq!(n(&stateless(&[]), "uploaded"), 0);
+    assert_eq!(n(&stateless(&["--compare", "checksum"]), "uploaded"), 1);
+    assert_eq!(gunzip(&store.objects()["site/css/site.css"]), same_size);
+}
+
+#[test]
+fn a_compressed_object_without_its_source_size_is_uploaded_once_more() {
+    // As an older version (or another tool) left it: the gzip bytes, no record of the source.
+    let store = Store::start();
+    let gz = {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut gz, &css(20_000)).unwrap();
+        gz.finish().unwrap()
+    };
+    let put = store.client.put_object().bucket(BUCKET).key("site/css/site.css").content_encoding("gzip");
+    store.block_on(put.body(gz.into()).send()).unwrap();
+    let tree = Tree::new();
+    tree.file("css/site.css", css(20_000));
+    tree.config(GZIP_CSS_JS);
+    let run = |args: &[&str]| {
+        let mut all = vec!["--json", "-v"];
+        all.extend_from_slice(args);
+        tree.sync(&store.endpoint(), &all).run().code(0)
+    };
+    let first = run(&["--no-state"]);
+    assert_eq!(n(&first.json(), "uploaded"), 1, "{first}");
+    let recorded = head(&store, "site/css/site.css").metadata().and_then(|m| m.get("sitesync-source-size")).cloned();
+    assert_eq!(recorded.as_deref(), Some("20000"));
+    let again = run(&["--no-state"]);
+    assert_eq!(n(&again.json(), "uploaded"), 0, "{again}");
+    assert!(again.stderr.contains("asked 1 compressed objects"), "{again}");
+    // With a state, the first run asks and records the answer; the next asks nothing.
+    assert_eq!(n(&run(&[]).json(), "uploaded"), 0);
+    let settled = run(&[]);
+    assert_eq!(n(&settled.json(), "uploaded"), 0);
+    assert!(!settled.stderr.contains("compressed objects the size"), "{settled}");
+}
+
+#[test]
+fn trust_state_refuses_a_changed_chain_and_says_which_run_repairs_it() {
+    let test = Test::new().file("css/site.css", css(20_000)).file("index.html", css(3000));
+    test.config("sync.toml", GZIP_CSS_JS);
+    assert_eq!(test.sync(&[]).success().report().uploaded, 2);
+
+    // The step removed: the state holds the compressed key's source size, which is the file's, so
+    // a copy in place would serve the gzip bytes as plain CSS.
+    test.config("sync.toml", "");
+    for args in [&["--trust-state"][..], &["--trust-state", "--dry-run"]] {
+        let refused = test.sync(args).code(2);
+        assert!(refused.stderr.contains("run once without --trust-state"), "{refused}");
+    }
+    let site = head(&test.server, "site/css/site.css");
+    assert_eq!(site.content_encoding(), Some("gzip"), "nothing was sent");
+    assert_eq!(gunzip(&test.objects()["site/css/site.css"].1), css(20_000));
+
+    let repaired = test.sync(&[]).success().report();
+    assert_eq!((repaired.uploaded, repaired.copied), (1, 1), "{repaired:?}");
+    assert_eq!(test.objects()["site/css/site.css"].1, css(20_000));
+    assert_eq!(head(&test.server, "site/css/site.css").content_encoding(), None);
+    let trusted = test.sync(&["--trust-state"]).success().report();
+    assert_eq!((trusted.uploaded, trusted.copied, trusted.unchanged), (0, 0, 2), "{trusted:?}");
+}
+
+/// A rule that says the stylesheets are gzip (wrong wherever they are not), and one for a file
+/// compressed before the run.
+const ENCODING_RULES: &str = r#"
+[[transform]]
+type = "headers"
+
+[[transform.rules]]
+glob = "**/*.css"
+content_encoding = "gzip"
+
+[[transform.rules]]
+glob = "**/*.js.gz"
+content_type = "text/javascript"
+content_encoding = "gzip"
+"#;
+
+const COMPRESS_CSS: &str = r#"
+[[transform]]
+type = "compress"
+glob = ["**/*.css"]
+encoding = "br"
+"#;
+
+#[test]
+fn content_encoding_follows_the_bytes_where_a_compress_step_matched() {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &css(5000)).unwrap();
+    let pre_compressed = gz.finish().unwrap();
+    // The headers step before the compress step, and after it.
+    for chain in [format!("{ENCODING_RULES}{COMPRESS_CSS}"), format!("{COMPRESS_CSS}{ENCODING_RULES}")] {
+        let test = Test::new()
+            .file("css/site.css", css(20_000))
+            .file("css/noise.css", noise(5000, 9))
+            .file("css/tiny.css", css(500))
+            .file("js/app.js.gz", &pre_compressed);
+        test.config("sync.toml", &chain);
+        let run = test.sync(&[]).success();
+        let encoding = |key: &str| head(&test.server, key).content_encoding().map(str::to_owned);
+        assert_eq!(encoding("site/css/noise.css"), None, "did not shrink: sent as it is\n{chain}");
+        assert_eq!(encoding("site/css/tiny.css"), None, "below min_size: sent as it is\n{chain}");
+        assert_eq!(encoding("site/css/site.css").as_deref(), Some("br"), "the bytes' encoding, not the rule's");
+        assert_eq!(encoding("site/js/app.js.gz").as_deref(), Some("gzip"), "no compress step matched: the rule's");
+        assert_eq!(unbrotli(&test.objects()["site/css/site.css"].1), css(20_000));
+        assert!(run.stderr.contains("Content-Encoding"), "the dropped value is named in a warning\n{run}");
+    }
 }

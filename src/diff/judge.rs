@@ -26,7 +26,11 @@
 //! than the file. The rest holds as it is: the local state records the *source* file's size and
 //! mtime with the MD5 and ETag of the compressed bytes sent, so an unchanged source whose object
 //! is unchanged since is settled without reading it; otherwise it is read, compressed as the
-//! upload would compress it, and those bytes are compared with the ETag or the state's MD5.
+//! upload would compress it, and those bytes are compared with the ETag or the state's MD5. In
+//! `"auto"`, one the mtime rule finds unchanged and nothing above settles (no state: a fresh CI
+//! cache) is not taken on its mtime alone, which hides an edit copied with an old mtime: its
+//! object is asked for the source size its upload recorded ([`Decision::Head`]), as a plain
+//! file's size is compared for free.
 
 use crate::clock::{ChangeRule, Offset, Verdict};
 pub use crate::config::CompareMode;
@@ -63,6 +67,8 @@ pub enum Decision {
     Check {
         otherwise: Settled,
     },
+    /// Ask the object for the size of the source it was compressed from.
+    Head,
 }
 
 impl Compare {
@@ -95,6 +101,7 @@ impl Compare {
                 };
                 Decision::Check { otherwise }
             }
+            CompareMode::Auto if mtime == Verdict::Same && file.encoding().is_some() => Decision::Head,
             CompareMode::Auto => by_mtime(mtime, learn),
         }
     }
@@ -216,11 +223,9 @@ mod tests {
             decide(CompareMode::Mtime, &compressed(50, None), &sized(100, 1200, None)),
             Decision::Same { learn: true }
         );
-        // As large (it did not shrink) is not a change either; larger is.
-        assert_eq!(
-            decide(CompareMode::Auto, &compressed(50, None), &sized(100, 5000, None)),
-            Decision::Same { learn: true }
-        );
+        // As large (it did not shrink) is not a change either (`auto` asks the object, below);
+        // larger is.
+        assert_eq!(decide(CompareMode::Auto, &compressed(50, None), &sized(100, 5000, None)), Decision::Head);
         assert_eq!(
             decide(CompareMode::Auto, &compressed(50, None), &sized(100, 5001, None)),
             Decision::Upload(Reason::Size)
@@ -235,6 +240,34 @@ mod tests {
         let check = Decision::Check { otherwise: Settled::Upload(Reason::Newer) };
         assert_eq!(decide(CompareMode::Auto, &compressed(300, Some(state)), &sized(100, 1200, None)), check);
         assert_eq!(decide(CompareMode::Auto, &compressed(300, None), &sized(100, 1200, Some(MD5_X))), check);
+    }
+
+    #[test]
+    fn a_compressed_entry_the_mtime_rule_alone_would_settle_asks_its_object() {
+        // No state, an mtime older than the object: its size may have changed all the same.
+        for etag in [None, Some(MD5_X)] {
+            assert_eq!(decide(CompareMode::Auto, &compressed(50, None), &sized(100, 1200, etag)), Decision::Head);
+        }
+        // The state's record moved and nothing can compare the bytes: asked too.
+        let moved = Known { size: 4000, ..known(50, 100) };
+        let moved = Known { md5: None, ..moved };
+        assert_eq!(decide(CompareMode::Auto, &compressed(50, Some(moved)), &sized(100, 1200, None)), Decision::Head);
+        // The state settles it, the mtime rule uploads it, or the mode reads nothing: no HEAD.
+        let state = Known { size: 5000, ..known(50, 100) };
+        assert_eq!(
+            decide(CompareMode::Auto, &compressed(50, Some(state)), &sized(100, 1200, None)),
+            Decision::Same { learn: false }
+        );
+        assert_eq!(
+            decide(CompareMode::Auto, &compressed(300, None), &sized(100, 1200, None)),
+            Decision::Upload(Reason::Newer)
+        );
+        assert_eq!(
+            decide(CompareMode::Mtime, &compressed(50, None), &sized(100, 1200, None)),
+            Decision::Same { learn: true }
+        );
+        // A plain file is not asked: its size was compared for free.
+        assert_eq!(decide(CompareMode::Auto, &file(50, None), &object(100, None)), Decision::Same { learn: true });
     }
 
     #[test]

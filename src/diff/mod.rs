@@ -61,7 +61,7 @@ pub struct Tally {
     pub problems: u64,
     /// Listed keys ignored because they came again or out of order.
     pub misordered: u64,
-    /// Pairs handed on to be read and compared.
+    /// Pairs handed on to be read and compared, or their objects asked (a HEAD).
     pub checks: u64,
     /// Files of other shards' folders the walk passed by (a split run).
     pub files_elsewhere: u64,
@@ -238,6 +238,12 @@ impl Diff {
                 self.tally.checks += 1;
                 out.push(Event::Check { file, object, otherwise });
             }
+            // Re-published anyway.
+            Decision::Head if self.refresh => self.upload(file, Reason::Chain, out),
+            Decision::Head => {
+                self.tally.checks += 1;
+                out.push(Event::Head { file, object });
+            }
         }
     }
 
@@ -308,6 +314,7 @@ mod tests {
                 Event::Delete { object } => format!("delete {}", object.key),
                 Event::Problem(p) => format!("problem {}", p.place),
                 Event::Check { file, .. } => format!("check {}", file.key),
+                Event::Head { file, .. } => format!("head {}", file.key),
                 Event::Same { file, .. } => format!("same {}", file.key),
             })
             .collect()

@@ -22,7 +22,7 @@ use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::s3client::{self, Connection};
 use crate::scan::WalkOptions;
-use crate::sink::{Applied, Checking, Finish, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::sink::{Applied, Checking, Finish, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::state::{self, SaveState, TrustedState};
 use crate::transform::Chain;
 
@@ -111,7 +111,8 @@ impl Stages {
         }
         let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
         // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
-        let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh));
+        let heads = Heads::new(client.clone(), target.clone(), config.workers);
+        let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh).with_heads(heads));
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
             (_, _, Some(manifest)) => Box::new(Inventory {
@@ -135,13 +136,19 @@ impl Stages {
 
 /// The marker to write when the chain changed since the objects under the prefix were published
 /// (they may carry stale headers, so every current object is published again); `None` when the
-/// recorded chain is this one.
+/// recorded chain is this one. Refused with `--trust-state`.
 async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Option<WriteMarker>, Error> {
     let (target, marker) = (&config.target, after::marker::key(config.shard.as_ref()));
     let recorded = after::marker::read(client, target, &marker).await?;
     let fingerprint = config.chain.fingerprint();
     if recorded == fingerprint {
         return Ok(None);
+    }
+    // The state holds a compressed key's source size, not whether its object holds compressed
+    // bytes: after a `compress` step changed, a plain file could be copied in place over gzip
+    // bytes. Only a listing shows the objects' sizes.
+    if config.trust_state {
+        return Err(Error::Untrusted("the transform chain changed since the objects under the prefix were published"));
     }
     match recorded.is_empty() {
         true => tracing::debug!("no transform chain recorded under the prefix: current objects get its headers"),

@@ -9,6 +9,10 @@
 //! its file would be read. A compressed entry is compressed as it is read, as its upload would
 //! compress it, and those bytes are compared.
 //!
+//! A compressed key the diff could not settle without its bytes' source size is asked for it
+//! instead ([`Event::Head`], see `head`): the HEADs of a batch start with its reads and are
+//! awaited in the same order.
+//!
 //! A site is mostly small files, and for those a trip to the blocking pool costs more than the
 //! read: the files of a batch are read in groups (up to [`GROUP_FILES`] files or
 //! [`GROUP_BYTES`] bytes, in batch order), each group in one trip, a few groups a core at once.
@@ -22,6 +26,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use super::head::{Heads, Recorded};
 use super::{Applied, Finish, Sink};
 use crate::content::{self, digest, digest_of, part_sizes};
 use crate::model::{Event, LocalFile, Reason, RemoteObject, Settled};
@@ -41,6 +46,8 @@ enum Read {
     Pending(tokio::task::JoinHandle<Option<content::Digest>>),
     Done(Option<content::Digest>),
     File,
+    /// A HEAD under way; `None` when the sink has no client to send it with.
+    Head(Option<tokio::task::JoinHandle<Recorded>>),
 }
 
 /// One file to read, and how.
@@ -108,6 +115,8 @@ pub struct Checking {
     refresh: bool,
     /// Groups of files read at once.
     reads: Arc<Semaphore>,
+    /// What sends the HEADs of compressed keys.
+    heads: Option<Heads>,
     hashed: u64,
     bytes_hashed: u64,
     /// Pairs found the same once read.
@@ -131,7 +140,13 @@ impl Checking {
         // Groups read at once: a few a core, so one waiting on the disk leaves the core busy.
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
         let reads = Arc::new(Semaphore::new(parallel));
-        Checking { inner, own_part, refresh, reads, hashed: 0, bytes_hashed: 0, same: 0, held: None }
+        Checking { inner, own_part, refresh, reads, heads: None, hashed: 0, bytes_hashed: 0, same: 0, held: None }
+    }
+
+    /// Sends the HEADs the diff asks for with `heads`; without, such a key is uploaded.
+    pub fn with_heads(mut self, heads: Heads) -> Checking {
+        self.heads = Some(heads);
+        self
     }
 
     /// Starts every read of a batch.
@@ -140,6 +155,10 @@ impl Checking {
         for event in &events {
             let (file, object) = match event {
                 Event::Check { file, object, .. } => (file, object),
+                Event::Head { object, .. } => {
+                    reads.push(Read::Head(self.heads.as_ref().map(|heads| heads.start(&object.key))));
+                    continue;
+                }
                 Event::Delete { .. } => {
                     deletes += 1;
                     continue;
@@ -182,9 +201,17 @@ impl Checking {
                         Some(Read::Pending(task)) => task.await.ok().flatten(),
                         Some(Read::Done(digest)) => digest,
                         Some(Read::File) => files.next().await,
-                        None => None,
+                        Some(Read::Head(_)) | None => None,
                     };
                     out.push(self.resolve(file, object, otherwise, read));
+                }
+                Event::Head { file, object } => {
+                    let recorded = match reads.next() {
+                        Some(Read::Head(Some(task))) => task.await.unwrap_or(Recorded::Failed),
+                        _ => Recorded::Failed,
+                    };
+                    let settled = recorded.settle(&file);
+                    out.push(self.verdict(file, object, settled, None));
                 }
                 other => out.push(other),
             }
@@ -209,11 +236,17 @@ impl Checking {
         };
         self.hashed += 1;
         self.bytes_hashed += digest.bytes;
-        match content::compare(&digest, &object, file.known.as_deref(), otherwise) {
+        let settled = content::compare(&digest, &object, file.known.as_deref(), otherwise);
+        self.verdict(file, object, settled, Some(digest.md5))
+    }
+
+    /// The event of a pair once settled; `md5` when its file was read.
+    fn verdict(&mut self, file: LocalFile, object: RemoteObject, settled: Settled, md5: Option<[u8; 16]>) -> Event {
+        match settled {
             Settled::Same if self.refresh => Event::Upload { file, reason: Reason::Chain },
             Settled::Same => {
                 self.same += 1;
-                Event::Same { file, object, md5: Some(digest.md5) }
+                Event::Same { file, object, md5 }
             }
             Settled::Upload(reason) => Event::Upload { file, reason },
         }
@@ -245,7 +278,10 @@ impl Sink for Checking {
         if let Some(held) = self.held.take() {
             self.hand_on(held).await;
         }
-        let Checking { inner, hashed, bytes_hashed, same, .. } = *self;
+        let Checking { inner, hashed, bytes_hashed, same, heads, .. } = *self;
+        if let Some(heads) = heads {
+            heads.log();
+        }
         let finish = Finish { unchanged: finish.unchanged + same, hashed, ..finish };
         let mut applied = inner.finish(finish).await;
         applied.hashed = hashed;
@@ -340,6 +376,29 @@ mod tests {
         expected.push(format!("upload site/p{:03}.html (newer, 8 bytes)", n - 1));
         assert_eq!(uploads, expected, "{}", applied.plan);
         assert_eq!((applied.hashed, applied.verified), (n as u64 - 1, (n as u64 - 1) - expected.len() as u64 + 1));
+    }
+
+    #[tokio::test]
+    async fn a_pair_to_ask_is_uploaded_when_nothing_can_ask_and_the_reads_around_it_keep_theirs() {
+        let plan = PlanSink::new(Target::parse("s3://bkt/site").unwrap(), true);
+        let mut sink = Checking::new(Box::new(plan), 8 << 20, false);
+        let mut file = LocalFile::new("b.css".into(), "/nowhere/b.css".into(), 5000, Time(0));
+        file.body =
+            crate::model::Body::Compressed { path: "/nowhere/b.css".into(), encoding: crate::model::Encoding::Gzip };
+        let object = RemoteObject { key: "b.css".into(), size: 900, last_modified: Time(0), etag: None };
+        sink.accept(vec![check("a.css", b"a", b"x"), Event::Head { file, object }, check("c.css", b"c", b"x")]).await;
+        let applied = Box::new(sink).finish(Finish { deletes: true, unchanged: 0, hashed: 0 }).await;
+        let uploads: Vec<&str> = applied.plan.lines().filter(|l| l.starts_with("upload")).collect();
+        assert_eq!(
+            uploads,
+            [
+                "upload site/a.css (content differs, 1 bytes)",
+                "upload site/b.css (content not verifiable, 5000 bytes before gzip)",
+                "upload site/c.css (content differs, 1 bytes)"
+            ],
+            "{}",
+            applied.plan
+        );
     }
 
     #[tokio::test]

@@ -77,6 +77,17 @@ pub(super) async fn stream(source: Source<'_>, offset: u64, length: u64) -> Resu
     }
 }
 
+/// What is sent: its length, and its encoding when it is compressed.
+pub(super) type Sending = (u64, Option<Encoding>);
+
+/// The size a compressed entry's object records of its source (`source` bytes), as the user
+/// metadata [`SOURCE_SIZE`](crate::fields::SOURCE_SIZE): whether or not its bytes shrank, so a
+/// run without a state can tell an edit of its file by a HEAD (see `head`). `None` for any other
+/// entry, whose object's own size says it.
+pub(super) fn recorded_source(file: &LocalFile, source: u64) -> Option<String> {
+    file.encoding().map(|_| source.to_string())
+}
+
 /// What a trip to the blocking pool prepared for an upload.
 pub(super) enum Content {
     /// A small file read whole: its bytes, or its compressed bytes (`encoding`) when the entry is

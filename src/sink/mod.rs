@@ -11,6 +11,7 @@ mod check;
 mod copy;
 mod delete;
 mod file;
+mod head;
 mod made;
 mod multipart;
 mod packed;
@@ -22,6 +23,7 @@ mod tracker;
 mod upload;
 
 pub use check::Checking;
+pub use head::Heads;
 pub use plan::{Phase, PlanSink, Step, is_page};
 pub use pool::SinkContext;
 pub use s3::S3Sink;
@@ -30,7 +32,7 @@ pub use tracker::{Failure, Tracker};
 use crate::journal::Changes;
 use crate::model::Event;
 
-/// A pair still to be read, as a sink that cannot read takes it: an upload (the safe reading,
+/// A pair still to be read (or asked), as a sink that cannot read takes it: an upload (the safe reading,
 /// since a needless upload costs a request while a skipped change leaves the site stale).
 fn unread(event: Event) -> Event {
     match event {
@@ -41,6 +43,7 @@ fn unread(event: Event) -> Event {
             };
             Event::Upload { file, reason }
         }
+        Event::Head { file, .. } => Event::Upload { file, reason: crate::model::Reason::Unverified },
         other => other,
     }
 }
@@ -82,7 +85,8 @@ pub struct Applied {
     /// Files read to compare their bytes with the objects', and their bytes.
     pub hashed: u64,
     pub bytes_hashed: u64,
-    /// Of them, those found the same (they are unchanged keys too).
+    /// Of them, and of the compressed keys whose objects were asked (a HEAD), those found the
+    /// same (they are unchanged keys too).
     pub verified: u64,
     /// The rendered plan, from a [`PlanSink`].
     pub plan: String,

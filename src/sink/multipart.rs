@@ -10,19 +10,19 @@
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use super::SinkContext;
-use super::file::{Source, UploadError, stream};
+use super::file::{Sending, Source, UploadError, recorded_source, stream};
 use super::made::Made;
 use crate::error::{Op, StoreError};
-use crate::model::{Encoding, LocalFile, Time};
+use crate::model::{LocalFile, Time};
 
 /// Uploads the `size` bytes of `source` under `file`'s key, sent with `Content-Encoding:
-/// encoding` when it is set; says what it made.
+/// encoding` when it is set, made from `read` bytes of the file; says what it made.
 pub(super) async fn upload(
     ctx: &SinkContext,
     file: &LocalFile,
     source: Source<'_>,
-    size: u64,
-    encoding: Option<Encoding>,
+    (size, encoding): Sending,
+    read: u64,
 ) -> Result<Made, UploadError> {
     let key = ctx.target.key(&file.key);
     // Servers stamp `LastModified` at the start or at the end of a multipart upload.
@@ -35,6 +35,10 @@ pub(super) async fn upload(
     );
     let create = match encoding {
         Some(encoding) => create.content_encoding(encoding.token()),
+        None => create,
+    };
+    let create = match recorded_source(file, read) {
+        Some(size) => create.metadata(crate::fields::SOURCE_SIZE, size),
         None => create,
     };
     let created = create.send().await.map_err(|e| StoreError::sdk(Op::Multipart, &url, e))?;

@@ -44,7 +44,7 @@ impl Sink for PlanSink {
                 }
                 Event::Problem(p) => self.tracker.failed(p.place.clone(), "scan", p.message.clone()),
                 // Nothing to do for it; only a sync records it.
-                Event::Same { .. } | Event::Check { .. } => continue,
+                Event::Same { .. } | Event::Check { .. } | Event::Head { .. } => continue,
             }
             self.steps.push(step(&event, &self.target));
         }
@@ -146,7 +146,7 @@ fn bare_step(event: &Event, target: &Target) -> Step {
             Step { phase: Phase::Problems, key: target.key(&p.place), detail: p.message.clone(), bytes: 0 }
         }
         // Neither is an action: the plan sink takes neither this far.
-        Event::Same { file, .. } | Event::Check { file, .. } => {
+        Event::Same { file, .. } | Event::Check { file, .. } | Event::Head { file, .. } => {
             Step { phase: Phase::Problems, key: target.key(&file.key), detail: "(not an action)".into(), bytes: 0 }
         }
     }

@@ -144,7 +144,7 @@ impl Sink for S3Sink {
                     let known = Known::of(&file, &object, md5);
                     self.ctx.tracker.journal().learn(file.key, Change::Confirmed, false, known);
                 }
-                Event::Check { .. } => {}
+                Event::Check { .. } | Event::Head { .. } => {}
             }
         }
         self.spill_journal().await;

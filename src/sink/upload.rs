@@ -11,7 +11,8 @@
 //! [`Unchecked`]). Only then is it counted as uploaded. A compressed entry is compressed on that
 //! same trip (a large one into a temporary file, see `packed`), at most one a core at a time; what
 //! is sent, and what decides a multipart upload, is then the compressed bytes, while the local
-//! state records the source file's size and mtime with their MD5.
+//! state records the source file's size and mtime with their MD5, and the object the source's size
+//! (see `file::recorded_source`).
 //!
 //! An inline body (bytes a transform made, such as a generated index page) is sent from memory in
 //! one PutObject, with no stat: there is no file to change under it.
@@ -21,7 +22,9 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::SinkContext;
-use super::file::{ATTEMPTS, Content, Source, Stat, UploadError, open, open_and_check, source, stat, stream};
+use super::file::{
+    ATTEMPTS, Content, Sending, Source, Stat, UploadError, open, open_and_check, recorded_source, source, stat, stream,
+};
 use super::made::Made;
 use crate::content::md5_of;
 use crate::error::{Op, StoreError};
@@ -177,7 +180,7 @@ async fn upload_from(
 async fn send_inline(ctx: &SinkContext, file: &LocalFile, bytes: &[u8]) -> Result<Sent, UploadError> {
     let length = bytes.len() as u64;
     let md5 = ctx.learn.then(|| md5_of(bytes));
-    let made = put(ctx, file, length, None, ByteStream::from(bytes.to_vec())).await?;
+    let made = put(ctx, file, (length, None), length, ByteStream::from(bytes.to_vec())).await?;
     Ok(Sent { known: made.known(length, file.mtime, md5), bytes: length })
 }
 
@@ -196,21 +199,23 @@ async fn send(
         Content::Whole { bytes, encoding } => {
             let length = bytes.len() as u64;
             let md5 = ctx.learn.then(|| md5_of(&bytes));
-            let made = put(ctx, file, length, encoding, ByteStream::from(bytes)).await?;
+            let made = put(ctx, file, (length, encoding), size, ByteStream::from(bytes)).await?;
             // The state knows a compressed entry by its source's size.
             let known = made.known(if encoding.is_some() { size } else { length }, mtime, md5);
             return Ok(Sent { known, bytes: length });
         }
         Content::Stream if size >= ctx.multipart_threshold => {
-            (super::multipart::upload(ctx, file, Source::Path(path), size, None).await?, size, None)
+            (super::multipart::upload(ctx, file, Source::Path(path), (size, None), size).await?, size, None)
         }
-        Content::Stream => (put(ctx, file, size, None, stream(Source::Path(path), 0, size).await?).await?, size, None),
+        Content::Stream => {
+            (put(ctx, file, (size, None), size, stream(Source::Path(path), 0, size).await?).await?, size, None)
+        }
         Content::Spooled(spool) => {
             let (from, encoding) = (Source::Spool(&spool.file), Some(spool.encoding));
             let made = if spool.len >= ctx.multipart_threshold {
-                super::multipart::upload(ctx, file, from, spool.len, encoding).await?
+                super::multipart::upload(ctx, file, from, (spool.len, encoding), size).await?
             } else {
-                put(ctx, file, spool.len, encoding, stream(from, 0, spool.len).await?).await?
+                put(ctx, file, (spool.len, encoding), size, stream(from, 0, spool.len).await?).await?
             };
             (made, spool.len, Some(spool.md5))
         }
@@ -218,12 +223,13 @@ async fn send(
     Ok(Sent { known: made.known(size, mtime, md5), bytes })
 }
 
-/// One PutObject of `length` bytes, compressed with `encoding` when it is set.
+/// One PutObject of `length` bytes, compressed with `encoding` when it is set, made from `source`
+/// bytes of the file.
 async fn put(
     ctx: &SinkContext,
     file: &LocalFile,
-    length: u64,
-    encoding: Option<Encoding>,
+    (length, encoding): Sending,
+    source: u64,
     body: ByteStream,
 ) -> Result<Made, UploadError> {
     let key = ctx.target.key(&file.key);
@@ -232,9 +238,13 @@ async fn put(
         file.content_type(&ctx.charset),
         file.meta.as_deref()
     );
-    // Set after the chain's headers: the bytes say how they are encoded.
+    // Set after the chain's headers: the bytes say how they are encoded, and what they were.
     let request = match encoding {
         Some(encoding) => request.content_encoding(encoding.token()),
+        None => request,
+    };
+    let request = match recorded_source(file, source) {
+        Some(size) => request.metadata(crate::fields::SOURCE_SIZE, size),
         None => request,
     }
     .body(body);

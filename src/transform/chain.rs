@@ -4,12 +4,14 @@
 //! [`Unreadable`](Body::Unreadable) body: a step that drops the entry (a filter) drops the problem
 //! with it, since what is not published cannot fail the run; what survives is reported once.
 //! After the steps, every key is checked (S3's limits, the reserved folder) and, when the chain
-//! creates keys, given to one entry only ([`Claims`]).
+//! creates keys, given to one entry only ([`Claims`]); where a `compress` step matched a key, a
+//! Content-Encoding a step set is dropped ([`EncodedKeys`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::claims::Claims;
+use super::compress::EncodedKeys;
 use super::{MARKER_KEY, RESERVED_FOLDER, Transform, TransformError};
 use crate::model::{Body, LocalFile, LocalItem, Problem, Time};
 use crate::target::MAX_KEY_BYTES;
@@ -21,6 +23,8 @@ pub struct Chain {
     claims: Option<Claims>,
     /// The longest key, relative to the prefix, S3 accepts under the target prefix.
     max_key: usize,
+    /// The keys whose Content-Encoding the bytes sent decide.
+    encoded: EncodedKeys,
 }
 
 impl Chain {
@@ -28,7 +32,13 @@ impl Chain {
     /// step may yield keys it was not given, which makes the chain settle who publishes a key
     /// that several entries claim.
     pub fn of(steps: Vec<(String, Box<dyn Transform>)>, creates_keys: bool) -> Chain {
-        Chain { steps, claims: creates_keys.then(Claims::default), max_key: MAX_KEY_BYTES }
+        Chain { steps, claims: creates_keys.then(Claims::default), max_key: MAX_KEY_BYTES, encoded: Default::default() }
+    }
+
+    /// Drops a Content-Encoding a step set on the keys `encoded` matches (the `compress` steps').
+    pub fn encoded(mut self, encoded: EncodedKeys) -> Chain {
+        self.encoded = encoded;
+        self
     }
 
     /// Counts the target prefix's bytes toward S3's key limit.
@@ -76,7 +86,14 @@ impl Chain {
             }
             files.extend(step.finish().map_err(failed)?);
         }
-        Ok(self.settle(files, walked))
+        let settled = self.settle(files, walked);
+        if self.encoded.dropped() > 1 {
+            let n = self.encoded.dropped();
+            tracing::warn!(
+                "Content-Encoding set by the chain dropped on {n} keys a compress step matched (-v names each)"
+            );
+        }
+        Ok(settled)
     }
 
     /// What the steps made of a batch, checked: problems reported once, keys refused or settled
@@ -95,7 +112,11 @@ impl Chain {
             }
             match self.refuse(&file) {
                 Some(why) => out.push(LocalItem::Problem(Problem::new(file.key, why))),
-                None => accepted.push(file),
+                None => {
+                    let mut file = file;
+                    self.encoded.settle(&mut file);
+                    accepted.push(file);
+                }
             }
         }
         if let (Some(claims), Some(walked)) = (&mut self.claims, walked) {

@@ -8,12 +8,19 @@
 //! `text/css`), and it is sent with `Content-Encoding: gzip` or `br`, unless compressing does not
 //! shrink it, when it is published as it is. A later `compress` step that matches an entry sets
 //! its encoding again.
+//!
+//! Where a step's glob matched a key, its Content-Encoding is the bytes' alone: compressed, or
+//! none when they go as they are (below `min_size`, or not smaller). A `content_encoding` another
+//! step set on such a key would label raw bytes as gzip, so the chain drops it, with a warning
+//! ([`EncodedKeys`]), whichever step came first; a key no `compress` step matched (a `.js.gz`
+//! compressed before the run) keeps it.
 
 use globset::GlobSet;
 use serde::Deserialize;
 
 use super::filter::globs;
 use super::{BuildError, StepError, Transform};
+use crate::fields::Field;
 use crate::model::{Body, Encoding, LocalFile};
 
 /// `[[transform]] type = "compress"`.
@@ -59,6 +66,52 @@ pub struct Compress {
     set: GlobSet,
     encoding: Encoding,
     min_size: u64,
+}
+
+impl Compress {
+    /// Whether the step's glob matches `key`, whatever the size of its file.
+    pub fn matches(&self, key: &str) -> bool {
+        self.set.is_match(key)
+    }
+}
+
+/// The keys the chain's `compress` steps match, whose Content-Encoding follows the bytes sent.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedKeys {
+    steps: Vec<Compress>,
+    /// Content-Encodings dropped so far.
+    dropped: u64,
+}
+
+impl EncodedKeys {
+    pub fn of(steps: Vec<Compress>) -> EncodedKeys {
+        EncodedKeys { steps, dropped: 0 }
+    }
+
+    /// Drops the Content-Encoding a step set on `file` when a `compress` step matched it: the
+    /// first time with a warning, then in the debug log (see [`EncodedKeys::dropped`]).
+    pub fn settle(&mut self, file: &mut LocalFile) {
+        let matched = match &file.body {
+            Body::Compressed { .. } => true,
+            Body::File(_) => self.steps.iter().any(|step| step.matches(&file.key)),
+            Body::Inline(_) | Body::Unreadable(_) => false,
+        };
+        let Some(meta) = file.meta.as_deref_mut().filter(|_| matched) else { return };
+        let Some(value) = meta.take(Field::ContentEncoding) else { return };
+        self.dropped += 1;
+        let key = crate::names::printable(&file.key);
+        let why = "a compress step matched the key, so Content-Encoding follows the bytes sent (none when they \
+                   are sent as they are)";
+        match self.dropped {
+            1 => tracing::warn!("{key}: Content-Encoding {value:?} set by the chain is dropped: {why}"),
+            _ => tracing::debug!("{key}: Content-Encoding {value:?} set by the chain is dropped: {why}"),
+        }
+    }
+
+    /// How many keys had their Content-Encoding dropped.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
 }
 
 impl Transform for Compress {
@@ -115,6 +168,28 @@ mod tests {
         let page: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"<p>index</p>"[..]);
         let out = c.apply(vec![LocalFile::inline("docs/index.html".into(), page, Time(0))]).unwrap();
         assert_eq!((out[0].encoding(), out[0].inline_bytes().map(|b| &b[..])), (None, Some(&b"<p>index</p>"[..])));
+    }
+
+    #[test]
+    fn a_content_encoding_is_dropped_only_where_a_compress_step_matched() {
+        let mut c = step(json!({"glob": ["**/*.css", "**/*.html"], "encoding": "gzip"})).unwrap();
+        let page: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"<p>made</p>"[..]);
+        let mut batch = vec![
+            LocalFile::new("big.css".into(), "/src/big.css".into(), 5000, Time(0)),
+            LocalFile::new("tiny.css".into(), "/src/tiny.css".into(), 10, Time(0)),
+            LocalFile::new("app.js.gz".into(), "/src/app.js.gz".into(), 5000, Time(0)),
+            LocalFile::inline("index.html".into(), page, Time(0)),
+        ];
+        for file in &mut batch {
+            file.meta.get_or_insert_default().set(Field::ContentEncoding, "gzip");
+        }
+        let mut encoded = EncodedKeys::of(vec![c.clone()]);
+        let mut out = c.apply(batch).unwrap();
+        out.iter_mut().for_each(|file| encoded.settle(file));
+        let kept: Vec<_> = out.iter().map(|f| f.meta.as_deref().unwrap().get(Field::ContentEncoding)).collect();
+        // Compressed, or below min_size: the bytes decide. Not matched, or made by a plugin: kept.
+        assert_eq!(kept, [None, None, Some("gzip"), Some("gzip")]);
+        assert_eq!(encoded.dropped(), 2);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 pub use chain::{Chain, link_copies};
-pub use compress::{Compress, CompressConfig};
+pub use compress::{Compress, CompressConfig, EncodedKeys};
 pub use duplicate::{Duplicate, DuplicateConfig};
 pub use filter::{Filter, FilterConfig, FolderExcludes};
 pub use headers::{Headers, HeadersConfig};
@@ -302,7 +302,11 @@ impl ChainSpec {
             };
             steps.push(named);
         }
-        Ok(Chain::of(steps, !self.keeps_order()))
+        let compress = self.steps.iter().filter_map(|step| match step {
+            StepSpec::Compress(c) => Some(c.clone()),
+            _ => None,
+        });
+        Ok(Chain::of(steps, !self.keeps_order()).encoded(EncodedKeys::of(compress.collect())))
     }
 }
 
