@@ -248,10 +248,14 @@ mod tests {
         for etag in [None, Some(MD5_X)] {
             assert_eq!(decide(CompareMode::Auto, &compressed(50, None), &sized(100, 1200, etag)), Decision::Head);
         }
-        // The state's record moved and nothing can compare the bytes: asked too.
+        // The state's record moved and nothing can compare the bytes: sent, as any key the state
+        // knows would be.
         let moved = Known { size: 4000, ..known(50, 100) };
         let moved = Known { md5: None, ..moved };
-        assert_eq!(decide(CompareMode::Auto, &compressed(50, Some(moved)), &sized(100, 1200, None)), Decision::Head);
+        assert_eq!(
+            decide(CompareMode::Auto, &compressed(50, Some(moved)), &sized(100, 1200, None)),
+            Decision::Upload(Reason::Unverified)
+        );
         // The state settles it, the mtime rule uploads it, or the mode reads nothing: no HEAD.
         let state = Known { size: 5000, ..known(50, 100) };
         assert_eq!(
