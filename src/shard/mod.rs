@@ -2,8 +2,11 @@
 //!
 //! A key belongs to the shard `fnv1a(folder) mod N + 1`, where `folder` is the key's folder (the
 //! part before its last `/`; the root's keys share the folder `""`) after the chain's duplicates
-//! are mapped back to what they duplicate (`latest/a/x`, made from `v2/a/x` by a
-//! `prefix_duplicate`, counts as `v2/a`). Why this rule:
+//! are traced back to the file they copy (`latest/a/x`, made from `v2/a/x` by a
+//! `prefix_duplicate`, counts as `v2/a`). The invariant the split rests on, that the owner is a
+//! function of the key alone and a file and every key the chain makes of it have one owner, holds
+//! for the rule sets [`back`] accepts, and its doc proves it; the others are refused with
+//! `--shard`. Why this rule:
 //!
 //! - it depends on the key alone, never on what either side holds, so every shard computes the
 //!   same owner for every key, the listing's keys included, and two shards never act on one key;
@@ -26,8 +29,12 @@
 //! inventory) and keeps its own keys. What a shard cannot read (a directory, a link) may hide any
 //! shard's keys, so every shard reports it, and none deletes anything that run.
 
+mod back;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use back::{CopyRule, MapBack, Unmappable};
 
 use crate::target::fnv1a;
 
@@ -37,30 +44,26 @@ pub struct Shard {
     /// 1-based.
     pub index: u32,
     pub count: u32,
-    /// `prefix_duplicate` rules as (`to`, `from`): a key under `to` counts as under `from`.
-    duplicates: Vec<(String, String)>,
+    /// How keys the chain copies count as their file's.
+    back: MapBack,
 }
 
 impl Shard {
     pub fn new(index: u32, count: u32) -> Shard {
-        Shard { index, count, duplicates: Vec::new() }
+        Shard { index, count, back: MapBack::default() }
     }
 
-    /// Keys the chain duplicates from `from` into `to` count as their source's.
-    pub fn mapping_back(mut self, rules: impl IntoIterator<Item = (String, String)>) -> Shard {
-        // Longer destinations first: the most specific rule decides.
-        self.duplicates.extend(rules.into_iter().filter(|(to, _)| !to.is_empty()));
-        self.duplicates.sort_by_key(|(to, _)| std::cmp::Reverse(to.len()));
-        self
+    /// Keys the chain's `prefix_duplicate` rules (in chain order) make count as their file's;
+    /// refused when they cannot all be traced back (see [`back`]).
+    pub fn mapping_back(mut self, rules: Vec<CopyRule>) -> Result<Shard, Unmappable> {
+        self.back = MapBack::new(rules)?;
+        Ok(self)
     }
 
     /// The folder a key counts under (without its trailing `/`).
     pub fn unit(&self, key: &str) -> String {
-        let canonical = match self.duplicates.iter().find(|(to, _)| key.starts_with(to.as_str())) {
-            Some((to, from)) => format!("{from}{}", &key[to.len()..]),
-            None => key.to_owned(),
-        };
-        canonical.rsplit_once('/').map_or(String::new(), |(folder, _)| folder.to_owned())
+        let source = self.back.source(key);
+        source.rsplit_once('/').map_or(String::new(), |(folder, _)| folder.to_owned())
     }
 
     /// Whether this shard owns `key` (relative to the prefix).
@@ -157,18 +160,102 @@ mod tests {
         }
     }
 
+    fn rules(pairs: &[(&str, &str)]) -> Vec<CopyRule> {
+        let rule = |(i, (from, to)): (usize, &(&str, &str))| CopyRule {
+            at: format!("transform[0].rules[{i}]"),
+            from: from.to_string(),
+            to: to.to_string(),
+        };
+        pairs.iter().enumerate().map(rule).collect()
+    }
+
     #[test]
     fn duplicates_and_folder_mates_share_their_source_shard() {
-        let rules = [("latest/".to_owned(), "v2/".to_owned()), ("mirror/".to_owned(), String::new())];
+        let rules = rules(&[("v2/", "latest/"), ("", "mirror/")]);
         for n in 1..=8 {
             for k in 1..=n {
-                let shard = Shard::new(k, n).mapping_back(rules.clone());
+                let shard = Shard::new(k, n).mapping_back(rules.clone()).unwrap();
                 assert_eq!(shard.owns("latest/a/x.js"), shard.owns("v2/a/x.js"));
                 assert_eq!(shard.owns("mirror/docs/a.html"), shard.owns("docs/a.html"));
+                assert_eq!(shard.owns("mirror/mirror/a.html"), shard.owns("mirror/a.html"), "a real mirror/");
                 assert_eq!(shard.owns("docs/about"), shard.owns("docs/about.html"), "a clean URL");
                 assert_eq!(shard.owns_folder("docs/"), shard.owns("docs/about.html"));
             }
         }
+    }
+
+    /// splitmix64: a seeded stream of numbers, the same on every run.
+    struct Seeded(u64);
+
+    impl Seeded {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) % n as u64) as usize
+        }
+
+        /// A folder of up to `depth` names from a small alphabet, so that rules and keys meet.
+        fn folder(&mut self, depth: usize) -> String {
+            (0..self.below(depth + 1)).map(|_| ["a/", "b/", "m/"][self.below(3)]).collect()
+        }
+    }
+
+    /// Runs `steps` (each a `prefix_duplicate` step's rules) over `keys` with the product's step:
+    /// every key yielded, with the key of the file it was made of.
+    fn chain(steps: &[Vec<(String, String)>], keys: &[String]) -> Option<Vec<(String, String)>> {
+        use crate::transform::{DuplicateConfig, Transform};
+        let mut batch: Vec<_> =
+            keys.iter().map(|k| crate::model::LocalFile::new(k.clone(), k.into(), 1, crate::model::Time(0))).collect();
+        for (i, rules) in steps.iter().enumerate() {
+            let rules: Vec<_> = rules.iter().map(|(from, to)| serde_json::json!({ "from": from, "to": to })).collect();
+            let config: DuplicateConfig = serde_json::from_value(serde_json::json!({ "rules": rules })).unwrap();
+            batch = config.build(&format!("transform[{i}]")).ok()?.apply(batch).unwrap();
+        }
+        Some(batch.into_iter().map(|f| (f.copy_of.clone().unwrap_or_else(|| f.key.clone()), f.key)).collect())
+    }
+
+    #[test]
+    fn every_key_the_chain_makes_of_a_file_has_the_files_owner_under_every_accepted_rule_set() {
+        let mut random = Seeded(17);
+        let (mut accepted, mut refused) = (0, 0);
+        while accepted < 2000 {
+            let steps: Vec<Vec<(String, String)>> = (0..=random.below(2))
+                .map(|_| (0..=random.below(2)).map(|_| (random.folder(2), random.folder(2))).collect())
+                .collect();
+            let keys: Vec<String> =
+                (0..24).map(|_| format!("{}{}", random.folder(4), ["x", "y.html"][random.below(2)])).collect();
+            let Some(made) = chain(&steps, &keys) else { continue };
+            let copies = steps.iter().enumerate().flat_map(|(i, rules)| named(i, rules)).collect();
+            let Ok(shard) = Shard::new(1, 1).mapping_back(copies) else {
+                refused += 1;
+                continue;
+            };
+            accepted += 1;
+            for (source, key) in &made {
+                assert_eq!(shard.unit(key), shard.unit(source), "{key} made of {source} by {steps:?}");
+                let folder = source.rsplit_once('/').map_or(String::new(), |(folder, _)| format!("{folder}/"));
+                assert_eq!(shard.unit(&format!("{folder}x")), shard.unit(source), "{source}'s folder, {steps:?}");
+                for k in 1..=3 {
+                    let shard = Shard { index: k, count: 3, back: shard.back.clone() };
+                    assert_eq!(shard.owns(key), shard.owns(source), "{key} made of {source} by {steps:?}");
+                    assert_eq!(shard.owns_folder(&folder), shard.owns(source), "{source} by {steps:?}");
+                }
+            }
+        }
+        eprintln!("{accepted} rule sets accepted, {refused} refused");
+        assert!(refused > 500, "the rule sets tried include refused ones: {refused}");
+    }
+
+    /// One step's rules, named as the config would name them.
+    fn named(step: usize, rules: &[(String, String)]) -> Vec<CopyRule> {
+        let rule = |(i, (from, to)): (usize, &(String, String))| CopyRule {
+            at: format!("transform[{step}].rules[{i}]"),
+            from: from.clone(),
+            to: to.clone(),
+        };
+        rules.iter().enumerate().map(rule).collect()
     }
 
     #[test]
