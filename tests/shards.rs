@@ -275,3 +275,34 @@ fn a_mirror_of_the_root_beside_a_real_mirror_folder_splits_into_shards() {
         assert_eq!(objects_but_markers(&store), expected, "{n} shards");
     }
 }
+
+#[test]
+fn report_merge_refuses_a_missing_or_repeated_shard() {
+    let (tree, store) = (tree(), bucket());
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let run = tree.sync(&store.endpoint(), &["--json", "--shard", &format!("{k}/3")]).run().code(0);
+        assert_eq!(run.json()["shard"], format!("{k}/3"), "{run}");
+        files.push(tree.work_file(&format!("shard-{k}.json"), &run.stdout));
+    }
+    let whole = tree.sync(&store.endpoint(), &["--json"]).run().code(0);
+    assert!(whole.json().get("shard").is_none(), "{whole}");
+    let whole = tree.work_file("whole.json", &whole.stdout);
+    let four = tree.sync(&store.endpoint(), &["--json", "--shard", "1/4"]).run().code(0);
+    let four = tree.work_file("four.json", &four.stdout);
+    let merge = |paths: &[&std::path::PathBuf]| tree.cmd().args(["report", "merge"]).args(paths).run();
+    let [one, two, three] = [&files[0], &files[1], &files[2]];
+
+    let all = merge(&[three, one, two]).code(0);
+    assert!(all.json().get("shard").is_none(), "the merged report is the whole run's\n{all}");
+    for (paths, says) in [
+        (vec![one, three], "no report of shard 2/3".to_owned()),
+        (vec![one, one, one], format!("{}: shard 1/3 again", one.display())),
+        (vec![one, two, three, two], format!("{}: shard 2/3 again", two.display())),
+        (vec![one, two, &four], format!("{}: the report of shard 1/4, but", four.display())),
+        (vec![one, two, three, &whole], format!("{}: not the report of a shard", whole.display())),
+    ] {
+        let run = merge(&paths).code(2);
+        assert!(run.stderr.contains(&says) && run.stdout.is_empty(), "{paths:?}: {run}");
+    }
+}
