@@ -306,3 +306,21 @@ fn report_merge_refuses_a_missing_or_repeated_shard() {
         assert!(run.stderr.contains(&says) && run.stdout.is_empty(), "{paths:?}: {run}");
     }
 }
+
+#[test]
+fn a_shard_number_too_large_says_so_and_names_the_bound() {
+    let tree = tree();
+    for (shard, says) in [
+        ("1/99999999999", "N is too large: at most 4294967295"),
+        ("99999999999/3", "K must be between 1 and 3"),
+        ("1/4294967296", "N is too large: at most 4294967295"),
+    ] {
+        let run = tree.sync("http://127.0.0.1:9", &["--shard", shard]).run().code(2);
+        assert!(run.stderr.contains(says), "{shard}: {run}");
+    }
+    let store = Store::start();
+    tree.sync(&store.endpoint(), &["--shard", "1/4294967295"]).run().code(0);
+    let run = tree.sync("http://127.0.0.1:9", &["--shard", "auto/3"]).env("JOB_COMPLETION_INDEX", "99999999999");
+    let run = run.run().code(2);
+    assert!(run.stderr.contains("JOB_COMPLETION_INDEX is 99999999999, but counts from 0 to 2"), "{run}");
+}

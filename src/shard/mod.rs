@@ -115,33 +115,57 @@ impl SeenElsewhere {
 /// Job sets it), given that variable's value.
 pub fn parse(text: &str, job_index: Option<&str>) -> Result<Shard, String> {
     let (k, n) = text.split_once('/').ok_or_else(|| format!("{text:?} is not K/N (like 2/8) or auto/N"))?;
-    let count: u32 = n.trim().parse().map_err(|_| format!("{text:?}: N must be a whole number"))?;
-    if count == 0 {
-        return Err(format!("{text:?}: N must be at least 1"));
-    }
-    let index: u32 = match k.trim() {
+    let count = match number(n) {
+        Number::Whole(0) => return Err(format!("{text:?}: N must be at least 1")),
+        Number::Whole(count) => count,
+        Number::TooLarge => return Err(format!("{text:?}: N is too large: at most {}", u32::MAX)),
+        Number::NotOne => return Err(format!("{text:?}: N must be a whole number")),
+    };
+    let out_of_range = || format!("{text:?}: K must be between 1 and {count}");
+    let index = match k.trim() {
         "auto" => {
             let Some(value) = job_index else {
                 return Err(format!(
                     "{text:?}: JOB_COMPLETION_INDEX is not set (auto/N reads K from it, counting from 0)"
                 ));
             };
-            let zero_based: u32 =
-                value.trim().parse().map_err(|_| format!("JOB_COMPLETION_INDEX {value:?} is not a whole number"))?;
-            if zero_based >= count {
-                return Err(format!(
-                    "{text:?}: JOB_COMPLETION_INDEX is {zero_based}, but counts from 0 to {}; the Job's completions must be {count}",
-                    count - 1
-                ));
+            match number(value) {
+                Number::Whole(zero_based) if zero_based < count => zero_based + 1,
+                Number::NotOne => return Err(format!("JOB_COMPLETION_INDEX {value:?} is not a whole number")),
+                _ => {
+                    return Err(format!(
+                        "{text:?}: JOB_COMPLETION_INDEX is {}, but counts from 0 to {}; the Job's completions must be {count}",
+                        value.trim(),
+                        count - 1
+                    ));
+                }
             }
-            zero_based + 1
         }
-        k => k.parse().map_err(|_| format!("{text:?}: K must be a whole number or auto"))?,
+        k => match number(k) {
+            Number::Whole(index) if (1..=count).contains(&index) => index,
+            Number::NotOne => return Err(format!("{text:?}: K must be a whole number or auto")),
+            _ => return Err(out_of_range()),
+        },
     };
-    if !(1..=count).contains(&index) {
-        return Err(format!("{text:?}: K must be between 1 and {count}"));
-    }
     Ok(Shard::new(index, count))
+}
+
+/// A number of `--shard`. K and N are 32-bit: no engine runs four billion copies of a run, so a
+/// larger number is a typo, and is named as too large rather than as not a number.
+enum Number {
+    Whole(u32),
+    /// Digits, past `u32::MAX`.
+    TooLarge,
+    NotOne,
+}
+
+fn number(text: &str) -> Number {
+    let text = text.trim();
+    match text.parse() {
+        Ok(n) => Number::Whole(n),
+        Err(_) if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => Number::TooLarge,
+        Err(_) => Number::NotOne,
+    }
 }
 
 #[cfg(test)]
@@ -264,6 +288,8 @@ mod tests {
         assert_eq!(parse("auto/4", Some("3")).unwrap(), Shard::new(4, 4));
         assert!(parse("auto/4", Some("4")).unwrap_err().contains("completions must be 4"));
         assert!(parse("auto/4", None).unwrap_err().contains("JOB_COMPLETION_INDEX"));
+        assert!(parse("1/4294967296", None).unwrap_err().contains("N is too large: at most 4294967295"));
+        assert_eq!(parse("4294967295/4294967295", None).unwrap(), Shard::new(u32::MAX, u32::MAX));
         for bad in ["0/3", "4/3", "1/0", "x/3", "3", "1/-1"] {
             assert!(parse(bad, None).is_err(), "{bad}");
         }
