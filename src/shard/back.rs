@@ -22,13 +22,15 @@
 //! then goes on as from there: `source(to + rest) == source(from + rest)`, and by induction over
 //! the chain's steps every key made of a file traces back to where the file's key does. Two
 //! entries claiming one key trace back alike, so one shard settles the claim. And the walk may
-//! cut by folder: a `to` is a folder (or the root), so whether it starts `folder/name` does not
-//! depend on `name`, and all files of a folder have one owner.
+//! cut by folder: `to` and `from` are folders (or the root), so whether a `to` starts
+//! `folder/name` does not depend on `name`, and a step keeps `name`: all files of a folder have
+//! one owner, the one `Shard::owns_folder` computes.
 //!
-//! The rule sets refused are those where no folder-sized owner can exist without joining folders
-//! without end: `{ from = "a/", to = "" }` (every key lies in the root, so `x` comes from `a/x`,
-//! which comes from `a/a/x`…), `{ from = "a/b/", to = "a/" }`, two rules whose `to`s nest, or
-//! rules that undo each other. A run without `--shard` takes them all.
+//! Refused, for example: `{ from = "a/", to = "" }` (every key lies in the root, so `x` comes from
+//! `a/x`, which comes from `a/a/x`…), `{ from = "a/b/", to = "a/" }`, rules that undo each other,
+//! and two rules whose `to`s nest, even where they would agree (`{ from = "", to = "m/" }` with
+//! `{ from = "a/", to = "m/a/" }`), to keep the rule one a user can check by eye. A run without
+//! `--shard` takes them all.
 
 use std::borrow::Cow;
 
