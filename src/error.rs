@@ -8,6 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::config::ConfigError;
 use crate::lock::LockError;
@@ -105,7 +106,12 @@ pub enum Op {
     Head,
     Get,
     Put,
-    Multipart,
+    /// The three requests of a multipart upload, and the abort after one failed: S3's names, since
+    /// "the multipart upload failed" does not say which of them did.
+    CreateMultipartUpload,
+    UploadPart,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
     Copy,
     Delete,
     CreateBucket,
@@ -118,7 +124,10 @@ impl Op {
             Op::Head => "head",
             Op::Get => "get",
             Op::Put => "put",
-            Op::Multipart => "multipart upload",
+            Op::CreateMultipartUpload => "CreateMultipartUpload",
+            Op::UploadPart => "UploadPart",
+            Op::CompleteMultipartUpload => "CompleteMultipartUpload",
+            Op::AbortMultipartUpload => "AbortMultipartUpload",
             Op::Copy => "copy",
             Op::Delete => "delete",
             Op::CreateBucket => "create bucket",
@@ -152,10 +161,9 @@ pub struct StoreError {
 
 impl StoreError {
     /// A failed SDK request.
-    pub fn sdk<E, R>(op: Op, on: impl Into<String>, err: SdkError<E, R>) -> StoreError
+    pub fn sdk<E>(op: Op, on: impl Into<String>, err: SdkError<E, HttpResponse>) -> StoreError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: fmt::Debug + Send + Sync + 'static,
     {
         let code = err.as_service_error().and_then(|e| e.code()).map(str::to_owned);
         let message = crate::s3client::describe(&err);

@@ -64,12 +64,30 @@ pub struct Written {
     pub found: Option<SiteFolder>,
 }
 
-/// The first of [`SITE_FOLDERS`] that exists in `dir` and holds something.
+/// The first of [`SITE_FOLDERS`] that exists in `dir` with a file somewhere under it: a folder of
+/// empty folders (left by a clean, or a generator's skeleton) is not a built site.
 pub fn detect(dir: &Path) -> Option<SiteFolder> {
-    SITE_FOLDERS.into_iter().find(|folder| {
-        let path = dir.join(folder.name);
-        path.is_dir() && std::fs::read_dir(&path).is_ok_and(|mut entries| entries.next().is_some())
-    })
+    SITE_FOLDERS.into_iter().find(|folder| holds_files(&dir.join(folder.name)))
+}
+
+/// Whether a regular file is somewhere under `dir`, as a sync would publish it: a link counts as
+/// what it points to, but one to a directory is not followed (it may loop). What cannot be read
+/// holds nothing. Stops at the first file.
+fn holds_files(dir: &Path) -> bool {
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() || kind.is_symlink() && std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file())
+            {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// Writes `dir/sync.toml`; an existing one only when `force`.

@@ -28,6 +28,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use aws_smithy_types::date_time::{DateTime, Format};
 
@@ -188,15 +189,18 @@ macro_rules! send_sized {
 }
 
 /// One line for an SDK error: the S3 error code and message when the server answered, the whole
-/// chain of causes when it did not (connection refused, timeout, DNS).
-pub fn describe<E, R>(err: &SdkError<E, R>) -> String
+/// chain of causes when it did not (connection refused, timeout, DNS). An answer without an S3
+/// error code (a gateway's or a firewall's page) is named by its HTTP status.
+pub fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
 {
     if let SdkError::ServiceError(service) = err {
         let e = service.err();
-        let code = e.code().unwrap_or("UnknownError");
+        let code = match e.code() {
+            Some(code) => code.to_owned(),
+            None => format!("HTTP {} without an S3 error code", service.raw().status().as_u16()),
+        };
         return match e.message() {
             Some(message) => format!("{code}: {message}"),
             None => code.to_owned(),

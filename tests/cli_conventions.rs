@@ -66,6 +66,19 @@ fn init_detects_the_built_folder() {
 }
 
 #[test]
+fn init_prefers_a_folder_with_files_over_one_that_holds_only_empty_folders_or_links() {
+    let tree = Tree::new();
+    fs::create_dir_all(tree.work().join("public/empty/inside")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/file", tree.work().join("public/dangling")).unwrap();
+    std::os::unix::fs::symlink("..", tree.work().join("public/empty/loop")).unwrap();
+    folder(tree.work(), "_site", false);
+    fs::create_dir_all(tree.work().join("dist/assets")).unwrap();
+    fs::write(tree.work().join("dist/assets/app.js"), "app()").unwrap();
+    let run = tree.cmd().arg("init").run().success();
+    assert_eq!(written_source(&tree.work().join("sync.toml")), "dist", "{run}");
+}
+
+#[test]
 fn init_writes_a_file_that_plan_and_sync_load() {
     let test = Test::new();
     let work = test.tree.work();

@@ -176,3 +176,30 @@ fn multipart_parts_are_retried_alone() {
     assert!(proxy.injected(Fault::InternalError) + proxy.injected(Fault::Reset) > 0);
     assert_eq!(store.objects().get("site/video.bin"), Some(&content));
 }
+
+#[test]
+fn a_failed_multipart_upload_names_the_s3_operation_and_the_error_code() {
+    /// Whether a request is the S3 operation named.
+    fn is(operation: &str, h: &Head) -> bool {
+        match operation {
+            "CreateMultipartUpload" => h.method == "POST" && h.target.contains("?uploads"),
+            "UploadPart" => h.method == "PUT" && h.target.contains("uploadId="),
+            _ => h.method == "POST" && h.target.contains("uploadId="),
+        }
+    }
+    for operation in ["CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"] {
+        for (fault, code) in
+            [(Fault::BadRequest, "InvalidArgument"), (Fault::Bare, "HTTP 403 without an S3 error code")]
+        {
+            let store = Store::start();
+            let tree = Tree::new();
+            tree.file("video.bin", vec![7u8; 6 * 1024 * 1024]);
+            tree.config("multipart_threshold = 5242880\nmultipart_chunk_size = 5242880\nmax_attempts = 1\n");
+            let proxy = store.proxy(3, vec![Rule::new(fault).when(move |h| is(operation, h)).limit(1)]);
+            let run = tree.sync(&proxy.endpoint(), &["--json"]).run().code(1);
+            let error = report(&run.stdout)["failures"][0]["error"].as_str().unwrap_or_default().to_owned();
+            assert!(error.contains(operation) && error.contains(code), "{operation}, {fault:?}: {error:?}\n{run}");
+            assert!(!error.contains("UnknownError"), "{operation}, {fault:?}: {error:?}");
+        }
+    }
+}

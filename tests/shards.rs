@@ -211,3 +211,116 @@ fn a_source_without_files_is_refused_in_every_shard_but_a_shard_without_files_is
     let keys: Vec<String> = objects_but_markers(&store).into_keys().filter(|k| k.starts_with("site/")).collect();
     assert_eq!(keys, ["site/only/one.html"]);
 }
+
+/// A chain of `prefix_duplicate` rules in `sync.toml`.
+fn duplicating(rules: &str) -> String {
+    format!("max_delete_percent = 100\n\n[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{rules}]\n")
+}
+
+#[test]
+fn shards_never_delete_what_one_run_publishes_from_a_folder_into_the_root() {
+    let (tree, store) = (Tree::new(), Store::start());
+    tree.file("a/x.html", "x");
+    tree.file("b/y.html", "y");
+    tree.config(&duplicating(r#"{ from = "a/", to = "" }"#));
+    tree.sync(&store.endpoint(), &[]).run().code(0);
+    let published = objects_but_markers(&store);
+    assert!(published.contains_key("site/x.html"), "{published:?}");
+    let runs: Vec<_> = (1..=3).map(|k| tree.sync(&store.endpoint(), &["--shard", &format!("{k}/3")]).run()).collect();
+    assert_eq!(objects_but_markers(&store), published, "the shards changed the bucket");
+    for run in runs {
+        let run = run.code(2);
+        assert!(run.stderr.contains("transform[0].rules[0]"), "{run}");
+    }
+    // Without shards the rule keeps working.
+    tree.sync(&store.endpoint(), &[]).run().code(0);
+    assert_eq!(objects_but_markers(&store), published);
+}
+
+#[test]
+fn rules_whose_copies_cannot_be_traced_back_to_one_folder_are_refused_with_shards() {
+    let tree = Tree::new();
+    tree.file("a/b/x.html", "x");
+    for (rules, refused) in [
+        // `a/b/x` is itself under `a/`: mapping back never ends.
+        (r#"{ from = "a/b/", to = "a/" }"#, "transform[0].rules[0]"),
+        // Two sources for `m/a/x`: `a/x` and `x/x`.
+        (r#"{ from = "", to = "m/" }, { from = "x/", to = "m/a/" }"#, "transform[0].rules[1]"),
+        // A loop: a key under `b/` maps back under `a/`, and back under `b/`.
+        (r#"{ from = "a/", to = "b/" }, { from = "b/", to = "a/" }"#, "transform[0].rules[0]"),
+    ] {
+        tree.config(&duplicating(rules));
+        let run = tree.sync("http://127.0.0.1:9", &["--shard", "1/2"]).run().code(2);
+        assert!(run.stderr.contains(refused) && run.stderr.contains("--shard"), "{rules}: {run}");
+    }
+}
+
+#[test]
+fn a_mirror_of_the_root_beside_a_real_mirror_folder_splits_into_shards() {
+    let tree = Tree::new();
+    for name in ["index.html", "mirror/x.html", "mirror/mirror/y.html", "docs/a.html", "v2/app.js"] {
+        tree.file(name, name);
+    }
+    tree.config(&duplicating(r#"{ from = "", to = "mirror/" }, { from = "v2/", to = "latest/" }"#));
+    let store = Store::start();
+    tree.sync(&store.endpoint(), &[]).run().code(0);
+    let expected = objects_but_markers(&store);
+    assert!(expected.contains_key("site/mirror/mirror/mirror/y.html"), "{expected:?}");
+    for n in [2, 3, 5] {
+        let store = Store::start();
+        store.put("site/mirror/stale.html", b"stale");
+        for k in 1..=n {
+            tree.sync(&store.endpoint(), &["--shard", &format!("{k}/{n}")]).run().code(0);
+        }
+        assert_eq!(objects_but_markers(&store), expected, "{n} shards");
+    }
+}
+
+#[test]
+fn report_merge_refuses_a_missing_or_repeated_shard() {
+    let (tree, store) = (tree(), bucket());
+    let mut files = Vec::new();
+    for k in 1..=3 {
+        let run = tree.sync(&store.endpoint(), &["--json", "--shard", &format!("{k}/3")]).run().code(0);
+        assert_eq!(run.json()["shard"], format!("{k}/3"), "{run}");
+        files.push(tree.work_file(&format!("shard-{k}.json"), &run.stdout));
+    }
+    let whole = tree.sync(&store.endpoint(), &["--json"]).run().code(0);
+    assert!(whole.json().get("shard").is_none(), "{whole}");
+    let whole = tree.work_file("whole.json", &whole.stdout);
+    let four = tree.sync(&store.endpoint(), &["--json", "--shard", "1/4"]).run().code(0);
+    let four = tree.work_file("four.json", &four.stdout);
+    let merge = |paths: &[&std::path::PathBuf]| tree.cmd().args(["report", "merge"]).args(paths).run();
+    let [one, two, three] = [&files[0], &files[1], &files[2]];
+
+    let all = merge(&[three, one, two]).code(0);
+    assert!(all.json().get("shard").is_none(), "the merged report is the whole run's\n{all}");
+    for (paths, says) in [
+        (vec![one, three], "no report of shard 2/3".to_owned()),
+        (vec![one, one, one], format!("{}: shard 1/3 again", one.display())),
+        (vec![one, two, three, two], format!("{}: shard 2/3 again", two.display())),
+        (vec![one, two, &four], format!("{}: the report of shard 1/4, but", four.display())),
+        (vec![one, two, three, &whole], format!("{}: not the report of a shard", whole.display())),
+    ] {
+        let run = merge(&paths).code(2);
+        assert!(run.stderr.contains(&says) && run.stdout.is_empty(), "{paths:?}: {run}");
+    }
+}
+
+#[test]
+fn a_shard_number_too_large_says_so_and_names_the_bound() {
+    let tree = tree();
+    for (shard, says) in [
+        ("1/99999999999", "N is too large: at most 4294967295"),
+        ("99999999999/3", "K must be between 1 and 3"),
+        ("1/4294967296", "N is too large: at most 4294967295"),
+    ] {
+        let run = tree.sync("http://127.0.0.1:9", &["--shard", shard]).run().code(2);
+        assert!(run.stderr.contains(says), "{shard}: {run}");
+    }
+    let store = Store::start();
+    tree.sync(&store.endpoint(), &["--shard", "1/4294967295"]).run().code(0);
+    let run = tree.sync("http://127.0.0.1:9", &["--shard", "auto/3"]).env("JOB_COMPLETION_INDEX", "99999999999");
+    let run = run.run().code(2);
+    assert!(run.stderr.contains("JOB_COMPLETION_INDEX is 99999999999, but counts from 0 to 2"), "{run}");
+}

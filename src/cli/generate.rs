@@ -111,7 +111,8 @@ fn exit_status() -> Roff {
         (
             EXIT_USAGE,
             "Bad usage or configuration, a refused run (missing or empty source, delete limits), a held lock, \
-             an existing sync.toml (init), or a report that cannot be read (report merge).",
+             an existing sync.toml (init), or a report that cannot be read or a shard's report missing or \
+             repeated (report merge).",
         ),
         (EXIT_INTERRUPTED, "Stopped by SIGINT or SIGTERM; run again to finish."),
     ];

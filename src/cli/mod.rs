@@ -66,7 +66,7 @@ pub enum ReportCommand {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// The reports, as `sitesync sync --json` printed them.
+    /// The reports, as `sitesync sync --json` printed them; a split run's, one of every shard.
     #[arg(required = true, value_name = "REPORT", value_hint = ValueHint::FilePath)]
     pub files: Vec<PathBuf>,
 }

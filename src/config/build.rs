@@ -167,14 +167,7 @@ impl Config {
         check_cloudfront(&raw, &bad)?;
         let chain = build_chain(figment, &raw.transform)?;
         let (compare, state) = comparing(&raw, &bad)?;
-        let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
-        let shard = match &raw.shard {
-            Some(text) => {
-                let shard = crate::shard::parse(text, job_index.as_deref()).map_err(|why| bad("shard", why))?;
-                Some(shard.mapping_back(chain.duplicate_rules()))
-            }
-            None => None,
-        };
+        let shard = raw.shard.as_deref().map(|text| sharding(text, &chain, &bad)).transpose()?;
         Ok(Config::with_state_file(Config {
             source,
             target,
@@ -252,6 +245,18 @@ impl Config {
             elsewhere: Default::default(),
         }
     }
+}
+
+/// The shard `text` names (`K/N`, or `auto/N` with K from `JOB_COMPLETION_INDEX`), tracing the
+/// chain's copies back to their files; a rule set under which it cannot is refused, named.
+fn sharding(text: &str, chain: &ChainSpec, bad: &Bad<'_>) -> Result<Shard, ConfigError> {
+    let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
+    let shard = crate::shard::parse(text, job_index.as_deref()).map_err(|why| bad("shard", why))?;
+    shard.mapping_back(chain.duplicate_rules()).map_err(|refused| ConfigError::Transform {
+        origin: chain.origin.clone(),
+        key: refused.at,
+        why: refused.why,
+    })
 }
 
 /// How changes are decided, and where the local state lives (its folder, for now).

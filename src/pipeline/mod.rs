@@ -87,7 +87,9 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     sides.close().await;
     probe.log(config.rule.fudge);
     let finished = stages::finish(ended, diff.tally(), sink, tracker, stop).await;
-    stages::after(finished, after, opts.dry_run, stop, started).await
+    let mut report = stages::after(finished, after, opts.dry_run, stop, started).await?;
+    report.shard = config.shard.as_ref().map(ToString::to_string);
+    Ok(report)
 }
 
 /// Refuses a missing source, one that is not a directory, and (unless forced) an empty one: an

@@ -8,6 +8,11 @@
 //! refusals are joined. Fields that post-run steps or newer versions add (`extra`) are summed when
 //! every report that has them gives a number, and otherwise taken from the first report that has
 //! them. A dry run's report and a sync's count different things, so they are not merged.
+//!
+//! The reports of a split run carry their shard (`"shard": "2/8"`): they merge only when every
+//! shard 1..N is there exactly once, with one N. A CI matrix whose second job never uploaded its
+//! report, or a glob that caught one file twice, would otherwise pass for the whole run. Reports
+//! without a shard merge as they are; a mix of both is refused.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +36,22 @@ pub enum MergeError {
     Mixed { path: PathBuf, dry_run: bool, first: PathBuf },
     #[error("no reports to merge")]
     Nothing,
+    #[error(
+        "{}: not the report of a shard, but {} is the report of shard {shard}: a whole run and a shard do not add up",
+        path.display(), sharded.display()
+    )]
+    Unsharded { path: PathBuf, sharded: PathBuf, shard: String },
+    #[error("{}: bad shard: {why}", path.display())]
+    BadShard { path: PathBuf, shard: String, why: String },
+    #[error(
+        "{}: the report of shard {shard}, but {} is the report of shard {other}: runs split into different numbers of shards do not add up",
+        path.display(), first.display()
+    )]
+    Split { path: PathBuf, shard: String, first: PathBuf, other: String },
+    #[error("{}: shard {shard} again (also {})", path.display(), first.display())]
+    Repeated { path: PathBuf, shard: String, first: PathBuf },
+    #[error("no report of {missing} (of {count} shards, {given} reports given): the run is not whole without them")]
+    Missing { missing: String, count: u32, given: usize },
 }
 
 impl MergeError {
@@ -62,13 +83,61 @@ pub fn merge_files(paths: &[PathBuf]) -> Result<Report, MergeError> {
         }
         reports.push(report);
     }
+    check_shards(paths, &reports)?;
     merge(reports).ok_or(MergeError::Nothing)
+}
+
+/// Refuses a split run's reports unless each shard 1..N gave exactly one, all with one N.
+fn check_shards(paths: &[PathBuf], reports: &[Report]) -> Result<(), MergeError> {
+    let given: Vec<(&PathBuf, Option<&str>)> =
+        paths.iter().zip(reports).map(|(p, r)| (p, r.shard.as_deref())).collect();
+    let Some(&(sharded, Some(first))) = given.iter().find(|(_, shard)| shard.is_some()) else { return Ok(()) };
+    if let Some((whole, _)) = given.iter().find(|(_, shard)| shard.is_none()) {
+        return Err(MergeError::Unsharded {
+            path: (*whole).clone(),
+            sharded: sharded.clone(),
+            shard: first.to_owned(),
+        });
+    }
+    let mut count = None;
+    let mut seen = BTreeMap::new();
+    for &(path, text) in &given {
+        let text = text.unwrap_or_default();
+        let bad = |why| MergeError::BadShard { path: path.clone(), shard: text.to_owned(), why };
+        let shard = crate::shard::parse(text, None).map_err(bad)?;
+        let (n, first) = *count.get_or_insert((shard.count, (path, text)));
+        if shard.count != n {
+            let (first, other) = (first.0.clone(), first.1.to_owned());
+            return Err(MergeError::Split { path: path.clone(), shard: shard.to_string(), first, other });
+        }
+        if let Some(first) = seen.insert(shard.index, path) {
+            return Err(MergeError::Repeated { path: path.clone(), shard: shard.to_string(), first: first.clone() });
+        }
+    }
+    let Some((n, _)) = count else { return Ok(()) };
+    let absent = n as usize - seen.len();
+    if absent == 0 {
+        return Ok(());
+    }
+    // The first few are enough to name; N may be large.
+    const NAMED: usize = 10;
+    let named: Vec<String> =
+        (1..=n).filter(|k| !seen.contains_key(k)).take(NAMED).map(|k| format!("{k}/{n}")).collect();
+    let missing = match named.split_last() {
+        Some((one, [])) if absent == 1 => format!("shard {one}"),
+        Some(_) if absent > NAMED => format!("shards {} and {} more", named.join(", "), absent - NAMED),
+        Some((last, rest)) => format!("shards {} and {last}", rest.join(", ")),
+        None => return Ok(()),
+    };
+    Err(MergeError::Missing { missing, count: n, given: reports.len() })
 }
 
 /// The report of the whole run whose shards reported `reports`; `None` when there are none.
 pub fn merge(reports: impl IntoIterator<Item = Report>) -> Option<Report> {
     let mut reports = reports.into_iter();
     let mut total = reports.next()?;
+    // The reports of every shard add up to the whole run's, which has none.
+    total.shard = None;
     let mut refusals: Vec<String> = total.refused.take().into_iter().collect();
     let mut extras = vec![std::mem::take(&mut total.extra)];
     for report in reports {
@@ -159,6 +228,30 @@ mod tests {
         assert_eq!(merged.refused.as_deref(), Some("would delete 2000 objects; source is empty"));
         assert_eq!(merged.interrupted.as_deref(), Some("SIGTERM"));
         assert_eq!(merged.exit_code(), crate::error::EXIT_INTERRUPTED);
+    }
+
+    #[test]
+    fn a_split_run_merges_only_with_every_shard_once() {
+        let check = |shards: &[&str]| {
+            let reports: Vec<Report> = shards.iter().map(|s| report(json!({ "shard": s }))).collect();
+            let paths: Vec<PathBuf> = (0..shards.len()).map(|i| PathBuf::from(format!("r{i}.json"))).collect();
+            check_shards(&paths, &reports).map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&["2/3", "3/3", "1/3"]), Ok(()));
+        assert_eq!(check(&["1/1"]), Ok(()));
+        let missing = |shards: &[&str]| check(shards).unwrap_err();
+        assert!(missing(&["1/3", "3/3"]).starts_with("no report of shard 2/3 (of 3 shards, 2 reports given)"));
+        assert!(missing(&["2/4"]).starts_with("no report of shards 1/4, 3/4 and 4/4 "));
+        let many = missing(&["20/20"]);
+        assert!(
+            many.starts_with(
+                "no report of shards 1/20, 2/20, 3/20, 4/20, 5/20, 6/20, 7/20, 8/20, 9/20, 10/20 and 9 more"
+            ),
+            "{many}"
+        );
+        assert!(missing(&["1/4294967295"]).contains("and 4294967284 more"), "a large N is named, not listed");
+        assert_eq!(missing(&["1/2", "x"]), "r1.json: bad shard: \"x\" is not K/N (like 2/8) or auto/N");
+        assert!(missing(&["1/2", "3/2"]).starts_with("r1.json: bad shard: \"3/2\": K must be"));
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub use crate::sink::Failure;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub dry_run: bool,
+    /// The shard of a split run this run was (`K/N`, a string so `report merge` never adds it up);
+    /// `None`: the whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub uploaded: u64,
     pub copied: u64,
     pub deleted: u64,
@@ -51,6 +55,7 @@ impl Report {
     pub fn new(applied: Applied, dry_run: bool, unchanged: u64, elapsed: std::time::Duration) -> Report {
         Report {
             dry_run,
+            shard: None,
             uploaded: applied.uploaded,
             copied: applied.copied,
             deleted: applied.deleted,

@@ -11,7 +11,7 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 
 use super::packed::{self, Spool};
 use crate::compress::PumpError;
-use crate::error::StoreError;
+use crate::error::{Op, StoreError};
 use crate::model::{Encoding, LocalFile};
 
 /// Tries of an upload whose file keeps changing under it.
@@ -38,9 +38,22 @@ pub(super) enum UploadError {
     KeptChanging,
     #[error("stopped by a signal after {0} of its parts")]
     Stopped(u64),
-    /// The store refused or did not answer; the line is the store's.
-    #[error("{}", .0.message)]
+    /// The store refused or did not answer; the line is the store's, after the S3 operation when
+    /// the upload took several (a multipart upload).
+    #[error("{}", sent_as(.0))]
     Store(#[from] StoreError),
+    /// A part of a multipart upload failed.
+    #[error("{} (part {number}): {}", .error.op, .error.message)]
+    Part { number: i32, error: StoreError },
+}
+
+/// A failed request of an upload, as its failure says it: a PutObject is the upload itself, any
+/// other request is named.
+fn sent_as(error: &StoreError) -> String {
+    match error.op {
+        Op::Put => error.message.clone(),
+        op => format!("{op}: {}", error.message),
+    }
 }
 
 /// The file an entry is read from; the chain turns entries without one into reported problems,

@@ -41,9 +41,9 @@ pub(super) async fn upload(
         Some(size) => create.metadata(crate::fields::SOURCE_SIZE, size),
         None => create,
     };
-    let created = create.send().await.map_err(|e| StoreError::sdk(Op::Multipart, &url, e))?;
+    let created = create.send().await.map_err(|e| StoreError::sdk(Op::CreateMultipartUpload, &url, e))?;
     let Some(upload_id) = created.upload_id().map(str::to_owned) else {
-        return Err(StoreError::answer(Op::Multipart, &url, "CreateMultipartUpload returned no upload id").into());
+        return Err(StoreError::answer(Op::CreateMultipartUpload, &url, "the answer has no upload id").into());
     };
     let completed = match upload_parts(ctx, &key, &upload_id, source, size).await {
         Ok(parts) => complete(ctx, &key, &upload_id, parts).await.map(|etag| Made::between(ctx, sent, etag.as_deref())),
@@ -53,7 +53,7 @@ pub(super) async fn upload(
         let aborted =
             ctx.client.abort_multipart_upload().bucket(&ctx.target.bucket).key(&key).upload_id(&upload_id).send().await;
         if let Err(e) = aborted {
-            tracing::warn!("{}", StoreError::sdk(Op::Multipart, format!("abort of {url} ({upload_id})"), e));
+            tracing::warn!("{}", StoreError::sdk(Op::AbortMultipartUpload, format!("{url} ({upload_id})"), e));
         }
     }
     completed
@@ -75,7 +75,9 @@ async fn complete(
         .send()
         .await
         .map(|done| done.e_tag().map(str::to_owned))
-        .map_err(|e| StoreError::sdk(Op::Multipart, format!("s3://{}/{key}", ctx.target.bucket), e).into())
+        .map_err(|e| {
+            StoreError::sdk(Op::CompleteMultipartUpload, format!("s3://{}/{key}", ctx.target.bucket), e).into()
+        })
 }
 
 async fn upload_parts(
@@ -105,8 +107,9 @@ async fn upload_parts(
             .part_number(number)
             .content_length(length as i64)
             .body(stream(source, offset, length).await?);
-        let part = crate::send_sized!(request, &ctx.client, length).map_err(|e| {
-            StoreError::sdk(Op::Multipart, format!("s3://{}/{key} part {number}", ctx.target.bucket), e)
+        let part = crate::send_sized!(request, &ctx.client, length).map_err(|e| UploadError::Part {
+            number,
+            error: StoreError::sdk(Op::UploadPart, format!("s3://{}/{key} part {number}", ctx.target.bucket), e),
         })?;
         parts.push(CompletedPart::builder().set_e_tag(part.e_tag().map(str::to_owned)).part_number(number).build());
         offset += length;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::{BuildError, StepError, Transform};
 use crate::model::LocalFile;
+use crate::shard::CopyRule;
 
 /// `[[transform]] type = "prefix_duplicate"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -58,9 +59,14 @@ pub struct Duplicate {
 }
 
 impl Duplicate {
-    /// The rules as (`to`, `from`).
-    pub fn rules(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        self.rules.iter().map(|r| (r.to.clone(), r.from.clone()))
+    /// The rules, named as the config has them: `at` is this step's name (`transform[1]`).
+    pub fn rules(&self, at: &str) -> Vec<CopyRule> {
+        let rule = |(i, r): (usize, &DuplicateRule)| CopyRule {
+            at: format!("{at}.rules[{i}]"),
+            from: r.from.clone(),
+            to: r.to.clone(),
+        };
+        self.rules.iter().enumerate().map(rule).collect()
     }
 
     /// The folders this step creates keys in (`""`: the root).

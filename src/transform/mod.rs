@@ -32,6 +32,7 @@ pub use headers::{Headers, HeadersConfig};
 pub use plugin::{LoadedPlugin, PluginConfig, PluginError};
 
 use crate::model::LocalFile;
+use crate::shard::CopyRule;
 
 /// The folder, relative to the prefix, where sitesync keeps its own objects. No entry of the
 /// source may be published there.
@@ -232,10 +233,10 @@ impl ChainSpec {
         &self.fingerprint
     }
 
-    /// The `prefix_duplicate` rules of the chain as (`to`, `from`), in order.
-    pub fn duplicate_rules(&self) -> Vec<(String, String)> {
-        let rules = self.steps.iter().filter_map(|s| match s {
-            StepSpec::Duplicate(d) => Some(d.rules()),
+    /// The `prefix_duplicate` rules of the chain, in order, each named as the config has it.
+    pub fn duplicate_rules(&self) -> Vec<CopyRule> {
+        let rules = self.steps.iter().enumerate().filter_map(|(index, s)| match s {
+            StepSpec::Duplicate(d) => Some(d.rules(&format!("transform[{index}]"))),
             _ => None,
         });
         rules.flatten().collect()

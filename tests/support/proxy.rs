@@ -4,7 +4,8 @@
 //! keeps connections alive, so faults are chosen per request, not per connection), decides with a
 //! fixed-seed RNG whether one of its [`Rule`]s fires, and either forwards the request to the
 //! server over its own upstream connection or answers it with a fault: a canned `503 SlowDown`,
-//! `500 InternalError` or `400 InvalidArgument` XML error, a TCP reset (before or after the server saw the request, so some
+//! `500 InternalError` or `400 InvalidArgument` XML error, a gateway's `403 Forbidden` page with no
+//! S3 error code, a TCP reset (before or after the server saw the request, so some
 //! "failed" requests did take effect), or a stall that answers nothing until the client gives up
 //! or the test calls [`Proxy::release`]. A rule can report each request it hits on a channel, which
 //! lets a test act at an exact point of a run (kill the process while an upload is stalled)
@@ -31,9 +32,13 @@ pub enum Fault {
     Reset,
     /// No answer until the client hangs up or the test releases the proxy.
     Stall,
+    /// `403 Forbidden` with an HTML page, as a gateway or firewall in front of the store answers:
+    /// no S3 error code.
+    Bare,
 }
 
-const FAULTS: [Fault; 5] = [Fault::SlowDown, Fault::InternalError, Fault::BadRequest, Fault::Reset, Fault::Stall];
+const FAULTS: [Fault; 6] =
+    [Fault::SlowDown, Fault::InternalError, Fault::BadRequest, Fault::Reset, Fault::Stall, Fault::Bare];
 
 /// What a rule sees of a request.
 #[derive(Debug, Clone)]
@@ -124,7 +129,7 @@ struct Shared {
     rules: Vec<Rule>,
     rng: Mutex<u64>,
     requests: AtomicU64,
-    injected: [AtomicU64; 5],
+    injected: [AtomicU64; 6],
     released: watch::Sender<bool>,
     /// Response headers removed on the way back (lowercase names), as some gateways strip `Date`.
     stripped: Mutex<Vec<String>>,
@@ -258,6 +263,16 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
             }
             Some(Fault::BadRequest) => {
                 canned(&mut client, "400 Bad Request", "InvalidArgument", "Injected by the test proxy.").await?;
+                continue;
+            }
+            Some(Fault::Bare) => {
+                let body = "<html><body><h1>403 Forbidden</h1>Request blocked.</body></html>";
+                let head = format!(
+                    "HTTP/1.1 403 Forbidden\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                client.get_mut().write_all(head.as_bytes()).await?;
+                client.get_mut().write_all(body.as_bytes()).await?;
                 continue;
             }
             Some(Fault::Reset) => {
