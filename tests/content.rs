@@ -502,10 +502,10 @@ fn after_every_sync_with_a_state_or_a_checksum_every_object_holds_its_files_byte
                     store.set_last_modified(&key, SystemTime::now() + Duration::from_secs(aged));
                 }
             }
-            if compare == "checksum" || (compare == "auto" && state) {
-                if let Err(wrong) = holds(&store, tree) {
-                    panic!("seed {seed}: {wrong}\nafter {history:?}");
-                }
+            if (compare == "checksum" || (compare == "auto" && state))
+                && let Err(wrong) = holds(&store, tree)
+            {
+                panic!("seed {seed}: {wrong}\nafter {history:?}");
             }
         }
     }
