@@ -394,6 +394,25 @@ mod tests {
         assert!((800..2_000).contains(&small_mean), "mean small file {small_mean} B");
     }
 
+    /// A cached tree is reused while its manifest matches, so the generator's output may change
+    /// only with a new `GENERATOR`: this pins it (FNV-1a over every path, size and seed).
+    #[test]
+    fn the_trees_stay_what_they_were_for_this_generator() {
+        let fingerprint = |n: u64, seed: u64| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for spec in specs(n, seed) {
+                let fields = [spec.rel.as_bytes(), &spec.size.to_le_bytes(), &spec.seed.to_le_bytes()];
+                for byte in fields.concat() {
+                    h = (h ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+                }
+            }
+            h
+        };
+        assert_eq!(GENERATOR, 1);
+        assert_eq!(fingerprint(1_000, 7), 11_247_998_219_222_109_778);
+        assert_eq!(fingerprint(30_000, 1), 10_470_092_283_629_639_960);
+    }
+
     #[test]
     fn counts_parse_with_suffixes() {
         assert_eq!(parse_count("10k").unwrap(), 10_000);
