@@ -14,10 +14,14 @@
 //! ```
 
 mod baseline;
+mod floors;
+mod harness;
 mod machine;
 mod measure;
+mod ratios;
 mod realsite;
 mod results;
+mod rows;
 mod run;
 mod server;
 mod tree;
@@ -163,7 +167,7 @@ fn target_dir() -> Result<PathBuf> {
     Ok(dir.to_owned())
 }
 
-fn options(args: RunArgs) -> Result<run::Options> {
+fn options(args: RunArgs) -> Result<harness::Options> {
     let target = target_dir()?;
     let exe = std::env::current_exe()?;
     let sitesync = args.sitesync.unwrap_or_else(|| exe.with_file_name("sitesync"));
@@ -176,7 +180,7 @@ fn options(args: RunArgs) -> Result<run::Options> {
         (true, None) => vec![10_000],
     };
     files.dedup();
-    Ok(run::Options {
+    Ok(harness::Options {
         files,
         workers: args.workers.clamp(1, 4096),
         keep_server: args.keep_server,

@@ -5,13 +5,14 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
-use crate::baseline;
+use crate::floors;
+use crate::harness::{Ctx, repeat};
 use crate::machine::loadavg;
 use crate::results::{Ratio, Row, SizeResult};
-use crate::run::{Ctx, bench_cmd, counted_row, expect, repeat, sync_row, sync_with};
+use crate::rows::{self, expect};
 use crate::tree::Tree;
 
 pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
@@ -24,11 +25,7 @@ pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
     for mode in ["auto", "mtime"] {
         rows.extend(syncs(ctx, &tree, mode)?);
     }
-    let processes = ctx.cores.max(2);
-    let site = tree.site.to_str().context("site path is not UTF-8")?.to_owned();
-    let args = ["md5sum", site.as_str(), "--threads", &processes.to_string()].map(str::to_owned);
-    let runs = repeat(ctx.opts.repeat, || bench_cmd(ctx, &args, n))?;
-    let md5sum = counted_row(&format!("md5sum, {processes} processes"), &runs, n, "xargs -0 -P")?;
+    let md5sum = floors::md5sum(ctx, &tree)?;
     let ratios = ratios(&rows, &md5sum);
     let _ = std::fs::remove_dir_all(&tree.dir);
     Ok(SizeResult {
@@ -50,26 +47,21 @@ pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
 fn syncs(ctx: &Ctx, tree: &Tree, mode: &str) -> Result<Vec<Row>> {
     let n = tree.manifest.files;
     let bucket = format!("real-{mode}");
-    let admin = baseline::client_with(
-        &ctx.server.info.endpoint,
-        &ctx.server.access_key,
-        &ctx.server.secret_key,
-        &ctx.server.region,
-    );
-    ctx.runtime.block_on(baseline::create_bucket(&admin, &bucket))?;
+    ctx.create_bucket(&bucket)?;
     let args = ["--compare", mode];
-    let sync = || sync_with(ctx, tree, &bucket, &args);
+    let sync = || ctx.sync(tree, &bucket, &args);
     let mut rows = Vec::new();
     eprintln!("bench: real site, {mode}: first sync");
-    rows.push(sync_row(&format!("{mode}: first sync"), &[sync()?], n, |r| expect(r, n, 0, 0))?);
+    rows.push(rows::synced(&format!("{mode}: first sync"), &[sync()?], n, |r| expect(r, n, 0, 0))?);
     eprintln!("bench: real site, {mode}: no-change sync");
     let runs = repeat(ctx.opts.repeat, sync)?;
-    rows.push(sync_row(&format!("{mode}: no-change sync"), &runs, n, |r| expect(r, 0, 0, n))?);
+    rows.push(rows::synced(&format!("{mode}: no-change sync"), &runs, n, |r| expect(r, 0, 0, n))?);
     tree.rebuild()?;
     // The rule alone sends every file again; a content check sends none.
     let uploads = if mode == "mtime" { n } else { 0 };
     eprintln!("bench: real site, {mode}: after a rebuild");
-    let rebuilt = sync_row(&format!("{mode}: rebuild sync"), &[sync()?], n, |r| expect(r, uploads, 0, n - uploads))?;
+    let rebuilt =
+        rows::synced(&format!("{mode}: rebuild sync"), &[sync()?], n, |r| expect(r, uploads, 0, n - uploads))?;
     rows.push(rebuilt);
     eprintln!("bench: real site, {mode}: no-change sync after the rebuild");
     let runs = repeat(ctx.opts.repeat, sync)?;
@@ -77,7 +69,7 @@ fn syncs(ctx: &Ctx, tree: &Tree, mode: &str) -> Result<Vec<Row>> {
         Some(0) => expect(r, 0, 0, n),
         h => Err(format!("hashed {h:?} (expected 0)")),
     };
-    rows.push(sync_row(&format!("{mode}: no-change after rebuild"), &runs, n, hashed_none)?);
+    rows.push(rows::synced(&format!("{mode}: no-change after rebuild"), &runs, n, hashed_none)?);
     Ok(rows)
 }
 
