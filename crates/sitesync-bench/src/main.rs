@@ -14,6 +14,7 @@
 //! ```
 
 mod baseline;
+mod check;
 mod floors;
 mod harness;
 mod machine;

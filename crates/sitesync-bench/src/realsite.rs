@@ -6,13 +6,13 @@
 use std::path::Path;
 
 use anyhow::Result;
-use serde_json::Value;
 
+use crate::check::Expected;
 use crate::floors;
 use crate::harness::{Ctx, repeat};
 use crate::machine::loadavg;
 use crate::results::{Ratio, Row, SizeResult};
-use crate::rows::{self, expect};
+use crate::rows;
 use crate::tree::Tree;
 
 pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
@@ -52,24 +52,20 @@ fn syncs(ctx: &Ctx, tree: &Tree, mode: &str) -> Result<Vec<Row>> {
     let sync = || ctx.sync(tree, &bucket, &args);
     let mut rows = Vec::new();
     eprintln!("bench: real site, {mode}: first sync");
-    rows.push(rows::synced(&format!("{mode}: first sync"), &[sync()?], n, |r| expect(r, n, 0, 0))?);
+    rows.push(rows::synced(&format!("{mode}: first sync"), &[sync()?], n, Expected::counts(n, 0, 0)));
     eprintln!("bench: real site, {mode}: no-change sync");
     let runs = repeat(ctx.opts.repeat, sync)?;
-    rows.push(rows::synced(&format!("{mode}: no-change sync"), &runs, n, |r| expect(r, 0, 0, n))?);
+    rows.push(rows::synced(&format!("{mode}: no-change sync"), &runs, n, Expected::counts(0, 0, n)));
     tree.rebuild()?;
     // The rule alone sends every file again; a content check sends none.
     let uploads = if mode == "mtime" { n } else { 0 };
     eprintln!("bench: real site, {mode}: after a rebuild");
-    let rebuilt =
-        rows::synced(&format!("{mode}: rebuild sync"), &[sync()?], n, |r| expect(r, uploads, 0, n - uploads))?;
-    rows.push(rebuilt);
+    let rebuilt = Expected::counts(uploads, 0, n - uploads);
+    rows.push(rows::synced(&format!("{mode}: rebuild sync"), &[sync()?], n, rebuilt));
     eprintln!("bench: real site, {mode}: no-change sync after the rebuild");
     let runs = repeat(ctx.opts.repeat, sync)?;
-    let hashed_none = |r: &Value| match r["hashed"].as_u64() {
-        Some(0) => expect(r, 0, 0, n),
-        h => Err(format!("hashed {h:?} (expected 0)")),
-    };
-    rows.push(rows::synced(&format!("{mode}: no-change after rebuild"), &runs, n, hashed_none)?);
+    let idle = Expected::counts(0, 0, n).hashed(0);
+    rows.push(rows::synced(&format!("{mode}: no-change after rebuild"), &runs, n, idle));
     Ok(rows)
 }
 

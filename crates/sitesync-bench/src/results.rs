@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::check::Check;
 use crate::measure::Usage;
 use crate::server;
 use crate::tree::Manifest;
@@ -70,8 +71,8 @@ pub struct Row {
     pub items: u64,
     pub usage: Usage,
     pub runs_wall_s: Vec<f64>,
-    /// "ok", or what did not match (a sync that uploaded when nothing changed, ...).
-    pub check: String,
+    /// Whether the run did what it had to (a sync that uploaded when nothing changed did not).
+    pub check: Check,
     pub detail: String,
 }
 

@@ -10,13 +10,14 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use crate::check::Expected;
 use crate::floors;
 use crate::harness::{Ctx, Options, repeat};
 use crate::machine::{binary_info, loadavg, machine, utc_now};
 use crate::measure;
 use crate::ratios;
 use crate::results::{Results, Row, SizeResult};
-use crate::rows::{self, expect};
+use crate::rows;
 use crate::server::Server;
 use crate::tree::{self, Tree};
 use crate::variants;
@@ -144,7 +145,7 @@ fn every_check_passed(results: &Results) -> Result<()> {
         .sizes
         .iter()
         .flat_map(|size| size.sitesync.iter().chain(&size.baselines).map(move |row| (size.files, row)))
-        .filter(|(_, row)| row.check != "ok")
+        .filter(|(_, row)| !row.check.is_ok())
         .map(|(files, row)| format!("{files} files, {}: {}", row.name, row.check))
         .collect();
     if !wrong.is_empty() {
@@ -206,14 +207,14 @@ fn syncs_and_listings(ctx: &Ctx, tree: &Tree, buckets: &Buckets, baselines: &mut
     let mut rows = Vec::new();
     eprintln!("bench: {n} files: sitesync first sync");
     let first = ctx.sync(tree, &buckets.site, &[])?;
-    rows.push(rows::synced("first sync", &[first], n, |r| expect(r, n, 0, 0))?);
+    rows.push(rows::synced("first sync", &[first], n, Expected::counts(n, 0, 0)));
 
     baselines.push(floors::put_loop(ctx, tree, &buckets.put)?);
     baselines.extend(floors::listings(ctx, &buckets.site, n)?);
 
     eprintln!("bench: {n} files: sitesync no-change sync x{}", ctx.opts.repeat);
     let runs = repeat(ctx.opts.repeat, || ctx.sync(tree, &buckets.site, &[]))?;
-    rows.push(rows::synced("no-change sync", &runs, n, |r| expect(r, 0, 0, n))?);
+    rows.push(rows::synced("no-change sync", &runs, n, Expected::counts(0, 0, n)));
 
     let (rebuilt, md5sum) = variants::rebuild(ctx, tree, &buckets.site)?;
     rows.extend(rebuilt);
@@ -237,11 +238,11 @@ fn mutations(ctx: &Ctx, tree: &Tree, bucket: &str) -> Result<(Vec<Row>, u64, u64
     let changed = tree.change_one_percent()?;
     eprintln!("bench: {n} files: sitesync after {changed} files changed");
     let after_change = ctx.sync(tree, bucket, &[])?;
-    let after_change = rows::synced("1% changed", &[after_change], n, |r| expect(r, changed, 0, n - changed))?;
+    let after_change = rows::synced("1% changed", &[after_change], n, Expected::counts(changed, 0, n - changed));
 
     let removed = tree.remove_one_percent()?;
     eprintln!("bench: {n} files: sitesync after {removed} files removed");
     let after_remove = ctx.sync(tree, bucket, &[])?;
-    let after_remove = rows::synced("1% removed", &[after_remove], n, |r| expect(r, 0, removed, n - removed))?;
+    let after_remove = rows::synced("1% removed", &[after_remove], n, Expected::counts(0, removed, n - removed));
     Ok((vec![after_change, after_remove], changed, removed))
 }

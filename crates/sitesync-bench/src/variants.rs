@@ -8,11 +8,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
+use crate::check::Expected;
 use crate::floors;
 use crate::harness::{Ctx, limit, repeat};
 use crate::measure::{self, Outcome, Usage};
 use crate::results::Row;
-use crate::rows::{self, expect};
+use crate::rows;
 use crate::tree::Tree;
 
 /// A rebuild, as a site generator makes one: every file's mtime new, every byte the same. The
@@ -22,16 +23,12 @@ use crate::tree::Tree;
 pub fn rebuild(ctx: &Ctx, tree: &Tree, bucket: &str) -> Result<(Vec<Row>, Row)> {
     let n = tree.manifest.files;
     tree.rebuild()?;
-    let hashed = |r: &serde_json::Value, want: u64| match r["hashed"].as_u64() {
-        Some(h) if h == want => Ok(()),
-        h => Err(format!("hashed {h:?} (expected {want})")),
-    };
     eprintln!("bench: {n} files: sitesync after a rebuild (new mtimes, same bytes)");
     let run = ctx.sync(tree, bucket, &[])?;
-    let rebuilt = rows::synced("rebuild sync", &[run], n, |r| expect(r, 0, 0, n).and_then(|()| hashed(r, n)))?;
+    let rebuilt = rows::synced("rebuild sync", &[run], n, Expected::counts(0, 0, n).hashed(n));
     eprintln!("bench: {n} files: sitesync no-change sync after the rebuild");
     let runs = repeat(ctx.opts.repeat, || ctx.sync(tree, bucket, &[]))?;
-    let idle = rows::synced("no-change after rebuild", &runs, n, |r| expect(r, 0, 0, n).and_then(|()| hashed(r, 0)))?;
+    let idle = rows::synced("no-change after rebuild", &runs, n, Expected::counts(0, 0, n).hashed(0));
     Ok((vec![rebuilt, idle], floors::md5sum(ctx, tree)?))
 }
 
@@ -48,16 +45,10 @@ pub fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> 
     let config = config.to_str().context("config path is not UTF-8")?.to_owned();
     eprintln!("bench: {n} files: sitesync first sync, mirrored");
     let first = ctx.sync(tree, bucket, &["--config", &config])?;
-    let first = rows::synced("mirror chain, first sync", &[first], n, |r| {
-        expect(r, n, 0, 0)?;
-        match r["copied"].as_u64() {
-            Some(c) if c == n => Ok(()),
-            c => Err(format!("copied {c:?} (expected {n})")),
-        }
-    })?;
+    let first = rows::synced("mirror chain, first sync", &[first], n, Expected::counts(n, 0, 0).copied(n));
     eprintln!("bench: {n} files: sitesync no-change sync, mirrored");
     let idle = ctx.sync(tree, bucket, &["--config", &config])?;
-    let idle = rows::synced("mirror chain, no-change sync", &[idle], n, |r| expect(r, 0, 0, 2 * n))?;
+    let idle = rows::synced("mirror chain, no-change sync", &[idle], n, Expected::counts(0, 0, 2 * n));
     Ok(vec![first, idle])
 }
 
@@ -73,7 +64,7 @@ pub fn shards(ctx: &Ctx, tree: &Tree, bucket: &str, count: u32, n: u64) -> Resul
         eprintln!("bench: {n} files: {count} shards at once, {name}");
         let together = at_once(ctx, tree, bucket, count)?;
         let name = format!("{count} shards at once, {name}");
-        rows.push(rows::synced(&name, &[together], n, |r| expect(r, uploaded, 0, n - uploaded))?);
+        rows.push(rows::synced(&name, &[together], n, Expected::counts(uploaded, 0, n - uploaded)));
     }
     Ok(rows)
 }
