@@ -58,7 +58,7 @@ struct RunArgs {
     /// Which S3 server to run.
     #[arg(long, value_enum, default_value = "auto")]
     server: server::Choice,
-    /// The garage binary [default: garage on PATH, $GARAGE_BIN, /work/tools/garage/bin/garage].
+    /// The garage binary [default: garage on PATH, else $GARAGE_BIN].
     #[arg(long, value_name = "FILE")]
     garage_bin: Option<PathBuf>,
     /// Where generated trees are cached [default: <target>/bench-trees].

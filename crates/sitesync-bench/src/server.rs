@@ -1,12 +1,13 @@
 //! The S3 server of a run: a single-node Garage on loopback, or the embedded store as a fallback.
 //!
-//! Garage is found on `PATH`, then at `$GARAGE_BIN`, then at `/work/tools/garage/bin/garage`, and
-//! is set up the way `shared/tools/start-garage.sh` does it: one node, a 1 GB layout, an imported
-//! key allowed to create buckets. The embedded store (s3s-fs, as `sitesync --local-store` uses)
+//! Garage is `--garage-bin`, else `garage` on `PATH`, else the file `$GARAGE_BIN` names; without
+//! it the bench says how to install it. It is set up as a single node: a 1 GB layout, an
+//! imported key allowed to create buckets. The embedded store (s3s-fs, as `sitesync --local-store` uses)
 //! runs in a child process of this binary, so its CPU is counted apart from the client's in the
 //! same way. Either server is killed when the [`Server`] is dropped, unless it is kept on purpose;
 //! a child is also told to die with us (`PR_SET_PDEATHSIG`) if the bench itself is killed.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -18,7 +19,9 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 const GARAGE_KEY: &str = "GK000000000000000000000001";
-const WELL_KNOWN_GARAGE: &str = "/work/tools/garage/bin/garage";
+/// How to install the Garage the bench is set up for (about 15 minutes on 2 cores).
+const INSTALL_GARAGE: &str =
+    "cargo install --locked garage --version 2.5.0 --no-default-features --features bundled-libs,lmdb";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -63,10 +66,7 @@ impl Server {
         match (choice, garage) {
             (Choice::Embedded, _) => start_embedded(work, keep),
             (Choice::Auto | Choice::Garage, Some(bin)) => start_garage(&bin, work, keep),
-            (Choice::Garage, None) => bail!(
-                "garage not found on PATH, at $GARAGE_BIN or at {WELL_KNOWN_GARAGE}; install it with\n  \
-                 cargo install --locked garage --version 2.5.0 --no-default-features --features bundled-libs,lmdb"
-            ),
+            (Choice::Garage, None) => bail!("{}", garage_not_found(std::env::var_os("GARAGE_BIN").as_deref())),
             (Choice::Auto, None) => {
                 eprintln!("{}", "!".repeat(100));
                 eprintln!("!! WARNING: Garage is not installed: falling back to the EMBEDDED store (s3s-fs).");
@@ -74,9 +74,7 @@ impl Server {
                 eprintln!(
                     "!! representative of a real S3 server; keep trees small (10k). For real figures install Garage:"
                 );
-                eprintln!(
-                    "!!   cargo install --locked garage --version 2.5.0 --no-default-features --features bundled-libs,lmdb"
-                );
+                eprintln!("!!   {INSTALL_GARAGE}");
                 eprintln!("{}", "!".repeat(100));
                 start_embedded(work, keep)
             }
@@ -103,12 +101,28 @@ impl Drop for Server {
     }
 }
 
+/// The Garage of this machine: `garage` on `PATH`, else `$GARAGE_BIN`.
 fn find_garage() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("garage")).find(|p| is_executable(p)));
-    on_path
-        .or_else(|| std::env::var_os("GARAGE_BIN").map(PathBuf::from).filter(|p| is_executable(p)))
-        .or_else(|| Some(PathBuf::from(WELL_KNOWN_GARAGE)).filter(|p| is_executable(p)))
+    find_garage_in(std::env::var_os("PATH").as_deref(), std::env::var_os("GARAGE_BIN").as_deref())
+}
+
+/// `garage` in the first folder of `path` (a `PATH` value) that has one, else the file
+/// `garage_bin` names; only an executable file counts.
+fn find_garage_in(path: Option<&OsStr>, garage_bin: Option<&OsStr>) -> Option<PathBuf> {
+    let on_path =
+        path.and_then(|paths| std::env::split_paths(paths).map(|d| d.join("garage")).find(|p| is_executable(p)));
+    on_path.or_else(|| garage_bin.map(PathBuf::from).filter(|p| is_executable(p)))
+}
+
+/// Why `--server garage` cannot run, and how to install it.
+fn garage_not_found(garage_bin: Option<&OsStr>) -> String {
+    let at = match garage_bin {
+        Some(file) => format!("$GARAGE_BIN ({}) is not an executable file", Path::new(file).display()),
+        None => "$GARAGE_BIN is not set".to_owned(),
+    };
+    format!(
+        "garage not found: it is not on PATH and {at}; install it with\n  {INSTALL_GARAGE}\nor name it with --garage-bin FILE"
+    )
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -267,4 +281,95 @@ fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("timed out after {}s", limit.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A folder of its own for each test, with `garage` files as the test lays them out.
+    struct Folders(PathBuf);
+
+    impl Folders {
+        fn new(test: &str) -> Folders {
+            let root = std::env::temp_dir().join(format!("sitesync-bench-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).unwrap();
+            Folders(root)
+        }
+
+        /// `<root>/<dir>/garage`, executable or not; `<root>/<dir>` alone when `mode` is `None`.
+        fn garage(&self, dir: &str, mode: Option<u32>) -> PathBuf {
+            let dir = self.0.join(dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("garage");
+            if let Some(mode) = mode {
+                std::fs::write(&file, "#!/bin/sh\n").unwrap();
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            }
+            file
+        }
+
+        fn path_of(&self, dirs: &[&str]) -> std::ffi::OsString {
+            std::env::join_paths(dirs.iter().map(|d| self.0.join(d))).unwrap()
+        }
+    }
+
+    impl Drop for Folders {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn garage_is_found_in_the_first_folder_of_path_that_has_it() {
+        let f = Folders::new("garage-on-path");
+        f.garage("empty", None);
+        let found = f.garage("bin", Some(0o755));
+        f.garage("later", Some(0o755));
+        let path = f.path_of(&["empty", "bin", "later"]);
+        assert_eq!(find_garage_in(Some(&path), None), Some(found));
+    }
+
+    #[test]
+    fn garage_bin_is_used_when_path_has_no_garage() {
+        let f = Folders::new("garage-bin");
+        f.garage("empty", None);
+        let named = f.garage("elsewhere", Some(0o755));
+        let path = f.path_of(&["empty"]);
+        assert_eq!(find_garage_in(Some(&path), Some(named.as_os_str())), Some(named.clone()));
+        assert_eq!(find_garage_in(None, Some(named.as_os_str())), Some(named));
+    }
+
+    #[test]
+    fn garage_on_path_comes_before_garage_bin() {
+        let f = Folders::new("garage-order");
+        let on_path = f.garage("bin", Some(0o755));
+        let named = f.garage("elsewhere", Some(0o755));
+        let path = f.path_of(&["bin"]);
+        assert_eq!(find_garage_in(Some(&path), Some(named.as_os_str())), Some(on_path));
+    }
+
+    #[test]
+    fn only_an_executable_file_counts_as_garage() {
+        let f = Folders::new("garage-not-executable");
+        let plain = f.garage("plain", Some(0o644));
+        let folder = f.garage("folder", None);
+        std::fs::create_dir_all(&folder).unwrap();
+        let path = f.path_of(&["plain", "folder"]);
+        assert_eq!(find_garage_in(Some(&path), Some(plain.as_os_str())), None);
+        assert_eq!(find_garage_in(Some(&path), Some(folder.as_os_str())), None);
+        assert_eq!(find_garage_in(None, None), None);
+    }
+
+    #[test]
+    fn without_garage_the_error_says_how_to_install_it() {
+        let unset = garage_not_found(None);
+        assert!(unset.contains("not on PATH and $GARAGE_BIN is not set"), "{unset}");
+        assert!(unset.contains(INSTALL_GARAGE), "{unset}");
+        let wrong = garage_not_found(Some(OsStr::new("nowhere/garage")));
+        assert!(wrong.contains("$GARAGE_BIN (nowhere/garage) is not an executable file"), "{wrong}");
+    }
 }
