@@ -19,6 +19,7 @@ mod floors;
 mod harness;
 mod machine;
 mod measure;
+mod paths;
 mod ratios;
 mod realsite;
 mod results;
@@ -174,7 +175,7 @@ fn options(args: RunArgs) -> Result<harness::Options> {
     let sitesync = args.sitesync.unwrap_or_else(|| exe.with_file_name("sitesync"));
     // It runs from the tree's folder, so a relative path would not resolve.
     let sitesync = std::fs::canonicalize(&sitesync)
-        .with_context(|| format!("{}: build it first: cargo build --release -p sitesync", sitesync.display()))?;
+        .with_context(|| format!("{}: build it first: cargo build --release -p sitesync", paths::shown(&sitesync)))?;
     let mut files = match (args.files.is_empty(), &args.site) {
         (false, _) => args.files,
         (true, Some(_)) => Vec::new(),

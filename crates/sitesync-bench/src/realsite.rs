@@ -11,16 +11,17 @@ use crate::check::Expected;
 use crate::floors;
 use crate::harness::{Ctx, repeat};
 use crate::machine::loadavg;
+use crate::paths;
 use crate::results::{Ratio, Row, SizeResult};
 use crate::rows;
 use crate::tree::Tree;
 
 pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
     let load_before = loadavg();
-    eprintln!("bench: copying {} ...", original.display());
+    eprintln!("bench: copying {} ...", paths::shown(original));
     let tree = Tree::copy_of(original, &ctx.opts.trees)?;
     let n = tree.manifest.files;
-    eprintln!("bench: {n} files in {}", tree.site.display());
+    eprintln!("bench: {n} files in {}", paths::shown(&tree.site));
     let mut rows = Vec::new();
     for mode in ["auto", "mtime"] {
         rows.extend(syncs(ctx, &tree, mode)?);
@@ -32,7 +33,7 @@ pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
         files: n,
         tree: tree.manifest.clone(),
         tree_dir: original.to_owned(),
-        tree_prepared: format!("a copy of {} (cp -a, {:.1} s)", original.display(), tree.prepared_seconds),
+        tree_prepared: format!("a copy of {} (cp -a, {:.1} s)", paths::shown(original), tree.prepared_seconds),
         changed: 0,
         removed: 0,
         sitesync: rows,

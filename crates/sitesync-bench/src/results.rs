@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::check::Check;
 use crate::measure::Usage;
+use crate::paths;
 use crate::server;
 use crate::tree::Manifest;
 
@@ -41,6 +42,7 @@ pub struct Machine {
 
 #[derive(Debug, Serialize)]
 pub struct Binary {
+    #[serde(serialize_with = "paths::serialize")]
     pub path: PathBuf,
     pub version: String,
     pub git_commit: String,
@@ -50,6 +52,7 @@ pub struct Binary {
 pub struct SizeResult {
     pub files: u64,
     pub tree: Manifest,
+    #[serde(serialize_with = "paths::serialize")]
     pub tree_dir: PathBuf,
     /// "reused", or how it was made and how long that took.
     pub tree_prepared: String,
@@ -166,7 +169,7 @@ impl Results {
         let _ = writeln!(
             md,
             "- sitesync: {} ({}, commit {})",
-            self.sitesync.path.display(),
+            paths::shown(&self.sitesync.path),
             self.sitesync.version,
             self.sitesync.git_commit
         );

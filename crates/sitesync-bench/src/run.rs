@@ -15,6 +15,7 @@ use crate::floors;
 use crate::harness::{Ctx, Options, repeat};
 use crate::machine::{binary_info, loadavg, machine, utc_now};
 use crate::measure;
+use crate::paths;
 use crate::ratios;
 use crate::results::{Results, Row, SizeResult};
 use crate::rows;
@@ -44,7 +45,7 @@ pub fn run(opts: &Options) -> Result<Results> {
     let (sizes, failed) = bench_all(&ctx, &mut warnings);
     let results = Results {
         started_utc: started_utc.clone(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: paths::command_line(std::env::args()),
         machine: machine(),
         server_peak_rss_mib: measure::process_peak_rss_mib(server.pid()),
         server: server.info.clone(),
@@ -81,7 +82,7 @@ impl Warnings {
             if path.components().any(|c| c.as_os_str() == "debug") {
                 self.push(
                     "WARNING",
-                    format!("{what} is a debug build ({}); build both with --release", path.display()),
+                    format!("{what} is a debug build ({}); build both with --release", paths::shown(path)),
                 );
             }
         }
@@ -111,7 +112,7 @@ fn bench_all(ctx: &Ctx, warnings: &mut Warnings) -> (Vec<SizeResult>, Option<any
         match crate::realsite::bench(ctx, site) {
             Ok(size) => sizes.push(size),
             Err(e) => {
-                warnings.push("ERROR", format!("{}: the run stopped: {e:#}", site.display()));
+                warnings.push("ERROR", format!("{}: the run stopped: {e:#}", paths::shown(site)));
                 failed = Some(e);
             }
         }
@@ -135,7 +136,7 @@ fn save_and_print(results: &Results, dir: &Path) -> Result<()> {
     let json = dir.join(format!("{}.json", results.started_utc.replace(':', "-")));
     std::fs::write(&json, serde_json::to_vec_pretty(results)?)?;
     println!("{}", results.markdown());
-    eprintln!("bench: results saved to {}", json.display());
+    eprintln!("bench: results saved to {}", paths::shown(&json));
     Ok(())
 }
 
@@ -158,7 +159,7 @@ fn every_check_passed(results: &Results) -> Result<()> {
 fn bench_size(ctx: &Ctx, n: u64) -> Result<SizeResult> {
     let tree = tree::prepare(&ctx.opts.trees, n, ctx.opts.seed)?;
     let load_before = loadavg();
-    eprintln!("bench: {n} files: tree {} ({})", tree.site.display(), tree.how);
+    eprintln!("bench: {n} files: tree {} ({})", paths::shown(&tree.site), tree.how);
     let buckets = Buckets { site: format!("site-{n}"), put: format!("put-{n}") };
     ctx.create_bucket(&buckets.site)?;
     ctx.create_bucket(&buckets.put)?;

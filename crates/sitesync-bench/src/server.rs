@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
+use crate::paths;
+
 const GARAGE_KEY: &str = "GK000000000000000000000001";
 /// How to install the Garage the bench is set up for (about 15 minutes on 2 cores).
 const INSTALL_GARAGE: &str =
@@ -37,8 +39,10 @@ pub enum Choice {
 pub struct Info {
     pub kind: &'static str,
     pub version: String,
+    #[serde(serialize_with = "paths::serialize_option")]
     pub binary: Option<PathBuf>,
     pub endpoint: String,
+    #[serde(serialize_with = "paths::serialize")]
     pub dir: PathBuf,
 }
 
@@ -90,7 +94,7 @@ impl Drop for Server {
                 self.info.kind,
                 self.pid(),
                 self.info.endpoint,
-                self.info.dir.display(),
+                paths::shown(&self.info.dir),
                 self.pid()
             );
             return;
@@ -117,7 +121,7 @@ fn find_garage_in(path: Option<&OsStr>, garage_bin: Option<&OsStr>) -> Option<Pa
 /// Why `--server garage` cannot run, and how to install it.
 fn garage_not_found(garage_bin: Option<&OsStr>) -> String {
     let at = match garage_bin {
-        Some(file) => format!("$GARAGE_BIN ({}) is not an executable file", Path::new(file).display()),
+        Some(file) => format!("$GARAGE_BIN ({}) is not an executable file", paths::shown(Path::new(file))),
         None => "$GARAGE_BIN is not set".to_owned(),
     };
     format!(
@@ -147,7 +151,7 @@ fn tied(cmd: &mut Command, keep: bool) -> &mut Command {
 fn fresh_dir(work: &Path, kind: &str) -> Result<PathBuf> {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
     let dir = work.join(format!("{kind}-{stamp}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", paths::shown(&dir)))?;
     Ok(std::fs::canonicalize(dir)?)
 }
 
@@ -163,7 +167,8 @@ fn free_ports() -> Result<u16> {
 }
 
 fn start_garage(bin: &Path, work: &Path, keep: bool) -> Result<Server> {
-    let version = Command::new(bin).arg("--version").output().with_context(|| format!("running {}", bin.display()))?;
+    let version =
+        Command::new(bin).arg("--version").output().with_context(|| format!("running {}", paths::shown(bin)))?;
     let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
     let dir = fresh_dir(work, "garage")?;
     let port = free_ports()?;
@@ -199,7 +204,7 @@ admin_token = "admin-token"
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
+        .with_context(|| format!("starting {}", paths::shown(bin)))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let server = Server {
         info: Info { kind: "garage", version, binary: Some(bin.to_owned()), endpoint, dir: dir.clone() },
@@ -217,7 +222,7 @@ admin_token = "admin-token"
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     };
     wait_until(Duration::from_secs(30), || admin(&["status"]).is_ok())
-        .with_context(|| format!("garage did not come up; see {}", dir.join("garage.log").display()))?;
+        .with_context(|| format!("garage did not come up; see {}", paths::shown(&dir.join("garage.log"))))?;
     let id = admin(&["node", "id", "-q"])?;
     let id = id.trim().get(..64).context("garage node id")?.to_owned();
     admin(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;

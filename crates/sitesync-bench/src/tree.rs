@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::paths;
+
 /// Bumped whenever the shape or the content of the trees changes, so cached trees are rebuilt.
 const GENERATOR: u32 = 1;
 const SECTIONS: [&str; 10] =
@@ -169,7 +171,7 @@ impl Spec {
 
     fn write(&self, site: &Path) -> Result<()> {
         let path = site.join(&self.rel);
-        let mut file = fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut file = fs::File::create(&path).with_context(|| format!("writing {}", paths::shown(&path)))?;
         file.write_all(&self.content())?;
         file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(GENERATED_MTIME))?;
         Ok(())
@@ -203,9 +205,9 @@ pub fn prepare(root: &Path, n: u64, seed: u64) -> Result<Tree> {
     let found: Option<Manifest> = fs::read(&manifest_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let started = Instant::now();
     let how = if found.as_ref() != Some(&manifest) {
-        eprintln!("bench: generating a tree of {n} files in {} ...", site.display());
+        eprintln!("bench: generating a tree of {n} files in {} ...", paths::shown(&site));
         if dir.exists() {
-            fs::remove_dir_all(&dir).with_context(|| format!("removing the old tree {}", dir.display()))?;
+            fs::remove_dir_all(&dir).with_context(|| format!("removing the old tree {}", paths::shown(&dir)))?;
         }
         fs::create_dir_all(&site)?;
         let mut last_parent = String::new();
@@ -254,8 +256,7 @@ impl Tree {
         let picked = pick(&self.specs, 37);
         for spec in &picked {
             let path = self.site.join(&spec.rel);
-            let mut file =
-                fs::OpenOptions::new().append(true).open(&path).with_context(|| path.display().to_string())?;
+            let mut file = fs::OpenOptions::new().append(true).open(&path).with_context(|| paths::shown(&path))?;
             file.write_all(CHANGE)?;
         }
         Ok(picked.len() as u64)
@@ -267,7 +268,7 @@ impl Tree {
         let picked = pick(&self.specs, 71);
         for spec in &picked {
             let path = self.site.join(&spec.rel);
-            fs::remove_file(&path).with_context(|| path.display().to_string())?;
+            fs::remove_file(&path).with_context(|| paths::shown(&path))?;
         }
         Ok(picked.len() as u64)
     }
@@ -279,14 +280,13 @@ impl Tree {
         let now = SystemTime::now();
         let mut stack = vec![self.site.clone()];
         while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+            for entry in fs::read_dir(&dir).with_context(|| paths::shown(&dir))? {
                 let entry = entry?;
                 let path = entry.path();
                 if entry.file_type()?.is_dir() {
                     stack.push(path);
                 } else if entry.file_type()?.is_file() {
-                    let file =
-                        fs::File::options().write(true).open(&path).with_context(|| path.display().to_string())?;
+                    let file = fs::File::options().write(true).open(&path).with_context(|| paths::shown(&path))?;
                     file.set_modified(now)?;
                 }
             }
@@ -307,7 +307,7 @@ impl Tree {
         fs::create_dir_all(&dir)?;
         let status = std::process::Command::new("cp").arg("-a").arg(original).arg(&site).status()?;
         if !status.success() {
-            bail!("cp -a {} {} failed", original.display(), site.display());
+            bail!("cp -a {} {} failed", paths::shown(original), paths::shown(&site));
         }
         let mut manifest =
             Manifest { generator: 0, seed: 0, files: 0, bytes: 0, large_files: 0, large_bytes: 0, directories: 0 };
