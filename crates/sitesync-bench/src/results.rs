@@ -264,10 +264,90 @@ impl SizeResult {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::check::{Check, Mismatch};
+
+    fn row(name: &str, runs_wall_s: Vec<f64>, server_cpu_s: Option<f64>, check: Check, detail: &str) -> Row {
+        let usage = Usage { wall_s: runs_wall_s[0], user_s: 0.25, sys_s: 1.5, max_rss_mib: 22.54, server_cpu_s };
+        Row { name: name.into(), items: 10_000, usage, runs_wall_s, check, detail: detail.into() }
+    }
+
     #[test]
     fn thousands_are_grouped() {
-        assert_eq!(super::thousands(1_000_000), "1,000,000");
-        assert_eq!(super::thousands(999), "999");
-        assert_eq!(super::thousands(10_000), "10,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(10_000), "10,000");
+    }
+
+    #[test]
+    fn a_size_renders_as_the_tables_of_docs_benchmark_md() {
+        let wrong =
+            Check::Wrong { exit_code: 1, mismatches: vec![Mismatch { count: "uploaded", got: 3, expected: 0 }] };
+        let size = SizeResult {
+            files: 10_000,
+            tree: Manifest {
+                generator: 1,
+                seed: 1,
+                files: 10_000,
+                bytes: 26_843_545,
+                large_files: 3,
+                large_bytes: 12_792_627,
+                directories: 5_001,
+            },
+            tree_dir: PathBuf::from("target/bench-trees/10000"),
+            tree_prepared: "reused".into(),
+            changed: 100,
+            removed: 100,
+            sitesync: vec![
+                row("no-change sync", vec![0.141, 0.317, 0.131], Some(0.09), Check::Ok, "0 uploaded, 0 deleted"),
+                row("1% changed", vec![12.34], Some(120.5), wrong, ""),
+            ],
+            baselines: vec![row(
+                "walk+stat, 1 thread",
+                vec![0.064],
+                None,
+                Check::Miscounted { counted: 9, expected: 10 },
+                "5002 directories",
+            )],
+            ratios: vec![
+                Ratio::new(
+                    "no-change sync",
+                    0.141,
+                    0.504,
+                    "s",
+                    "max(fastest walk 0.042, sequential list 0.504)".into(),
+                    Some(("≤ 1.2×", true)),
+                ),
+                Ratio::new(
+                    "first sync",
+                    2561.0,
+                    3211.4,
+                    "files/s",
+                    "PutObject loop, same workers".into(),
+                    Some(("≥ 0.9×", false)),
+                ),
+                Ratio::new("no-change CPU", 13.5, 10.9, "µs/file", "1-thread walk".into(), None),
+            ],
+            load_before: "7.59 8.52 5.71".into(),
+            load_after: "7.83 8.53 5.75".into(),
+        };
+        let expected = concat!(
+            "### 10,000 files (25.6 MiB in 5,001 directories; 3 large files, 12.2 MiB) — tree reused\n",
+            "\n",
+            "load average before: 7.59 8.52 5.71 · after: 7.83 8.53 5.75\n",
+            "\n",
+            "| figure | sitesync | baseline | ratio | target |\n",
+            "|---|---:|---|---:|---|\n",
+            "| no-change sync | 0.141 s | 0.504 s = max(fastest walk 0.042, sequential list 0.504) | 0.28× | ≤ 1.2× ✅ |\n",
+            "| first sync | 2561 files/s | 3211 files/s = PutObject loop, same workers | 0.80× | ≥ 0.9× ❌ |\n",
+            "| no-change CPU | 13.5 µs/file | 10.9 µs/file = 1-thread walk | 1.24× | — |\n",
+            "\n",
+            "| run | wall s | items/s | CPU s (user+sys) | CPU µs/item | peak RSS MiB | server CPU s | server µs/item | check |\n",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+            "| sitesync: no-change sync — 0 uploaded, 0 deleted | 0.141 (runs: 0.141, 0.317, 0.131) | 70922 | 1.75 (0.250 + 1.50) | 175.0 | 22.5 | 0.090 | 9.0 | ok |\n",
+            "| sitesync: 1% changed | 12.3 | 810 | 1.75 (0.250 + 1.50) | 175.0 | 22.5 | 120 | 12050.0 | exit 1; uploaded 3 (expected 0) |\n",
+            "| baseline: walk+stat, 1 thread — 5002 directories | 0.064 | 156250 | 1.75 (0.250 + 1.50) | 175.0 | 22.5 | — | — | counted 9 of 10 |\n",
+        );
+        assert_eq!(size.markdown(), expected);
     }
 }
