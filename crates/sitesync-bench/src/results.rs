@@ -189,6 +189,7 @@ impl Results {
 }
 
 impl SizeResult {
+    /// The size's heading, the ratios and the table of every run.
     fn markdown(&self) -> String {
         let mut md = String::new();
         let t = &self.tree;
@@ -203,6 +204,15 @@ impl SizeResult {
             self.tree_prepared
         );
         let _ = writeln!(md, "load average before: {} · after: {}\n", self.load_before, self.load_after);
+        md.push_str(&self.ratios_table());
+        md.push('\n');
+        md.push_str(&self.runs_table());
+        md
+    }
+
+    /// Each figure against its baseline, and whether it met its target.
+    fn ratios_table(&self) -> String {
+        let mut md = String::new();
         let _ = writeln!(md, "| figure | sitesync | baseline | ratio | target |");
         let _ = writeln!(md, "|---|---:|---|---:|---|");
         for r in &self.ratios {
@@ -225,7 +235,12 @@ impl SizeResult {
                 verdict
             );
         }
-        md.push('\n');
+        md
+    }
+
+    /// Every sitesync run, then every baseline, with what it cost and its check.
+    fn runs_table(&self) -> String {
+        let mut md = String::new();
         let _ = writeln!(
             md,
             "| run | wall s | items/s | CPU s (user+sys) | CPU µs/item | peak RSS MiB | server CPU s | server µs/item | check |"
@@ -233,33 +248,37 @@ impl SizeResult {
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
         for (group, rows) in [("sitesync", &self.sitesync), ("baseline", &self.baselines)] {
             for row in rows {
-                let u = &row.usage;
-                let runs = if row.runs_wall_s.len() > 1 {
-                    format!(" (runs: {})", row.runs_wall_s.iter().map(|w| num(*w)).collect::<Vec<_>>().join(", "))
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    md,
-                    "| {group}: {}{} | {}{} | {} | {} ({} + {}) | {:.1} | {:.1} | {} | {} | {} |",
-                    row.name,
-                    if row.detail.is_empty() { String::new() } else { format!(" — {}", row.detail) },
-                    num(u.wall_s),
-                    runs,
-                    num(row.rate()),
-                    num(u.cpu_s()),
-                    num(u.user_s),
-                    num(u.sys_s),
-                    row.cpu_us_per_item(),
-                    u.max_rss_mib,
-                    u.server_cpu_s.map(num).unwrap_or_else(|| "—".into()),
-                    row.server_us_per_item().map(|x| format!("{x:.1}")).unwrap_or_else(|| "—".into()),
-                    row.check
-                );
+                let _ = writeln!(md, "{}", run_line(group, row));
             }
         }
         md
     }
+}
+
+/// One row of the runs table.
+fn run_line(group: &str, row: &Row) -> String {
+    let u = &row.usage;
+    let runs = if row.runs_wall_s.len() > 1 {
+        format!(" (runs: {})", row.runs_wall_s.iter().map(|w| num(*w)).collect::<Vec<_>>().join(", "))
+    } else {
+        String::new()
+    };
+    format!(
+        "| {group}: {}{} | {}{} | {} | {} ({} + {}) | {:.1} | {:.1} | {} | {} | {} |",
+        row.name,
+        if row.detail.is_empty() { String::new() } else { format!(" — {}", row.detail) },
+        num(u.wall_s),
+        runs,
+        num(row.rate()),
+        num(u.cpu_s()),
+        num(u.user_s),
+        num(u.sys_s),
+        row.cpu_us_per_item(),
+        u.max_rss_mib,
+        u.server_cpu_s.map(num).unwrap_or_else(|| "—".into()),
+        row.server_us_per_item().map(|x| format!("{x:.1}")).unwrap_or_else(|| "—".into()),
+        row.check
+    )
 }
 
 #[cfg(test)]

@@ -166,18 +166,44 @@ fn free_ports() -> Result<u16> {
     bail!("no free ports between 39000 and 40000 on 127.0.0.1")
 }
 
+/// A single-node Garage in a fresh folder under `work`, on free ports, ready for requests.
 fn start_garage(bin: &Path, work: &Path, keep: bool) -> Result<Server> {
     let version =
         Command::new(bin).arg("--version").output().with_context(|| format!("running {}", paths::shown(bin)))?;
     let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
     let dir = fresh_dir(work, "garage")?;
     let port = free_ports()?;
-    let secret_key = format!("{:064}", 1);
-    let config = dir.join("garage.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"metadata_dir = "{dir}/meta"
+    let garage = Garage { bin, config: dir.join("garage.toml") };
+    std::fs::write(&garage.config, garage_config(&dir, port))?;
+    let log = std::fs::File::create(dir.join("garage.log"))?;
+    let child = tied(Command::new(bin).arg("-c").arg(&garage.config).arg("server"), keep)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting {}", paths::shown(bin)))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        info: Info { kind: "garage", version, binary: Some(bin.to_owned()), endpoint, dir: dir.clone() },
+        access_key: GARAGE_KEY.into(),
+        secret_key: format!("{:064}", 1),
+        region: "us-east-1".into(),
+        child,
+        keep,
+    };
+    wait_until(Duration::from_secs(30), || garage.admin(&["status"]).is_ok())
+        .with_context(|| format!("garage did not come up; see {}", paths::shown(&dir.join("garage.log"))))?;
+    garage.lay_out_and_admit(&server.secret_key)?;
+    wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        .context("garage's S3 port did not open")?;
+    Ok(server)
+}
+
+/// The configuration of a single node keeping its data in `dir`: S3 on `port`, RPC on the next
+/// port and the admin API on the third after it, all on loopback.
+fn garage_config(dir: &Path, port: u16) -> String {
+    format!(
+        r#"metadata_dir = "{dir}/meta"
 data_dir = "{dir}/data"
 db_engine = "lmdb"
 replication_factor = 1
@@ -192,46 +218,39 @@ root_domain = ".s3.localhost"
 api_bind_addr = "127.0.0.1:{admin}"
 admin_token = "admin-token"
 "#,
-            dir = dir.display(),
-            rpc = port + 1,
-            admin = port + 3,
-            rpc_secret = 0,
-        ),
-    )?;
-    let log = std::fs::File::create(dir.join("garage.log"))?;
-    let child = tied(Command::new(bin).arg("-c").arg(&config).arg("server"), keep)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting {}", paths::shown(bin)))?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let server = Server {
-        info: Info { kind: "garage", version, binary: Some(bin.to_owned()), endpoint, dir: dir.clone() },
-        access_key: GARAGE_KEY.into(),
-        secret_key: secret_key.clone(),
-        region: "us-east-1".into(),
-        child,
-        keep,
-    };
-    let admin = |args: &[&str]| -> Result<String> {
-        let out = Command::new(bin).arg("-c").arg(&config).args(args).output()?;
+        dir = dir.display(),
+        rpc = port + 1,
+        admin = port + 3,
+        rpc_secret = 0,
+    )
+}
+
+/// A running Garage's command line, for its admin commands.
+struct Garage<'a> {
+    bin: &'a Path,
+    config: PathBuf,
+}
+
+impl Garage<'_> {
+    /// `garage -c CONFIG args..`: its stdout, or an error with its stderr.
+    fn admin(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(self.bin).arg("-c").arg(&self.config).args(args).output()?;
         if !out.status.success() {
             bail!("garage {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    wait_until(Duration::from_secs(30), || admin(&["status"]).is_ok())
-        .with_context(|| format!("garage did not come up; see {}", paths::shown(&dir.join("garage.log"))))?;
-    let id = admin(&["node", "id", "-q"])?;
-    let id = id.trim().get(..64).context("garage node id")?.to_owned();
-    admin(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
-    admin(&["layout", "apply", "--version", "1"])?;
-    admin(&["key", "import", "--yes", "-n", "bench", GARAGE_KEY, &secret_key])?;
-    admin(&["key", "allow", "--create-bucket", GARAGE_KEY])?;
-    wait_until(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
-        .context("garage's S3 port did not open")?;
-    Ok(server)
+    }
+
+    /// Gives the node its 1 GB layout and imports the bench's key, allowed to create buckets.
+    fn lay_out_and_admit(&self, secret_key: &str) -> Result<()> {
+        let id = self.admin(&["node", "id", "-q"])?;
+        let id = id.trim().get(..64).context("garage node id")?.to_owned();
+        self.admin(&["layout", "assign", "-z", "dc1", "-c", "1G", &id])?;
+        self.admin(&["layout", "apply", "--version", "1"])?;
+        self.admin(&["key", "import", "--yes", "-n", "bench", GARAGE_KEY, secret_key])?;
+        self.admin(&["key", "allow", "--create-bucket", GARAGE_KEY])?;
+        Ok(())
+    }
 }
 
 fn start_embedded(work: &Path, keep: bool) -> Result<Server> {
