@@ -16,6 +16,7 @@ use crate::results::{Ratio, Row, SizeResult};
 use crate::rows;
 use crate::tree::Tree;
 
+/// The site at `original`, measured on a copy: its syncs in both modes, md5sum, and the ratios.
 pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
     let load_before = loadavg();
     eprintln!("bench: copying {} ...", paths::shown(original));

@@ -17,6 +17,7 @@ use crate::machine::{binary_info, loadavg, machine, utc_now};
 use crate::measure;
 use crate::paths;
 use crate::ratios;
+use crate::realsite;
 use crate::results::{Results, Row, SizeResult};
 use crate::rows;
 use crate::server::Server;
@@ -109,7 +110,7 @@ fn bench_all(ctx: &Ctx, warnings: &mut Warnings) -> (Vec<SizeResult>, Option<any
     let mut sizes = Vec::new();
     let mut failed = None;
     if let Some(site) = &ctx.opts.site {
-        match crate::realsite::bench(ctx, site) {
+        match realsite::bench(ctx, site) {
             Ok(size) => sizes.push(size),
             Err(e) => {
                 warnings.push("ERROR", format!("{}: the run stopped: {e:#}", paths::shown(site)));
