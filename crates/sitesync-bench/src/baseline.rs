@@ -23,6 +23,8 @@ use aws_sdk_s3::types::EncodingType;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
+use crate::paths;
+
 /// What a baseline process counted.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Counted {
@@ -125,7 +127,7 @@ pub fn walk(root: &Path, threads: usize) -> Result<Counted> {
 /// Reads one directory: stats its files, hands its subdirectories to `push`.
 fn visit(dir: &Path, counted: &mut Counted, mut push: impl FnMut(PathBuf)) -> Result<()> {
     counted.extra += 1;
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", paths::shown(dir)))? {
         let entry = entry?;
         if entry.file_type()?.is_dir() {
             push(entry.path());
@@ -148,7 +150,7 @@ pub fn md5sum(root: &Path, threads: usize) -> Result<Counted> {
     let mut bytes = 0;
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", paths::shown(&dir)))? {
             let entry = entry?;
             if entry.file_type()?.is_dir() {
                 stack.push(entry.path());
@@ -271,7 +273,7 @@ pub async fn put(at: &Endpoint, root: &Path, workers: usize) -> Result<Counted> 
             let key = format!("{}{rel}", at.prefix);
             let (client, bucket) = (client.clone(), at.bucket.clone());
             tasks.spawn(async move {
-                let body = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let body = std::fs::read(&path).with_context(|| format!("reading {}", paths::shown(&path)))?;
                 let len = body.len() as u64;
                 client
                     .put_object()

@@ -6,11 +6,15 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use crate::paths;
 use crate::results::{Binary, Machine};
 
 pub fn binary_info(path: &Path) -> Result<Binary> {
     let out = Command::new(path).arg("--version").output().with_context(|| {
-        format!("cannot run {}; build it first: cargo build --release -p sitesync -p sitesync-bench", path.display())
+        format!(
+            "cannot run {}; build it first: cargo build --release -p sitesync -p sitesync-bench",
+            paths::shown(path)
+        )
     })?;
     let git = |args: &[&str]| {
         Command::new("git")

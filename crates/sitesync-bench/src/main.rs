@@ -14,10 +14,16 @@
 //! ```
 
 mod baseline;
+mod check;
+mod floors;
+mod harness;
 mod machine;
 mod measure;
+mod paths;
+mod ratios;
 mod realsite;
 mod results;
+mod rows;
 mod run;
 mod server;
 mod tree;
@@ -53,7 +59,7 @@ struct RunArgs {
     /// Which S3 server to run.
     #[arg(long, value_enum, default_value = "auto")]
     server: server::Choice,
-    /// The garage binary [default: garage on PATH, $GARAGE_BIN, /work/tools/garage/bin/garage].
+    /// The garage binary [default: garage on PATH, else $GARAGE_BIN].
     #[arg(long, value_name = "FILE")]
     garage_bin: Option<PathBuf>,
     /// Where generated trees are cached [default: <target>/bench-trees].
@@ -163,20 +169,20 @@ fn target_dir() -> Result<PathBuf> {
     Ok(dir.to_owned())
 }
 
-fn options(args: RunArgs) -> Result<run::Options> {
+fn options(args: RunArgs) -> Result<harness::Options> {
     let target = target_dir()?;
     let exe = std::env::current_exe()?;
     let sitesync = args.sitesync.unwrap_or_else(|| exe.with_file_name("sitesync"));
     // It runs from the tree's folder, so a relative path would not resolve.
     let sitesync = std::fs::canonicalize(&sitesync)
-        .with_context(|| format!("{}: build it first: cargo build --release -p sitesync", sitesync.display()))?;
+        .with_context(|| format!("{}: build it first: cargo build --release -p sitesync", paths::shown(&sitesync)))?;
     let mut files = match (args.files.is_empty(), &args.site) {
         (false, _) => args.files,
         (true, Some(_)) => Vec::new(),
         (true, None) => vec![10_000],
     };
     files.dedup();
-    Ok(run::Options {
+    Ok(harness::Options {
         files,
         workers: args.workers.clamp(1, 4096),
         keep_server: args.keep_server,

@@ -55,52 +55,19 @@ pub fn run(cmd: &Command, server_pid: Option<u32>, limit: Duration) -> Result<Ou
         std::process::id(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut wrapped = Command::new(std::env::current_exe()?);
-    wrapped.arg("exec-measured").arg(&report).arg("--").arg(cmd.get_program()).args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => wrapped.env(key, value),
-            None => wrapped.env_remove(key),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    wrapped.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
-
+    let mut wrapped = trampoline(cmd, &report)?;
     let server_before = server_pid.map(process_cpu_seconds).transpose()?;
     let started = Instant::now();
     let mut child = wrapped.spawn().with_context(|| format!("starting {}", cmd.get_program().to_string_lossy()))?;
-    let mut out = child.stdout.take().context("child stdout")?;
-    let mut err = child.stderr.take().context("child stderr")?;
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let stdout = read_to_end(child.stdout.take().context("child stdout")?);
+    let stderr = read_to_end(child.stderr.take().context("child stderr")?);
     let pid = child.id() as libc::pid_t;
-    let (done, finished) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if finished.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
-            // SAFETY: plain syscall on the process group the trampoline leads; it is still ours
-            // unless the limit expires in the instant between the reap and `done` being sent.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            return true;
-        }
-        false
-    });
+    let watchdog = Watchdog::start(pid, limit);
     let (status, ru) = wait(pid)?;
     let wall_s = started.elapsed().as_secs_f64();
-    let _ = done.send(());
-    let timed_out = watchdog.join().unwrap_or(false);
+    let timed_out = watchdog.stop();
     let server_after = server_pid.map(process_cpu_seconds).transpose()?;
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = err_reader.join().unwrap_or_default();
+    let (stdout, stderr) = (stdout.join().unwrap_or_default(), stderr.join().unwrap_or_default());
     let measured: Option<Measured> = std::fs::read(&report).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let _ = std::fs::remove_file(&report);
     // Without the trampoline's report (it was killed), its own rusage is the best there is.
@@ -113,6 +80,61 @@ pub fn run(cmd: &Command, server_pid: Option<u32>, limit: Duration) -> Result<Ou
         server_cpu_s: server_before.zip(server_after).map(|(b, a)| a - b),
     };
     Ok(Outcome { usage, exit_code: measured.exit_code, timed_out, stdout, stderr })
+}
+
+/// `cmd` run by this binary's `exec-measured` role, which writes the usage to `report`: the same
+/// program, arguments, environment and folder, its output piped, in a process group of its own.
+fn trampoline(cmd: &Command, report: &Path) -> Result<Command> {
+    let mut wrapped = Command::new(std::env::current_exe()?);
+    wrapped.arg("exec-measured").arg(report).arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    Ok(wrapped)
+}
+
+/// Reads a child's pipe to its end on a thread of its own, so neither pipe can fill and stall it.
+fn read_to_end(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = pipe.read_to_string(&mut s);
+        s
+    })
+}
+
+/// Kills a process group that outlives its time limit.
+struct Watchdog {
+    done: mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(pid: libc::pid_t, limit: Duration) -> Watchdog {
+        let (done, finished) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if finished.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout) {
+                // SAFETY: plain syscall on the process group the trampoline leads; it is still ours
+                // unless the limit expires in the instant between the reap and `done` being sent.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+                return true;
+            }
+            false
+        });
+        Watchdog { done, thread }
+    }
+
+    /// Called once the process is reaped: whether it had to be killed.
+    fn stop(self) -> bool {
+        let _ = self.done.send(());
+        self.thread.join().unwrap_or(false)
+    }
 }
 
 /// What the trampoline reports about the process it ran.

@@ -5,37 +5,36 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use serde_json::Value;
+use anyhow::Result;
 
-use crate::baseline;
+use crate::check::Expected;
+use crate::floors;
+use crate::harness::{Ctx, repeat};
 use crate::machine::loadavg;
+use crate::paths;
 use crate::results::{Ratio, Row, SizeResult};
-use crate::run::{Ctx, bench_cmd, counted_row, expect, repeat, sync_row, sync_with};
+use crate::rows;
 use crate::tree::Tree;
 
+/// The site at `original`, measured on a copy: its syncs in both modes, md5sum, and the ratios.
 pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
     let load_before = loadavg();
-    eprintln!("bench: copying {} ...", original.display());
+    eprintln!("bench: copying {} ...", paths::shown(original));
     let tree = Tree::copy_of(original, &ctx.opts.trees)?;
     let n = tree.manifest.files;
-    eprintln!("bench: {n} files in {}", tree.site.display());
+    eprintln!("bench: {n} files in {}", paths::shown(&tree.site));
     let mut rows = Vec::new();
     for mode in ["auto", "mtime"] {
         rows.extend(syncs(ctx, &tree, mode)?);
     }
-    let processes = ctx.cores.max(2);
-    let site = tree.site.to_str().context("site path is not UTF-8")?.to_owned();
-    let args = ["md5sum", site.as_str(), "--threads", &processes.to_string()].map(str::to_owned);
-    let runs = repeat(ctx.opts.repeat, || bench_cmd(ctx, &args, n))?;
-    let md5sum = counted_row(&format!("md5sum, {processes} processes"), &runs, n, "xargs -0 -P")?;
+    let md5sum = floors::md5sum(ctx, &tree)?;
     let ratios = ratios(&rows, &md5sum);
     let _ = std::fs::remove_dir_all(&tree.dir);
     Ok(SizeResult {
         files: n,
         tree: tree.manifest.clone(),
         tree_dir: original.to_owned(),
-        tree_prepared: format!("a copy of {} (cp -a, {:.1} s)", original.display(), tree.prepared_seconds),
+        tree_prepared: format!("a copy of {} (cp -a, {:.1} s)", paths::shown(original), tree.prepared_seconds),
         changed: 0,
         removed: 0,
         sitesync: rows,
@@ -50,34 +49,25 @@ pub fn bench(ctx: &Ctx, original: &Path) -> Result<SizeResult> {
 fn syncs(ctx: &Ctx, tree: &Tree, mode: &str) -> Result<Vec<Row>> {
     let n = tree.manifest.files;
     let bucket = format!("real-{mode}");
-    let admin = baseline::client_with(
-        &ctx.server.info.endpoint,
-        &ctx.server.access_key,
-        &ctx.server.secret_key,
-        &ctx.server.region,
-    );
-    ctx.runtime.block_on(baseline::create_bucket(&admin, &bucket))?;
+    ctx.create_bucket(&bucket)?;
     let args = ["--compare", mode];
-    let sync = || sync_with(ctx, tree, &bucket, &args);
+    let sync = || ctx.sync(tree, &bucket, &args);
     let mut rows = Vec::new();
     eprintln!("bench: real site, {mode}: first sync");
-    rows.push(sync_row(&format!("{mode}: first sync"), &[sync()?], n, |r| expect(r, n, 0, 0))?);
+    rows.push(rows::synced(&format!("{mode}: first sync"), &[sync()?], n, Expected::counts(n, 0, 0)));
     eprintln!("bench: real site, {mode}: no-change sync");
     let runs = repeat(ctx.opts.repeat, sync)?;
-    rows.push(sync_row(&format!("{mode}: no-change sync"), &runs, n, |r| expect(r, 0, 0, n))?);
+    rows.push(rows::synced(&format!("{mode}: no-change sync"), &runs, n, Expected::counts(0, 0, n)));
     tree.rebuild()?;
     // The rule alone sends every file again; a content check sends none.
     let uploads = if mode == "mtime" { n } else { 0 };
     eprintln!("bench: real site, {mode}: after a rebuild");
-    let rebuilt = sync_row(&format!("{mode}: rebuild sync"), &[sync()?], n, |r| expect(r, uploads, 0, n - uploads))?;
-    rows.push(rebuilt);
+    let rebuilt = Expected::counts(uploads, 0, n - uploads);
+    rows.push(rows::synced(&format!("{mode}: rebuild sync"), &[sync()?], n, rebuilt));
     eprintln!("bench: real site, {mode}: no-change sync after the rebuild");
     let runs = repeat(ctx.opts.repeat, sync)?;
-    let hashed_none = |r: &Value| match r["hashed"].as_u64() {
-        Some(0) => expect(r, 0, 0, n),
-        h => Err(format!("hashed {h:?} (expected 0)")),
-    };
-    rows.push(sync_row(&format!("{mode}: no-change after rebuild"), &runs, n, hashed_none)?);
+    let idle = Expected::counts(0, 0, n).hashed(0);
+    rows.push(rows::synced(&format!("{mode}: no-change after rebuild"), &runs, n, idle));
     Ok(rows)
 }
 

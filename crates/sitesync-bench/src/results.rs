@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::check::Check;
 use crate::measure::Usage;
+use crate::paths;
 use crate::server;
 use crate::tree::Manifest;
 
@@ -40,6 +42,7 @@ pub struct Machine {
 
 #[derive(Debug, Serialize)]
 pub struct Binary {
+    #[serde(serialize_with = "paths::serialize")]
     pub path: PathBuf,
     pub version: String,
     pub git_commit: String,
@@ -49,6 +52,7 @@ pub struct Binary {
 pub struct SizeResult {
     pub files: u64,
     pub tree: Manifest,
+    #[serde(serialize_with = "paths::serialize")]
     pub tree_dir: PathBuf,
     /// "reused", or how it was made and how long that took.
     pub tree_prepared: String,
@@ -70,8 +74,8 @@ pub struct Row {
     pub items: u64,
     pub usage: Usage,
     pub runs_wall_s: Vec<f64>,
-    /// "ok", or what did not match (a sync that uploaded when nothing changed, ...).
-    pub check: String,
+    /// Whether the run did what it had to (a sync that uploaded when nothing changed did not).
+    pub check: Check,
     pub detail: String,
 }
 
@@ -165,7 +169,7 @@ impl Results {
         let _ = writeln!(
             md,
             "- sitesync: {} ({}, commit {})",
-            self.sitesync.path.display(),
+            paths::shown(&self.sitesync.path),
             self.sitesync.version,
             self.sitesync.git_commit
         );
@@ -185,6 +189,7 @@ impl Results {
 }
 
 impl SizeResult {
+    /// The size's heading, the ratios and the table of every run.
     fn markdown(&self) -> String {
         let mut md = String::new();
         let t = &self.tree;
@@ -199,6 +204,15 @@ impl SizeResult {
             self.tree_prepared
         );
         let _ = writeln!(md, "load average before: {} · after: {}\n", self.load_before, self.load_after);
+        md.push_str(&self.ratios_table());
+        md.push('\n');
+        md.push_str(&self.runs_table());
+        md
+    }
+
+    /// Each figure against its baseline, and whether it met its target.
+    fn ratios_table(&self) -> String {
+        let mut md = String::new();
         let _ = writeln!(md, "| figure | sitesync | baseline | ratio | target |");
         let _ = writeln!(md, "|---|---:|---|---:|---|");
         for r in &self.ratios {
@@ -221,7 +235,12 @@ impl SizeResult {
                 verdict
             );
         }
-        md.push('\n');
+        md
+    }
+
+    /// Every sitesync run, then every baseline, with what it cost and its check.
+    fn runs_table(&self) -> String {
+        let mut md = String::new();
         let _ = writeln!(
             md,
             "| run | wall s | items/s | CPU s (user+sys) | CPU µs/item | peak RSS MiB | server CPU s | server µs/item | check |"
@@ -229,41 +248,125 @@ impl SizeResult {
         let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
         for (group, rows) in [("sitesync", &self.sitesync), ("baseline", &self.baselines)] {
             for row in rows {
-                let u = &row.usage;
-                let runs = if row.runs_wall_s.len() > 1 {
-                    format!(" (runs: {})", row.runs_wall_s.iter().map(|w| num(*w)).collect::<Vec<_>>().join(", "))
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    md,
-                    "| {group}: {}{} | {}{} | {} | {} ({} + {}) | {:.1} | {:.1} | {} | {} | {} |",
-                    row.name,
-                    if row.detail.is_empty() { String::new() } else { format!(" — {}", row.detail) },
-                    num(u.wall_s),
-                    runs,
-                    num(row.rate()),
-                    num(u.cpu_s()),
-                    num(u.user_s),
-                    num(u.sys_s),
-                    row.cpu_us_per_item(),
-                    u.max_rss_mib,
-                    u.server_cpu_s.map(num).unwrap_or_else(|| "—".into()),
-                    row.server_us_per_item().map(|x| format!("{x:.1}")).unwrap_or_else(|| "—".into()),
-                    row.check
-                );
+                let _ = writeln!(md, "{}", run_line(group, row));
             }
         }
         md
     }
 }
 
+/// One row of the runs table.
+fn run_line(group: &str, row: &Row) -> String {
+    let u = &row.usage;
+    let runs = if row.runs_wall_s.len() > 1 {
+        format!(" (runs: {})", row.runs_wall_s.iter().map(|w| num(*w)).collect::<Vec<_>>().join(", "))
+    } else {
+        String::new()
+    };
+    format!(
+        "| {group}: {}{} | {}{} | {} | {} ({} + {}) | {:.1} | {:.1} | {} | {} | {} |",
+        row.name,
+        if row.detail.is_empty() { String::new() } else { format!(" — {}", row.detail) },
+        num(u.wall_s),
+        runs,
+        num(row.rate()),
+        num(u.cpu_s()),
+        num(u.user_s),
+        num(u.sys_s),
+        row.cpu_us_per_item(),
+        u.max_rss_mib,
+        u.server_cpu_s.map(num).unwrap_or_else(|| "—".into()),
+        row.server_us_per_item().map(|x| format!("{x:.1}")).unwrap_or_else(|| "—".into()),
+        row.check
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::check::{Check, Mismatch};
+
+    fn row(name: &str, runs_wall_s: Vec<f64>, server_cpu_s: Option<f64>, check: Check, detail: &str) -> Row {
+        let usage = Usage { wall_s: runs_wall_s[0], user_s: 0.25, sys_s: 1.5, max_rss_mib: 22.54, server_cpu_s };
+        Row { name: name.into(), items: 10_000, usage, runs_wall_s, check, detail: detail.into() }
+    }
+
     #[test]
     fn thousands_are_grouped() {
-        assert_eq!(super::thousands(1_000_000), "1,000,000");
-        assert_eq!(super::thousands(999), "999");
-        assert_eq!(super::thousands(10_000), "10,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(10_000), "10,000");
+    }
+
+    #[test]
+    fn a_size_renders_as_the_tables_of_docs_benchmark_md() {
+        let wrong =
+            Check::Wrong { exit_code: 1, mismatches: vec![Mismatch { count: "uploaded", got: 3, expected: 0 }] };
+        let size = SizeResult {
+            files: 10_000,
+            tree: Manifest {
+                generator: 1,
+                seed: 1,
+                files: 10_000,
+                bytes: 26_843_545,
+                large_files: 3,
+                large_bytes: 12_792_627,
+                directories: 5_001,
+            },
+            tree_dir: PathBuf::from("target/bench-trees/10000"),
+            tree_prepared: "reused".into(),
+            changed: 100,
+            removed: 100,
+            sitesync: vec![
+                row("no-change sync", vec![0.141, 0.317, 0.131], Some(0.09), Check::Ok, "0 uploaded, 0 deleted"),
+                row("1% changed", vec![12.34], Some(120.5), wrong, ""),
+            ],
+            baselines: vec![row(
+                "walk+stat, 1 thread",
+                vec![0.064],
+                None,
+                Check::Miscounted { counted: 9, expected: 10 },
+                "5002 directories",
+            )],
+            ratios: vec![
+                Ratio::new(
+                    "no-change sync",
+                    0.141,
+                    0.504,
+                    "s",
+                    "max(fastest walk 0.042, sequential list 0.504)".into(),
+                    Some(("≤ 1.2×", true)),
+                ),
+                Ratio::new(
+                    "first sync",
+                    2561.0,
+                    3211.4,
+                    "files/s",
+                    "PutObject loop, same workers".into(),
+                    Some(("≥ 0.9×", false)),
+                ),
+                Ratio::new("no-change CPU", 13.5, 10.9, "µs/file", "1-thread walk".into(), None),
+            ],
+            load_before: "7.59 8.52 5.71".into(),
+            load_after: "7.83 8.53 5.75".into(),
+        };
+        let expected = concat!(
+            "### 10,000 files (25.6 MiB in 5,001 directories; 3 large files, 12.2 MiB) — tree reused\n",
+            "\n",
+            "load average before: 7.59 8.52 5.71 · after: 7.83 8.53 5.75\n",
+            "\n",
+            "| figure | sitesync | baseline | ratio | target |\n",
+            "|---|---:|---|---:|---|\n",
+            "| no-change sync | 0.141 s | 0.504 s = max(fastest walk 0.042, sequential list 0.504) | 0.28× | ≤ 1.2× ✅ |\n",
+            "| first sync | 2561 files/s | 3211 files/s = PutObject loop, same workers | 0.80× | ≥ 0.9× ❌ |\n",
+            "| no-change CPU | 13.5 µs/file | 10.9 µs/file = 1-thread walk | 1.24× | — |\n",
+            "\n",
+            "| run | wall s | items/s | CPU s (user+sys) | CPU µs/item | peak RSS MiB | server CPU s | server µs/item | check |\n",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+            "| sitesync: no-change sync — 0 uploaded, 0 deleted | 0.141 (runs: 0.141, 0.317, 0.131) | 70922 | 1.75 (0.250 + 1.50) | 175.0 | 22.5 | 0.090 | 9.0 | ok |\n",
+            "| sitesync: 1% changed | 12.3 | 810 | 1.75 (0.250 + 1.50) | 175.0 | 22.5 | 120 | 12050.0 | exit 1; uploaded 3 (expected 0) |\n",
+            "| baseline: walk+stat, 1 thread — 5002 directories | 0.064 | 156250 | 1.75 (0.250 + 1.50) | 175.0 | 22.5 | — | — | counted 9 of 10 |\n",
+        );
+        assert_eq!(size.markdown(), expected);
     }
 }

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::paths;
+
 /// Bumped whenever the shape or the content of the trees changes, so cached trees are rebuilt.
 const GENERATOR: u32 = 1;
 const SECTIONS: [&str; 10] =
@@ -85,67 +87,94 @@ impl Rng {
     }
 }
 
-/// The file list of the tree of `n` files for `seed`, in generation order.
+/// The site-wide files: their paths and the range of their sizes.
+const SITE_WIDE: [(&str, u64, u64); 15] = [
+    ("index.html", 2_000, 6_000),
+    ("404.html", 500, 1_500),
+    ("robots.txt", 50, 200),
+    ("sitemap.xml", 20_000, 60_000),
+    ("feed.xml", 10_000, 30_000),
+    ("favicon.ico", 1_000, 4_000),
+    ("static/css/site.css", 8_000, 30_000),
+    ("static/js/app.js", 20_000, 90_000),
+    ("static/js/app.js.map", 40_000, 200_000),
+    ("static/fonts/inter.woff2", 30_000, 80_000),
+    ("downloads/Annual report 2025 (final).pdf", 50_000, 200_000),
+    ("downloads/Q1+Q2 results.csv", 500, 3_000),
+    ("downloads/100% guide.txt", 500, 3_000),
+    ("downloads/café-menu.html", 500, 3_000),
+    ("downloads/日本語の案内.txt", 500, 3_000),
+];
+/// The assets a page folder may have beside its `index.html`: name, chance in percent, sizes.
+const PAGE_ASSETS: [(&str, u64, u64, u64); 5] = [
+    ("cover.jpg", 50, 512, 2_048),
+    ("thumb.webp", 30, 256, 1_024),
+    ("data.json", 25, 256, 1_536),
+    ("index.amp.html", 10, 600, 2_000),
+    ("comments/index.html", 10, 300, 1_500),
+];
+
+/// The file list of the tree of `n` files for `seed`, in generation order: the site-wide files,
+/// the media files, then page folders until there are `n` files.
 pub fn specs(n: u64, seed: u64) -> Vec<Spec> {
-    let mut rng = Rng(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
-    let mut out: Vec<Spec> = Vec::with_capacity(n as usize);
-    let add = |out: &mut Vec<Spec>, rel: String, size: u64, rng: &mut Rng| {
-        if (out.len() as u64) < n {
-            out.push(Spec { rel, size, seed: rng.next() });
-        }
-    };
-    for (rel, lo, hi) in [
-        ("index.html", 2_000, 6_000),
-        ("404.html", 500, 1_500),
-        ("robots.txt", 50, 200),
-        ("sitemap.xml", 20_000, 60_000),
-        ("feed.xml", 10_000, 30_000),
-        ("favicon.ico", 1_000, 4_000),
-        ("static/css/site.css", 8_000, 30_000),
-        ("static/js/app.js", 20_000, 90_000),
-        ("static/js/app.js.map", 40_000, 200_000),
-        ("static/fonts/inter.woff2", 30_000, 80_000),
-        ("downloads/Annual report 2025 (final).pdf", 50_000, 200_000),
-        ("downloads/Q1+Q2 results.csv", 500, 3_000),
-        ("downloads/100% guide.txt", 500, 3_000),
-        ("downloads/café-menu.html", 500, 3_000),
-        ("downloads/日本語の案内.txt", 500, 3_000),
-    ] {
-        let size = rng.range(lo, hi);
-        add(&mut out, rel.to_owned(), size, &mut rng);
+    let mut specs = Specs { n, rng: Rng(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407)), out: Vec::new() };
+    specs.out.reserve(n as usize);
+    for (rel, lo, hi) in SITE_WIDE {
+        specs.add_sized(rel.to_owned(), lo, hi);
     }
     for k in 0..(n / 20_000).max(3) {
-        let size = rng.range(2 << 20, 6 << 20);
-        add(&mut out, format!("static/media/clip-{k:03}.mp4"), size, &mut rng);
+        specs.add_sized(format!("static/media/clip-{k:03}.mp4"), 2 << 20, 6 << 20);
     }
-    let years = n.div_ceil(20_000).clamp(1, 12);
-    let containers = SECTIONS.len() as u64 * years * 12;
-    let mut page = 0u64;
-    while (out.len() as u64) < n {
-        let c = page % containers;
-        let section = SECTIONS[(c % SECTIONS.len() as u64) as usize];
-        let year = 2026 - (c / SECTIONS.len() as u64) % years;
-        let month = c / (SECTIONS.len() as u64 * years) + 1;
-        let w1 = WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        let w2 = WORDS[(rng.next() % WORDS.len() as u64) as usize];
-        let dir = format!("{section}/{year}/{month:02}/{w1}-{w2}-{}", page / containers);
-        let size = rng.range(600, 3_000);
-        add(&mut out, format!("{dir}/index.html"), size, &mut rng);
-        for (name, percent, lo, hi) in [
-            ("cover.jpg", 50, 512, 2_048),
-            ("thumb.webp", 30, 256, 1_024),
-            ("data.json", 25, 256, 1_536),
-            ("index.amp.html", 10, 600, 2_000),
-            ("comments/index.html", 10, 300, 1_500),
-        ] {
-            if rng.chance(percent) {
-                let size = rng.range(lo, hi);
-                add(&mut out, format!("{dir}/{name}"), size, &mut rng);
-            }
+    specs.pages();
+    specs.out
+}
+
+/// A file list being drawn: every size and name comes from one generator, in a fixed order, so
+/// the same `n` and seed give the same tree on every machine.
+struct Specs {
+    n: u64,
+    rng: Rng,
+    out: Vec<Spec>,
+}
+
+impl Specs {
+    fn full(&self) -> bool {
+        self.out.len() as u64 >= self.n
+    }
+
+    /// Draws a size in `lo..hi` and adds `rel` with it, unless the list is full.
+    fn add_sized(&mut self, rel: String, lo: u64, hi: u64) {
+        let size = self.rng.range(lo, hi);
+        if !self.full() {
+            let seed = self.rng.next();
+            self.out.push(Spec { rel, size, seed });
         }
-        page += 1;
     }
-    out
+
+    /// Page folders `section/year/month/word-word-k/`, each with an `index.html` and some of the
+    /// [`PAGE_ASSETS`], over as many years as the tree needs (1 to 12), until the list is full.
+    fn pages(&mut self) {
+        let sections = SECTIONS.len() as u64;
+        let years = self.n.div_ceil(20_000).clamp(1, 12);
+        let containers = sections * years * 12;
+        let mut page = 0u64;
+        while !self.full() {
+            let c = page % containers;
+            let section = SECTIONS[(c % sections) as usize];
+            let year = 2026 - (c / sections) % years;
+            let month = c / (sections * years) + 1;
+            let w1 = WORDS[(self.rng.next() % WORDS.len() as u64) as usize];
+            let w2 = WORDS[(self.rng.next() % WORDS.len() as u64) as usize];
+            let dir = format!("{section}/{year}/{month:02}/{w1}-{w2}-{}", page / containers);
+            self.add_sized(format!("{dir}/index.html"), 600, 3_000);
+            for (name, percent, lo, hi) in PAGE_ASSETS {
+                if self.rng.chance(percent) {
+                    self.add_sized(format!("{dir}/{name}"), lo, hi);
+                }
+            }
+            page += 1;
+        }
+    }
 }
 
 impl Spec {
@@ -169,7 +198,7 @@ impl Spec {
 
     fn write(&self, site: &Path) -> Result<()> {
         let path = site.join(&self.rel);
-        let mut file = fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        let mut file = fs::File::create(&path).with_context(|| format!("writing {}", paths::shown(&path)))?;
         file.write_all(&self.content())?;
         file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(GENERATED_MTIME))?;
         Ok(())
@@ -203,9 +232,9 @@ pub fn prepare(root: &Path, n: u64, seed: u64) -> Result<Tree> {
     let found: Option<Manifest> = fs::read(&manifest_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
     let started = Instant::now();
     let how = if found.as_ref() != Some(&manifest) {
-        eprintln!("bench: generating a tree of {n} files in {} ...", site.display());
+        eprintln!("bench: generating a tree of {n} files in {} ...", paths::shown(&site));
         if dir.exists() {
-            fs::remove_dir_all(&dir).with_context(|| format!("removing the old tree {}", dir.display()))?;
+            fs::remove_dir_all(&dir).with_context(|| format!("removing the old tree {}", paths::shown(&dir)))?;
         }
         fs::create_dir_all(&site)?;
         let mut last_parent = String::new();
@@ -254,8 +283,7 @@ impl Tree {
         let picked = pick(&self.specs, 37);
         for spec in &picked {
             let path = self.site.join(&spec.rel);
-            let mut file =
-                fs::OpenOptions::new().append(true).open(&path).with_context(|| path.display().to_string())?;
+            let mut file = fs::OpenOptions::new().append(true).open(&path).with_context(|| paths::shown(&path))?;
             file.write_all(CHANGE)?;
         }
         Ok(picked.len() as u64)
@@ -267,7 +295,7 @@ impl Tree {
         let picked = pick(&self.specs, 71);
         for spec in &picked {
             let path = self.site.join(&spec.rel);
-            fs::remove_file(&path).with_context(|| path.display().to_string())?;
+            fs::remove_file(&path).with_context(|| paths::shown(&path))?;
         }
         Ok(picked.len() as u64)
     }
@@ -279,14 +307,13 @@ impl Tree {
         let now = SystemTime::now();
         let mut stack = vec![self.site.clone()];
         while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
+            for entry in fs::read_dir(&dir).with_context(|| paths::shown(&dir))? {
                 let entry = entry?;
                 let path = entry.path();
                 if entry.file_type()?.is_dir() {
                     stack.push(path);
                 } else if entry.file_type()?.is_file() {
-                    let file =
-                        fs::File::options().write(true).open(&path).with_context(|| path.display().to_string())?;
+                    let file = fs::File::options().write(true).open(&path).with_context(|| paths::shown(&path))?;
                     file.set_modified(now)?;
                 }
             }
@@ -307,7 +334,7 @@ impl Tree {
         fs::create_dir_all(&dir)?;
         let status = std::process::Command::new("cp").arg("-a").arg(original).arg(&site).status()?;
         if !status.success() {
-            bail!("cp -a {} {} failed", original.display(), site.display());
+            bail!("cp -a {} {} failed", paths::shown(original), paths::shown(&site));
         }
         let mut manifest =
             Manifest { generator: 0, seed: 0, files: 0, bytes: 0, large_files: 0, large_bytes: 0, directories: 0 };
@@ -392,6 +419,25 @@ mod tests {
         assert_eq!(m.large_files, 5);
         let small_mean = (m.bytes - m.large_bytes) / (m.files - m.large_files);
         assert!((800..2_000).contains(&small_mean), "mean small file {small_mean} B");
+    }
+
+    /// A cached tree is reused while its manifest matches, so the generator's output may change
+    /// only with a new `GENERATOR`: this pins it (FNV-1a over every path, size and seed).
+    #[test]
+    fn the_trees_stay_what_they_were_for_this_generator() {
+        let fingerprint = |n: u64, seed: u64| {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for spec in specs(n, seed) {
+                let fields = [spec.rel.as_bytes(), &spec.size.to_le_bytes(), &spec.seed.to_le_bytes()];
+                for byte in fields.concat() {
+                    h = (h ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+                }
+            }
+            h
+        };
+        assert_eq!(GENERATOR, 1);
+        assert_eq!(fingerprint(1_000, 7), 11_247_998_219_222_109_778);
+        assert_eq!(fingerprint(30_000, 1), 10_470_092_283_629_639_960);
     }
 
     #[test]

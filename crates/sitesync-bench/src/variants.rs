@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::baseline;
+use crate::check::Expected;
+use crate::floors;
+use crate::harness::{Ctx, limit, repeat};
 use crate::measure::{self, Outcome, Usage};
-use crate::results::{Ratio, Row};
-use crate::run::{Ctx, bench_cmd, counted_row, expect, limit, repeat, sync_cmd, sync_row, sync_with};
+use crate::results::Row;
+use crate::rows;
 use crate::tree::Tree;
 
 /// A rebuild, as a site generator makes one: every file's mtime new, every byte the same. The
@@ -21,69 +23,20 @@ use crate::tree::Tree;
 pub fn rebuild(ctx: &Ctx, tree: &Tree, bucket: &str) -> Result<(Vec<Row>, Row)> {
     let n = tree.manifest.files;
     tree.rebuild()?;
-    let hashed = |r: &serde_json::Value, want: u64| match r["hashed"].as_u64() {
-        Some(h) if h == want => Ok(()),
-        h => Err(format!("hashed {h:?} (expected {want})")),
-    };
     eprintln!("bench: {n} files: sitesync after a rebuild (new mtimes, same bytes)");
-    let run = sync_with(ctx, tree, bucket, &[])?;
-    let rebuilt = sync_row("rebuild sync", &[run], n, |r| expect(r, 0, 0, n).and_then(|()| hashed(r, n)))?;
+    let run = ctx.sync(tree, bucket, &[])?;
+    let rebuilt = rows::synced("rebuild sync", &[run], n, Expected::counts(0, 0, n).hashed(n));
     eprintln!("bench: {n} files: sitesync no-change sync after the rebuild");
-    let runs = repeat(ctx.opts.repeat, || sync_with(ctx, tree, bucket, &[]))?;
-    let idle = sync_row("no-change after rebuild", &runs, n, |r| expect(r, 0, 0, n).and_then(|()| hashed(r, 0)))?;
-    let processes = ctx.cores.max(2);
-    eprintln!("bench: {n} files: md5sum, {processes} processes");
-    let site = tree.site.to_str().context("tree path is not UTF-8")?.to_owned();
-    let args = ["md5sum", site.as_str(), "--threads", &processes.to_string()].map(str::to_owned);
-    let runs = repeat(ctx.opts.repeat, || bench_cmd(ctx, &args, n))?;
-    let md5sum = counted_row(&format!("md5sum, {processes} processes"), &runs, n, "xargs -0 -P")?;
-    Ok((vec![rebuilt, idle], md5sum))
-}
-
-/// The rebuild's figures: its time against the no-change sync plus md5sum on every core (target
-/// ≤ 1.3×), and the bytes hashed per CPU-second: sitesync's (the rebuild's CPU over the no-change
-/// sync's) against md5sum's.
-pub fn rebuild_ratios(bytes: u64, idle: &Row, sitesync: &[Row], baselines: &[Row]) -> Vec<Ratio> {
-    let (Some(rebuilt), Some(md5)) =
-        (sitesync.iter().find(|r| r.name == "rebuild sync"), baselines.iter().find(|r| r.name.starts_with("md5sum")))
-    else {
-        return Vec::new();
-    };
-    let floor = idle.usage.wall_s + md5.usage.wall_s;
-    let ratio = rebuilt.usage.wall_s / floor;
-    let mb = bytes as f64 / 1e6;
-    let hashing_cpu = (rebuilt.usage.cpu_s() - idle.usage.cpu_s()).max(1e-3);
-    vec![
-        Ratio::new(
-            "rebuild sync",
-            rebuilt.usage.wall_s,
-            floor,
-            "s",
-            format!("no-change sync {:.3} + md5sum on every core {:.3}", idle.usage.wall_s, md5.usage.wall_s),
-            Some(("≤ 1.3×", ratio <= 1.3)),
-        ),
-        Ratio::new(
-            "hashing, per core",
-            mb / hashing_cpu,
-            mb / md5.usage.cpu_s().max(1e-3),
-            "MB/s",
-            "md5sum, bytes per CPU-second".into(),
-            None,
-        ),
-    ]
+    let runs = repeat(ctx.opts.repeat, || ctx.sync(tree, bucket, &[]))?;
+    let idle = rows::synced("no-change after rebuild", &runs, n, Expected::counts(0, 0, n).hashed(0));
+    Ok((vec![rebuilt, idle], floors::md5sum(ctx, tree)?))
 }
 
 /// A chain that publishes the whole tree again under `mirror/`: one upload and one server-side
 /// copy per file, first and then unchanged. What it measures is memory: every copy waits for the
 /// copy phase, and the diff holds the keys the chain creates ahead of the listing.
 pub fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> {
-    let admin = baseline::client_with(
-        &ctx.server.info.endpoint,
-        &ctx.server.access_key,
-        &ctx.server.secret_key,
-        &ctx.server.region,
-    );
-    ctx.runtime.block_on(baseline::create_bucket(&admin, bucket))?;
+    ctx.create_bucket(bucket)?;
     let config = ctx.opts.server_dir.join("mirror.toml");
     std::fs::write(
         &config,
@@ -91,17 +44,11 @@ pub fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> 
     )?;
     let config = config.to_str().context("config path is not UTF-8")?.to_owned();
     eprintln!("bench: {n} files: sitesync first sync, mirrored");
-    let first = sync_with(ctx, tree, bucket, &["--config", &config])?;
-    let first = sync_row("mirror chain, first sync", &[first], n, |r| {
-        expect(r, n, 0, 0)?;
-        match r["copied"].as_u64() {
-            Some(c) if c == n => Ok(()),
-            c => Err(format!("copied {c:?} (expected {n})")),
-        }
-    })?;
+    let first = ctx.sync(tree, bucket, &["--config", &config])?;
+    let first = rows::synced("mirror chain, first sync", &[first], n, Expected::counts(n, 0, 0).copied(n));
     eprintln!("bench: {n} files: sitesync no-change sync, mirrored");
-    let idle = sync_with(ctx, tree, bucket, &["--config", &config])?;
-    let idle = sync_row("mirror chain, no-change sync", &[idle], n, |r| expect(r, 0, 0, 2 * n))?;
+    let idle = ctx.sync(tree, bucket, &["--config", &config])?;
+    let idle = rows::synced("mirror chain, no-change sync", &[idle], n, Expected::counts(0, 0, 2 * n));
     Ok(vec![first, idle])
 }
 
@@ -111,19 +58,13 @@ pub fn mirror(ctx: &Ctx, tree: &Tree, bucket: &str, n: u64) -> Result<Vec<Row>> 
 /// its report what `sitesync report merge` makes of theirs: the whole must have done exactly what
 /// one run does.
 pub fn shards(ctx: &Ctx, tree: &Tree, bucket: &str, count: u32, n: u64) -> Result<Vec<Row>> {
-    let admin = baseline::client_with(
-        &ctx.server.info.endpoint,
-        &ctx.server.access_key,
-        &ctx.server.secret_key,
-        &ctx.server.region,
-    );
-    ctx.runtime.block_on(baseline::create_bucket(&admin, bucket))?;
+    ctx.create_bucket(bucket)?;
     let mut rows = Vec::new();
     for (name, uploaded) in [("first sync", n), ("no-change sync", 0)] {
         eprintln!("bench: {n} files: {count} shards at once, {name}");
         let together = at_once(ctx, tree, bucket, count)?;
         let name = format!("{count} shards at once, {name}");
-        rows.push(sync_row(&name, &[together], n, |r| expect(r, uploaded, 0, n - uploaded))?);
+        rows.push(rows::synced(&name, &[together], n, Expected::counts(uploaded, 0, n - uploaded)));
     }
     Ok(rows)
 }
@@ -131,7 +72,7 @@ pub fn shards(ctx: &Ctx, tree: &Tree, bucket: &str, count: u32, n: u64) -> Resul
 /// Runs the `count` shards at once, and adds them up into one outcome.
 fn at_once(ctx: &Ctx, tree: &Tree, bucket: &str, count: u32) -> Result<Outcome> {
     let commands: Vec<Command> =
-        (1..=count).map(|k| sync_cmd(ctx, tree, bucket, &["--shard", &format!("{k}/{count}")])).collect();
+        (1..=count).map(|k| ctx.sync_cmd(tree, bucket, &["--shard", &format!("{k}/{count}")])).collect();
     let server_before = measure::process_cpu_seconds(ctx.server.pid())?;
     let started = Instant::now();
     let runs: Vec<Outcome> = std::thread::scope(|scope| {
