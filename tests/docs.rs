@@ -5,11 +5,14 @@
 //! renamed or a heading reworded would silently leave a link to nothing. For every `[text](target)`
 //! outside code whose target is relative (not `http(s)://`, not `mailto:`), the file must exist, and
 //! a `#anchor` must be the GitHub slug of a heading of the page it points to. Also: every guide page
-//! is linked from the README.
+//! is linked from the README, and the README stays short enough to read in one sitting.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+
+/// The longest the README may be: what it is, install, quick start, usage, the guide's pages.
+const README_MAX_LINES: usize = 350;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -147,6 +150,12 @@ fn every_guide_page_is_linked_from_the_readme() {
         .collect();
     let missing: Vec<&String> = pages.iter().filter(|page| !linked.contains(*page)).collect();
     assert!(missing.is_empty(), "docs/ pages the README does not link: {missing:?}");
+}
+
+#[test]
+fn the_readme_reads_in_one_sitting() {
+    let lines = fs::read_to_string(root().join("README.md")).unwrap().lines().count();
+    assert!(lines <= README_MAX_LINES, "README.md has {lines} lines, more than {README_MAX_LINES}: move some to docs/");
 }
 
 #[test]
