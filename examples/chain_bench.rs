@@ -1,7 +1,7 @@
 //! Throughput of the transform chain: a filter, a headers transform and the clean-urls plugin
 //! over 1,000,000 entries, in the pipeline's batches of 1,000. Not a timed test: it prints the
 //! wall time, the CPU time of the thread running the chain (which other processes on the machine
-//! do not inflate) and entries per CPU second, for the README.
+//! do not inflate) and entries per CPU second, for docs/transforms.md ("Cost").
 //!
 //! ```text
 //! cargo build --release -p clean-urls

@@ -1,4 +1,5 @@
-//! The bad-input catalogue: one test per case of the table in the README's "Bad input" section.
+//! The bad-input catalogue: one test per case of the table in the "Bad input" section of
+//! docs/reliability.md.
 //!
 //! Each test sets up one bad input, runs the real binary and hands the result to [`check`], which
 //! finds the case's row in the table and asserts the exit status and that one line of stderr
@@ -21,7 +22,8 @@ use std::path::Path;
 use support::proxy::{Fault, Head, Rule};
 use support::{Cmd, Outcome, Store, Tree};
 
-const README: &str = include_str!("../README.md");
+/// The guide page that holds the catalogue.
+const RELIABILITY: &str = include_str!("../docs/reliability.md");
 const THIS_FILE: &str = include_str!("bad_input.rs");
 
 struct Row {
@@ -29,10 +31,10 @@ struct Row {
     message: String,
 }
 
-/// The catalogue: the README's section from `### Bad input` to the next heading.
+/// The catalogue: docs/reliability.md's section from `### Bad input` to the next heading.
 fn table() -> &'static str {
-    let start = README.find("\n### Bad input").expect("the README has a `### Bad input` section") + 1;
-    let section = &README[start..];
+    let start = RELIABILITY.find("\n### Bad input").expect("docs/reliability.md has a `### Bad input` section") + 1;
+    let section = &RELIABILITY[start..];
     let end = section[1..].find("\n#").map_or(section.len(), |i| i + 1);
     &section[..end]
 }
@@ -66,7 +68,7 @@ fn matches(line: &str, pattern: &str) -> bool {
 #[track_caller]
 fn check(run: &Outcome, case: &str) {
     let rows = rows();
-    let row = rows.get(case).unwrap_or_else(|| panic!("no row `{case}` in the README's bad-input table"));
+    let row = rows.get(case).unwrap_or_else(|| panic!("no row `{case}` in the bad-input table of docs/reliability.md"));
     assert_eq!(run.code, Some(row.exit), "{case}: exit status\n--- stderr\n{}", run.stderr);
     assert!(
         run.stderr.lines().any(|l| matches(l, &row.message)),
@@ -87,7 +89,7 @@ fn every_row_has_a_test() {
         .map(|(at, m)| THIS_FILE[at + m.len()..].split('"').next().unwrap().to_owned())
         .collect();
     let documented: std::collections::BTreeSet<String> = rows().into_keys().collect();
-    assert_eq!(tested, documented, "the README's bad-input rows vs the cases tested here");
+    assert_eq!(tested, documented, "docs/reliability.md's bad-input rows vs the cases tested here");
 }
 
 /// A tree with a good file, a stale object under the prefix and one outside it, so each case can

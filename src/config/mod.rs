@@ -84,7 +84,7 @@ pub struct RawConfig {
     /// This run's part of a run split across machines: "K/N", or "auto/N" for K from
     /// `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job).
     pub shard: Option<String>,
-    /// The transform chain: `[[transform]]` tables, in order (see the README, "Transforms"). Each is
+    /// The transform chain: `[[transform]]` tables, in order (see docs/transforms.md). Each is
     /// validated by [`ChainSpec::build`](crate::transform::ChainSpec::build).
     pub transform: Vec<serde_json::Value>,
     /// A CloudFront distribution serving the prefix: after a sync, one invalidation is sent for
