@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::symlink;
 
+use support::proxy::{Fault, Head, Rule};
 use support::{Test, future};
 
 /// A bucket state written as literals: key → content.
@@ -295,15 +296,14 @@ fn scan_failures_withhold_deletes() {
 
 #[test]
 fn upload_failure_withholds_deletes() {
-    // s3s-fs names each object's metadata file after the base64 of its key: a 200-byte name
-    // makes that file name too long, and the PUT fails on the server.
-    let long = "x".repeat(200);
-    let test = Test::new().file("a.txt", "a").remote("site/stale.txt", "stale");
-    test.write(&long, "long");
-
-    let outcome = test.sync_command(&[]).env("SITESYNC_MAX_ATTEMPTS", "1").run().code(1);
+    // The server refuses one upload (400, which is not retried): the run fails, and the delete of
+    // an object without a file waits for a clean run.
+    let test = Test::new().file("a.txt", "a").file("refused.txt", "r").remote("site/stale.txt", "stale");
+    let rule = Rule::new(Fault::BadRequest).when(|h: &Head| h.is_put() && h.target.contains("refused.txt"));
+    let proxy = test.server.proxy(3, vec![rule]);
+    let outcome = test.tree.sync(&proxy.endpoint(), &["--json"]).run().code(1);
     let report = outcome.report();
-    assert_eq!(report.failed_keys(), [(long.as_str(), "upload")], "{outcome}");
+    assert_eq!(report.failed_keys(), [("refused.txt", "upload")], "{outcome}");
     assert_eq!(report.counts(), (1, 0, 0, 1));
     assert_eq!(report.deletes_withheld, 1);
     assert_eq!(test.contents()["site/stale.txt"], "stale");
