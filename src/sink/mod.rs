@@ -5,7 +5,8 @@
 //! [`S3Sink`] applies them to the bucket with a pool of workers (`s3`, `pool`, `upload` with
 //! `file` and `packed` for the bytes it sends, `multipart`, `copy`, `delete`, and `spill` for what
 //! waits for its phase), and the [`PlanSink`] renders them as the plan a dry run prints (`plan`).
-//! Both take the very same events, so a plan cannot drift from what a sync does.
+//! Both take the very same events, and both ask [`Phase::of`] which phase an action runs in, so
+//! a plan cannot drift from what a sync does.
 
 mod check;
 mod copy;
@@ -15,6 +16,7 @@ mod head;
 mod made;
 mod multipart;
 mod packed;
+mod phase;
 pub mod plan;
 mod pool;
 mod s3;
@@ -24,7 +26,8 @@ mod upload;
 
 pub use check::Checking;
 pub use head::Heads;
-pub use plan::{Phase, PlanSink, Step, is_page};
+pub use phase::{Phase, is_page};
+pub use plan::{PlanSink, Step};
 pub use pool::SinkContext;
 pub use s3::S3Sink;
 pub use tracker::{Failure, Tracker};

@@ -3,11 +3,13 @@
 //! `plan` and `sync --dry-run` run the [`PlanSink`], which takes the same events as the S3 sink
 //! and renders them instead of sending them; snapshot tests pin what it prints. The order is
 //! that of a site publish (assets, then HTML pages, then server-side copies, then deletes, then
-//! what cannot be done), each group sorted by key, so the same inputs always print the same plan.
+//! what cannot be done: the [`Phase`] the S3 sink holds each action back for), each group sorted
+//! by key, so the same inputs always print the same plan.
 
 use std::fmt::Write;
 
 use super::Tracker;
+use super::phase::{Phase, in_place};
 use super::{Applied, Finish, Sink};
 use crate::journal::Change;
 use crate::model::{Event, LocalFile, Reason};
@@ -38,7 +40,7 @@ impl Sink for PlanSink {
                 Event::Delete { .. } if !self.delete => continue,
                 Event::Delete { object } => self.tracker.journal().record(object.key.clone(), Change::Deleted, false),
                 Event::Upload { file, reason } => {
-                    let copied = (*reason == Reason::Chain && file.copies_in_place()) || file.copy_of.is_some();
+                    let copied = Phase::of_upload(file, *reason) == Phase::Copies;
                     let change = if copied { Change::Copied } else { Change::Uploaded };
                     self.tracker.journal().record(file.key.clone(), change, *reason == Reason::New);
                 }
@@ -72,18 +74,6 @@ impl Sink for PlanSink {
         applied.changes = self.tracker.journal().take().await;
         applied
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
-    /// Everything that is not a page: uploaded first so no page points at a missing asset.
-    Assets,
-    Pages,
-    /// Keys made by server-side copy: duplicates of a file uploaded under another key, and
-    /// objects re-published in place because the chain's configuration changed.
-    Copies,
-    Deletes,
-    Problems,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,42 +110,28 @@ pub fn step(event: &Event, target: &Target) -> Step {
 }
 
 fn bare_step(event: &Event, target: &Target) -> Step {
+    let key = |key: &str| target.key(key);
+    // An event that is not an action never gets this far: the plan sink drops it.
+    let phase = Phase::of(event).unwrap_or(Phase::Problems);
     match event {
-        Event::Upload { file, reason: Reason::Chain } if file.copies_in_place() => Step {
-            phase: Phase::Copies,
-            key: target.key(&file.key),
-            detail: format!("(in place, {})", Reason::Chain.as_str()),
-            bytes: 0,
-        },
+        Event::Upload { file, reason } if in_place(file, *reason) => {
+            Step { phase, key: key(&file.key), detail: format!("(in place, {})", reason.as_str()), bytes: 0 }
+        }
         Event::Upload { file, reason } => match &file.copy_of {
             Some(source) => Step {
-                phase: Phase::Copies,
-                key: target.key(&file.key),
-                detail: format!("(from {}, {})", printable(&target.key(source)), reason.as_str()),
+                phase,
+                key: key(&file.key),
+                detail: format!("(from {}, {})", printable(&key(source)), reason.as_str()),
                 bytes: 0,
             },
-            None => {
-                let phase = if is_page(&file.key) { Phase::Pages } else { Phase::Assets };
-                Step::upload(phase, target.key(&file.key), file, *reason)
-            }
+            None => Step::upload(phase, key(&file.key), file, *reason),
         },
-        Event::Delete { object } => {
-            Step { phase: Phase::Deletes, key: target.key(&object.key), detail: String::new(), bytes: 0 }
-        }
-        Event::Problem(p) => {
-            Step { phase: Phase::Problems, key: target.key(&p.place), detail: p.message.clone(), bytes: 0 }
-        }
-        // Neither is an action: the plan sink takes neither this far.
+        Event::Delete { object } => Step { phase, key: key(&object.key), detail: String::new(), bytes: 0 },
+        Event::Problem(p) => Step { phase, key: key(&p.place), detail: p.message.clone(), bytes: 0 },
         Event::Same { file, .. } | Event::Check { file, .. } | Event::Head { file, .. } => {
-            Step { phase: Phase::Problems, key: target.key(&file.key), detail: "(not an action)".into(), bytes: 0 }
+            Step { phase, key: key(&file.key), detail: "(not an action)".into(), bytes: 0 }
         }
     }
-}
-
-/// Whether a key is a page, to be uploaded after the assets it may refer to.
-pub fn is_page(key: &str) -> bool {
-    let lower = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
-    lower.ends_with(".html") || lower.ends_with(".htm")
 }
 
 /// Renders the plan: one line per step, then a summary line.

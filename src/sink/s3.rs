@@ -1,6 +1,7 @@
 //! The sink that applies the diff's decisions to the bucket.
 //!
-//! A site must never point at an asset that is not there yet, so it works in phases: assets are
+//! A site must never point at an asset that is not there yet, so it works in phases (`phase`
+//! says which an action runs in, for the plan too): assets are
 //! uploaded as the diff finds them, pages (HTML) wait until every asset is up, then the keys made
 //! by server-side copy (a file's other keys, once it is up; objects re-published because the
 //! chain changed), and deletes come last, in batches of up to 1,000 keys, and only if nothing
@@ -8,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::plan::is_page;
+use super::phase::{Phase, in_place};
 use super::pool::{Job, Pool, SinkContext};
 use super::spill::{Spill, Waiting};
 use super::{Applied, Finish, Sink};
@@ -37,20 +38,22 @@ impl S3Sink {
 
     async fn upload(&mut self, mut file: LocalFile, reason: Reason) {
         let added = reason == Reason::New;
+        let phase = Phase::of_upload(&file, reason);
         // Re-publishing a current object copies it onto itself (a compressed one is uploaded
         // again); another key of a file copies it from the key it is uploaded under.
-        if reason == Reason::Chain && file.copies_in_place() {
+        if in_place(&file, reason) {
             file.copy_of = Some(file.key.clone());
         }
-        if let Some(source) = &file.copy_of {
-            tracing::debug!("copy {} from {source} ({})", self.ctx.target.key(&file.key), reason.as_str());
-            self.copies.push(Waiting { file, added }).await;
-            return;
+        let key = self.ctx.target.key(&file.key);
+        match &file.copy_of {
+            Some(source) => tracing::debug!("copy {key} from {source} ({})", reason.as_str()),
+            None => tracing::debug!("upload {key} ({})", reason.as_str()),
         }
-        tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
-        match &self.assets {
-            Some(pool) if !is_page(&file.key) => pool.send(Job::Upload { file, added }).await,
-            _ => self.pages.push(Waiting { file, added }).await,
+        let waiting = Waiting { file, added };
+        match (phase, &self.assets) {
+            (Phase::Copies, _) => self.copies.push(waiting).await,
+            (Phase::Assets, Some(pool)) => pool.send(Job::Upload { file: waiting.file, added }).await,
+            _ => self.pages.push(waiting).await,
         }
     }
 
