@@ -3,9 +3,9 @@
 //! The loop reads from whichever side is behind in key order ([`Schedule::Behind`]), so the side
 //! that is ahead waits on its full channel instead of filling memory. It does not know where the
 //! sides come from ([`Sides`]) nor where its events go (a [`Sink`]): the pipeline runs it over
-//! the scans' channels and an S3 or plan sink, and the snapshot tests run the very same loop over
-//! in-memory scans ([`InMemory`]), under other schedules too, to prove the plan does not depend on
-//! how the scans interleave.
+//! the scans' channels and an S3 or plan sink, and a plan over an in-memory bucket (which the
+//! snapshot tests pin) runs the very same loop over in-memory scans ([`InMemory`]), under other
+//! schedules too, to prove the plan does not depend on how the scans interleave.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -135,9 +135,10 @@ impl<T> Read<T> {
     }
 }
 
-/// Both sides already scanned, in batches: the merge as the snapshot tests and tools drive it.
+/// Both sides already scanned, in batches: the merge as a plan over an in-memory bucket drives
+/// it (`pipeline::plan`). A local batch may be the error that ended the local side.
 pub struct InMemory {
-    pub local: VecDeque<Vec<LocalItem>>,
+    pub local: VecDeque<Result<Vec<LocalItem>, Error>>,
     pub remote: VecDeque<Vec<RemoteObject>>,
 }
 
@@ -145,7 +146,7 @@ impl InMemory {
     /// The two scans cut into batches of `size`.
     pub fn batched(local: &[LocalItem], remote: &[RemoteObject], size: usize) -> InMemory {
         InMemory {
-            local: local.chunks(size.max(1)).map(<[_]>::to_vec).collect(),
+            local: local.chunks(size.max(1)).map(|batch| Ok(batch.to_vec())).collect(),
             remote: remote.chunks(size.max(1)).map(<[_]>::to_vec).collect(),
         }
     }
@@ -153,7 +154,11 @@ impl InMemory {
 
 impl Sides for InMemory {
     async fn local(&mut self) -> Read<Vec<LocalItem>> {
-        self.local.pop_front().map_or(Read::End, Read::Batch)
+        match self.local.pop_front() {
+            Some(Ok(batch)) => Read::Batch(batch),
+            Some(Err(e)) => Read::Failed(e),
+            None => Read::End,
+        }
     }
 
     async fn remote(&mut self) -> Read<Vec<RemoteObject>> {

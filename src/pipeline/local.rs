@@ -12,8 +12,9 @@ use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 
+use crate::config::Config;
 use crate::model::{LocalItem, Problem};
-use crate::scan::WalkError;
+use crate::scan::{WalkError, WalkOptions};
 use crate::shard::{SeenElsewhere, Shard};
 use crate::transform::{Chain, TransformError};
 
@@ -24,9 +25,7 @@ pub type Yielded = Result<Vec<LocalItem>, TransformError>;
 /// and joins each entry it yields with what the local `state` knows of its key. A failing
 /// transform sends its error and stops, which stops the walk. The thread's result is the walk's.
 pub fn spawn(
-    mut chain: Chain,
-    part: Option<OwnPart>,
-    mut state: Option<crate::state::Cursor>,
+    mut local: LocalSide,
     walker: JoinHandle<Result<(), WalkError>>,
     mut rx: mpsc::Receiver<Vec<LocalItem>>,
     tx: mpsc::Sender<Yielded>,
@@ -34,21 +33,9 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("sitesync-chain".into())
         .spawn(move || {
-            let mut attach = |result: &mut Yielded| {
-                if let (Some(part), Ok(batch)) = (&part, &mut *result) {
-                    own_part(part, batch);
-                }
-                if let (Some(cursor), Ok(batch)) = (&mut state, result)
-                    && let Err(e) = cursor.attach(batch)
-                {
-                    tracing::warn!("the local state cannot be read any further ({e}); the rest is compared without it");
-                    state = None;
-                }
-            };
             let mut stopped = false;
             while let Some(batch) = rx.blocking_recv() {
-                let mut result = if chain.is_empty() { Ok(batch) } else { chain.apply(batch) };
-                attach(&mut result);
+                let result = local.batch(batch);
                 let failed = result.is_err();
                 if tx.blocking_send(result).is_err() || failed {
                     stopped = true;
@@ -61,16 +48,60 @@ pub fn spawn(
                 Ok(walked) => walked,
                 Err(panic) => Err(WalkError(crate::panic::message(panic.as_ref()))),
             };
-            if !stopped && walked.is_ok() && !chain.is_empty() {
-                let mut last = chain.finish();
-                attach(&mut last);
-                if !matches!(&last, Ok(batch) if batch.is_empty()) {
-                    let _ = tx.blocking_send(last);
-                }
+            if !stopped
+                && walked.is_ok()
+                && let Some(last) = local.finish()
+            {
+                let _ = tx.blocking_send(last);
             }
             walked
         })
         .expect("spawning the chain thread")
+}
+
+/// What becomes of the walk's batches before the merge: the chain, this shard's part of what it
+/// yields, and the local state joined to each entry. A run drives it on the chain thread
+/// ([`spawn`]); a plan over an in-memory bucket drives it in place.
+pub struct LocalSide {
+    chain: Chain,
+    part: Option<OwnPart>,
+    state: Option<crate::state::Cursor>,
+}
+
+impl LocalSide {
+    pub fn new(chain: Chain, part: Option<OwnPart>, state: Option<crate::state::Cursor>) -> LocalSide {
+        LocalSide { chain, part, state }
+    }
+
+    /// One batch of the walk, as the merge receives it.
+    pub fn batch(&mut self, batch: Vec<LocalItem>) -> Yielded {
+        let mut result = if self.chain.is_empty() { Ok(batch) } else { self.chain.apply(batch) };
+        self.attach(&mut result);
+        result
+    }
+
+    /// Once the walk ended cleanly: what the steps held back ([`Chain::finish`]), as the last
+    /// batch; `None` when they held nothing.
+    pub fn finish(&mut self) -> Option<Yielded> {
+        if self.chain.is_empty() {
+            return None;
+        }
+        let mut last = self.chain.finish();
+        self.attach(&mut last);
+        (!matches!(&last, Ok(batch) if batch.is_empty())).then_some(last)
+    }
+
+    fn attach(&mut self, result: &mut Yielded) {
+        if let (Some(part), Ok(batch)) = (&self.part, &mut *result) {
+            own_part(part, batch);
+        }
+        if let (Some(cursor), Ok(batch)) = (&mut self.state, result)
+            && let Err(e) = cursor.attach(batch)
+        {
+            tracing::warn!("the local state cannot be read any further ({e}); the rest is compared without it");
+            self.state = None;
+        }
+    }
 }
 
 /// A shard's part of what the chain yields, and how the walk was cut for it.
@@ -83,6 +114,14 @@ pub struct OwnPart {
     pub whole_tree: bool,
     /// Counts the keys left to other shards here, as the walk does when it cuts.
     pub elsewhere: SeenElsewhere,
+}
+
+impl OwnPart {
+    /// The part of the run's shard, if it is one, with the walk cut by `walk`.
+    pub fn of(config: &Config, walk: &WalkOptions) -> Option<OwnPart> {
+        let shard = config.shard.clone()?;
+        Some(OwnPart { shard, whole_tree: walk.shard.is_none(), elsewhere: walk.elsewhere.clone() })
+    }
 }
 
 /// Keeps this shard's part of a batch.

@@ -8,9 +8,11 @@
 //! checked ([`sides`]), so a stage that dies fails the run instead of reading as the end of the
 //! tree or of the listing. The scans run at the same time over bounded channels, and the merge
 //! reads from whichever side is behind, so the side ahead waits instead of filling memory.
+//! [`plan::in_memory`] runs the same stages without the network, over a bucket held in memory.
 
 mod connect;
 mod local;
+pub mod plan;
 mod probe;
 mod sides;
 mod stages;
@@ -68,14 +70,10 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     let (local_tx, local_rx) = mpsc::channel(SCAN_QUEUE);
     let (remote_tx, remote_rx) = mpsc::channel(SCAN_QUEUE);
     let Stages { walk, remote, state, mut diff, mut sink, probe, limits, after, tracker, progress } = stages;
-    let part = config.shard.clone().map(|shard| local::OwnPart {
-        shard,
-        whole_tree: walk.shard.is_none(),
-        elsewhere: walk.elsewhere.clone(),
-    });
+    let local = local::LocalSide::new(chain, local::OwnPart::of(config, &walk), state);
     let walker = scan::spawn(config.source.clone(), walk, walk_tx);
     let mut sides = ChannelSides {
-        chain: Some(local::spawn(chain, part, state, walker, walk_rx, local_tx)),
+        chain: Some(local::spawn(local, walker, walk_rx, local_tx)),
         source_name: remote.describe(),
         source: Some(tokio::spawn(remote.send(remote_tx))),
         local: local_rx,

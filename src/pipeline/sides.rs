@@ -131,6 +131,7 @@ mod tests {
     use crate::diff::merge::Fixed;
     use crate::diff::{DeleteLimits, Diff, Ended, Schedule, merge};
     use crate::model::{LocalFile, Time};
+    use crate::pipeline::local::LocalSide;
     use crate::sink::PlanSink;
     use crate::target::Target;
     use crate::transform::{Chain, ChainSpec, StepError, Transform};
@@ -202,7 +203,7 @@ mod tests {
         let (remote_tx, remote) = mpsc::channel(4);
         let walker = crate::scan::spawn(dir.to_owned(), crate::scan::WalkOptions::new(names), walk_tx);
         let mut sides = ChannelSides {
-            chain: Some(crate::pipeline::local::spawn(chain, None, None, walker, walk_rx, local_tx)),
+            chain: Some(crate::pipeline::local::spawn(LocalSide::new(chain, None, None), walker, walk_rx, local_tx)),
             source: Some(source(remote_tx, &["a/x", "b/y", "c/z"], false)),
             source_name: "listing".into(),
             counts: Default::default(),

@@ -75,15 +75,7 @@ impl Stages {
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
         let target = config.target.clone();
-        let own_part = config.multipart_chunk_size;
-        let mut diff = Diff::new(config.rule);
-        diff.hide(config.chain.remote_filter());
         let walk = config.walk_options();
-        diff.shard(config.shard.clone(), walk.elsewhere.clone());
-        diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
-        if !config.chain.keeps_order() {
-            diff.local_unordered();
-        }
         let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
         let identity = config.state_identity();
         let state = match &config.state {
@@ -93,14 +85,12 @@ impl Stages {
             }
             None => None,
         };
-        let refresh = match chain_marker(config, &client).await? {
-            Some(marker) => {
-                diff.refresh_unchanged();
-                after.push(Box::new(marker));
-                true
-            }
-            None => false,
-        };
+        let marker = chain_marker(config, &client).await?;
+        let refresh = marker.is_some();
+        if let Some(marker) = marker {
+            after.push(Box::new(marker));
+        }
+        let diff = diff_for(config, &walk, refresh);
         if let Some(invalidate) = invalidate(config, opts).await {
             after.push(Box::new(invalidate));
         }
@@ -110,9 +100,8 @@ impl Stages {
             progress.follow(tracker.clone());
         }
         let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
-        // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
         let heads = Heads::new(client.clone(), target.clone(), config.workers);
-        let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh).with_heads(heads));
+        let sink = checking(config, sink, refresh, heads);
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
             (_, _, Some(manifest)) => Box::new(Inventory {
@@ -123,15 +112,55 @@ impl Stages {
             }),
             _ => Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel }),
         };
-        let limits = DeleteLimits {
-            enforced: config.delete && !opts.force_delete,
-            max: config.max_delete,
-            max_percent: config.max_delete_percent,
-            early: !opts.dry_run,
-        };
+        let limits = limits_for(config, opts);
         let probe = Probe { clock, client, bucket: target.bucket };
         Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after, progress })
     }
+}
+
+/// The diff a run judges with: the config's change rule and compare mode, what the chain hides
+/// of the bucket and whether it keeps the walk's order, this shard's part (`walk` counts what it
+/// leaves to the others); with `refresh`, the chain changed since the objects were published.
+pub fn diff_for(config: &Config, walk: &WalkOptions, refresh: bool) -> Diff {
+    let mut diff = Diff::new(config.rule);
+    diff.hide(config.chain.remote_filter());
+    diff.shard(config.shard.clone(), walk.elsewhere.clone());
+    let own_part = config.multipart_chunk_size;
+    diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
+    if !config.chain.keeps_order() {
+        diff.local_unordered();
+    }
+    if refresh {
+        diff.refresh_unchanged();
+    }
+    diff
+}
+
+/// The delete limits of a run: a plan reports crossing them at the end, a sync stops at once.
+pub fn limits_for(config: &Config, opts: &RunOptions) -> DeleteLimits {
+    DeleteLimits {
+        enforced: config.delete && !opts.force_delete,
+        max: config.max_delete,
+        max_percent: config.max_delete_percent,
+        early: !opts.dry_run,
+    }
+}
+
+/// Whether the chain changed since the objects under the prefix were published, whose marker
+/// records `recorded` (empty when there is none).
+pub fn chain_changed(config: &Config, recorded: &str) -> bool {
+    recorded != config.chain.fingerprint()
+}
+
+/// The content check around the run's sink, whose HEADs `heads` answers. In every compare mode:
+/// the inline bodies of a transform are compared by content.
+pub fn checking(config: &Config, sink: Box<dyn Sink>, refresh: bool, heads: Heads) -> Box<dyn Sink> {
+    Box::new(Checking::new(sink, config.multipart_chunk_size, refresh).with_heads(heads))
+}
+
+/// The sink of a dry run.
+pub fn plan_sink(config: &Config) -> Box<dyn Sink> {
+    Box::new(PlanSink::new(config.target.clone(), config.delete))
 }
 
 /// The marker to write when the chain changed since the objects under the prefix were published
@@ -140,8 +169,7 @@ impl Stages {
 async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Option<WriteMarker>, Error> {
     let (target, marker) = (&config.target, after::marker::key(config.shard.as_ref()));
     let recorded = after::marker::read(client, target, &marker).await?;
-    let fingerprint = config.chain.fingerprint();
-    if recorded == fingerprint {
+    if !chain_changed(config, &recorded) {
         return Ok(None);
     }
     // The state holds a compressed key's source size, not whether its object holds compressed
@@ -154,7 +182,8 @@ async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Op
         true => tracing::debug!("no transform chain recorded under the prefix: current objects get its headers"),
         false => tracing::info!("the transform chain changed since the last run: re-publishing every current object"),
     }
-    Ok(Some(WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint: fingerprint.into() }))
+    let fingerprint = config.chain.fingerprint().into();
+    Ok(Some(WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint }))
 }
 
 /// The sink of the run: the plan (`--dry-run`) or the S3 sink with the tracker of what it did.
@@ -165,10 +194,10 @@ fn sink(
     clock: &Arc<Clock>,
     stop: &Stop,
 ) -> (Box<dyn Sink>, Option<Arc<Tracker>>) {
-    let target = config.target.clone();
     if opts.dry_run {
-        return (Box::new(PlanSink::new(target, config.delete)), None);
+        return (plan_sink(config), None);
     }
+    let target = config.target.clone();
     let tracker = Arc::new(Tracker::default());
     let ctx = Arc::new(SinkContext {
         client: client.clone(),

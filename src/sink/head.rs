@@ -10,8 +10,11 @@
 //! run without a state). The content check sends the HEADs of a batch when the batch comes in, at
 //! most a few at once, on the runtime (a request: nothing blocks), and reads their answers when
 //! it hands the batch on. An object without the record (uploaded by an older version, or another
-//! tool) or whose HEAD fails is uploaded: once, after which it carries the record.
+//! tool) or whose HEAD fails is uploaded: once, after which it carries the record. A plan over an
+//! in-memory bucket gives [`Heads`] what the objects record instead ([`Heads::known`]), so its
+//! content check asks them through the same seam.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -48,8 +51,7 @@ impl Recorded {
 /// The HEADs of a run.
 #[derive(Clone)]
 pub struct Heads {
-    client: aws_sdk_s3::Client,
-    target: Target,
+    asked: Asked,
     /// HEADs in flight at once.
     permits: Arc<Semaphore>,
     /// HEADs sent, and of them failed.
@@ -57,41 +59,62 @@ pub struct Heads {
     failed: Arc<AtomicU64>,
 }
 
+/// Who answers the HEADs.
+#[derive(Clone)]
+enum Asked {
+    /// The bucket, over the network: a run.
+    Store { client: aws_sdk_s3::Client, target: Target },
+    /// What the bucket's objects record, already known (keys relative to the prefix): a plan over
+    /// an in-memory bucket. A key without an entry holds no record.
+    Known(Arc<HashMap<String, u64>>),
+}
+
 impl Heads {
     /// At most `at_once` HEADs in flight (the run's workers).
     pub fn new(client: aws_sdk_s3::Client, target: Target, at_once: usize) -> Heads {
-        Heads {
-            client,
-            target,
-            permits: Arc::new(Semaphore::new(at_once.max(1))),
-            sent: Arc::default(),
-            failed: Arc::default(),
-        }
+        Heads::of(Asked::Store { client, target }, at_once)
+    }
+
+    /// HEADs answered by `recorded`: the source size each key's object records, as a HEAD of it
+    /// would return it.
+    pub fn known(recorded: HashMap<String, u64>) -> Heads {
+        Heads::of(Asked::Known(Arc::new(recorded)), 1)
+    }
+
+    fn of(asked: Asked, at_once: usize) -> Heads {
+        Heads { asked, permits: Arc::new(Semaphore::new(at_once.max(1))), sent: Arc::default(), failed: Arc::default() }
     }
 
     /// Starts the HEAD of `key` (relative to the prefix).
     pub fn start(&self, key: &str) -> JoinHandle<Recorded> {
-        let heads = self.clone();
-        let key = self.target.key(key);
+        let (heads, key) = (self.clone(), key.to_owned());
         tokio::spawn(async move {
             let _permit = heads.permits.acquire().await;
             heads.sent.fetch_add(1, Ordering::Relaxed);
-            let asked = heads.client.head_object().bucket(&heads.target.bucket).key(&key).send().await;
-            match asked {
-                Ok(out) => match out.metadata().and_then(|m| m.get(SOURCE_SIZE)).map(|v| v.parse()) {
-                    Some(Ok(size)) => Recorded::Size(size),
-                    _ => Recorded::Nothing,
-                },
-                Err(e) => {
-                    let error = StoreError::sdk(Op::Head, format!("s3://{}/{key}", heads.target.bucket), e);
-                    match heads.failed.fetch_add(1, Ordering::Relaxed) {
-                        0 => tracing::warn!("{error}: the key is uploaded rather than trusted"),
-                        _ => tracing::debug!("{error}: the key is uploaded rather than trusted"),
-                    }
-                    Recorded::Failed
-                }
+            match &heads.asked {
+                Asked::Store { client, target } => heads.ask(client, target, &key).await,
+                Asked::Known(recorded) => recorded.get(&key).map_or(Recorded::Nothing, |&size| Recorded::Size(size)),
             }
         })
+    }
+
+    /// One HeadObject: what the object records of its source.
+    async fn ask(&self, client: &aws_sdk_s3::Client, target: &Target, key: &str) -> Recorded {
+        let key = target.key(key);
+        match client.head_object().bucket(&target.bucket).key(&key).send().await {
+            Ok(out) => match out.metadata().and_then(|m| m.get(SOURCE_SIZE)).map(|v| v.parse()) {
+                Some(Ok(size)) => Recorded::Size(size),
+                _ => Recorded::Nothing,
+            },
+            Err(e) => {
+                let error = StoreError::sdk(Op::Head, format!("s3://{}/{key}", target.bucket), e);
+                match self.failed.fetch_add(1, Ordering::Relaxed) {
+                    0 => tracing::warn!("{error}: the key is uploaded rather than trusted"),
+                    _ => tracing::debug!("{error}: the key is uploaded rather than trusted"),
+                }
+                Recorded::Failed
+            }
+        }
     }
 
     /// Says how many HEADs the run sent.
