@@ -2,14 +2,16 @@
 //! (`local.toml`) and the bucket it meets (`remote.toml`), and `insta` pins the plan a dry run
 //! prints for it.
 //!
-//! The tree is built on disk and walked by the real local scan, so name decoding, NFC and the
-//! walk's S3 key order are part of what is pinned; the walk goes through the case's transform
-//! chain, as in a run. The listing is fed in S3 order, as ListObjectsV2 returns it. Both sides
-//! then go through the product's own merge loop (`sitesync::diff::merge`) into the plan sink a
-//! dry run uses, under several schedules (alternating small batches either way round, and the
-//! pipeline's read-the-side-that-is-behind rule): the streaming match must give the same plan
-//! whichever way the scans interleave. When the delete limits would refuse the run, a
-//! `refused:` line follows the plan.
+//! The plan is the product's: `sitesync::pipeline::plan::in_memory`, a dry run with the bucket
+//! given instead of listed. The tree is built on disk and walked by the real local scan, so name
+//! decoding, NFC and the walk's S3 key order are part of what is pinned; the walk's batches go
+//! through the case's transform chain, this shard's part of what it yields and the chain's
+//! `finish`, as in a run, and the diff, the delete limits and the content check are built as a
+//! run builds them. The listing is fed in S3 order, as ListObjectsV2 returns it. Each case is
+//! planned under several schedules (alternating small batches either way round, and the
+//! pipeline's read-the-side-that-is-behind rule) and batch sizes: the streaming match must give
+//! the same plan whichever way the scans interleave and wherever the batches are cut. When the
+//! delete limits would refuse the run, a `refused:` line follows the plan.
 //!
 //! `local.toml`: `[[entry]]` tables with `name` (a UTF-8 relative path) or `name_hex` (its raw
 //! bytes in hex, for names git cannot hold), then `size` (bytes of filler) or `content`, and
@@ -18,17 +20,21 @@
 //! relative to the source directory; one starting with `../` is outside it.
 //!
 //! `remote.toml`: `[[object]]` tables with `key` (relative to the prefix), `size` and
-//! `last_modified` (seconds relative to [`T0`]); the clock offset (server minus local, seconds)
-//! measured while scanning, `offset` or `offset_lo` and `offset_hi`; and optionally the offset
-//! after the run narrowed it for the pairs it could not settle, `final_offset` or `final_lo` and
-//! `final_hi` (by default the interval does not narrow); and the chain marker the bucket holds,
-//! `marker = "current"` for the case's own chain or the recorded text (by default none).
+//! `last_modified` (seconds relative to [`T0`]), and optionally its `etag` (an MD5 in hex, for
+//! the content check) and the `source_size` its upload recorded, which a HEAD of a compressed
+//! key returns; the clock offset (server minus local, seconds) measured while scanning, `offset`
+//! or `offset_lo` and `offset_hi`; and optionally the offset after the run narrowed it for the
+//! pairs it could not settle, `final_offset` or `final_lo` and `final_hi` (by default the
+//! interval does not narrow); and the chain marker the bucket holds, `marker = "current"` for the
+//! case's own chain or the recorded text (by default none).
 //!
 //! The cases named `chain-*` hold a transform chain; one naming a plugin gets the workspace's
-//! example plugins in a `plugins/` folder beside its `sync.toml`.
+//! example plugins (`libclean_urls.so`, `libdir_index.so`) in a `plugins/` folder beside its
+//! `sync.toml`. A case may be one shard of a split run (`shard = "K/N"` in its `sync.toml`).
 
 mod plugin_build;
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -37,10 +43,9 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use sitesync::clock::Offset;
 use sitesync::config::{self, Config, Overrides};
-use sitesync::diff::merge::{Fixed, InMemory};
-use sitesync::diff::{DeleteLimits, Diff, Ended, Schedule, Tally, merge};
+use sitesync::diff::Schedule;
 use sitesync::model::{LocalItem, RemoteObject, Time};
-use sitesync::sink::{Finish, PlanSink, Sink};
+use sitesync::pipeline::plan::{self, Bucket, Interleave, Planned};
 
 /// The instant fixture times are relative to (2023-11-14T22:13:20Z).
 const T0: i64 = 1_700_000_000;
@@ -96,6 +101,8 @@ struct ObjectSpec {
     key: String,
     size: u64,
     last_modified: f64,
+    etag: Option<String>,
+    source_size: Option<u64>,
 }
 
 fn at(secs_from_t0: f64) -> Time {
@@ -162,63 +169,39 @@ fn walk(config: &Config) -> Vec<LocalItem> {
     sitesync::scan::walk_all(&config.source, config.walk_options()).unwrap_or_else(|e| panic!("the walk: {e}"))
 }
 
-/// The walk through the transform chain the run builds, as the diff receives it (a small tree
-/// is one batch).
-fn transform(config: &Config, items: Vec<LocalItem>) -> Vec<LocalItem> {
-    if config.chain.is_empty() {
-        return items;
+/// What a dry run would print, through the product's planner: the plan, and why the run would be
+/// refused, if it would.
+fn plan(config: &Config, bucket: &Bucket, interleave: Interleave) -> Planned {
+    let mut planned = plan::in_memory(config, bucket, interleave).unwrap_or_else(|e| panic!("the plan: {e}"));
+    if let Some(why) = &planned.refused {
+        planned.plan.push_str(&format!("refused: {why}\n"));
     }
-    let mut chain = sitesync::pipeline::chain(config).unwrap_or_else(|e| panic!("starting the chain: {e}"));
-    chain.apply(items).unwrap_or_else(|e| panic!("the chain failed: {e}"))
+    planned
 }
 
-/// What the two scans of a case found, and what the run knows of the bucket and its clock.
-struct Scanned {
-    config: Config,
-    local: Vec<LocalItem>,
-    /// In S3 order, as listed.
-    remote: Vec<RemoteObject>,
-    /// The clock offset while scanning, and once the run narrowed it.
-    scan: Offset,
-    last: Offset,
-    /// The bucket's chain marker differs from the chain: unchanged keys are published again.
-    refresh: bool,
-}
-
-/// What a dry run would print, through the product's merge and plan sink: the plan, and why
-/// the run would be refused, if it would.
-fn plan(case: &Scanned, schedule: Schedule, chunk: usize) -> (String, Tally) {
-    let config = &case.config;
-    let mut diff = Diff::new(config.rule);
-    diff.hide(config.chain.remote_filter());
-    if !config.chain.keeps_order() {
-        diff.local_unordered();
-    }
-    if case.refresh {
-        diff.refresh_unchanged();
-    }
-    let mut sides = InMemory::batched(&case.local, &case.remote, chunk);
-    let offsets = Fixed::new(case.scan, case.last);
-    let mut sink: Box<dyn Sink> = Box::new(PlanSink::new(config.target.clone(), config.delete));
-    let limits = DeleteLimits {
-        enforced: config.delete,
-        max: config.max_delete,
-        max_percent: config.max_delete_percent,
-        early: false,
+/// The bucket `remote.toml` describes, as a run would learn it.
+fn bucket(remote: &RemoteSpec, config: &Config) -> Bucket {
+    let mut objects: Vec<RemoteObject> = remote
+        .object
+        .iter()
+        .map(|o| RemoteObject {
+            key: o.key.clone(),
+            size: o.size,
+            last_modified: at(o.last_modified),
+            etag: o.etag.clone(),
+        })
+        .collect();
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    let source_sizes: HashMap<String, u64> =
+        remote.object.iter().filter_map(|o| Some((o.key.clone(), o.source_size?))).collect();
+    let marker = match remote.marker.as_deref() {
+        Some("current") => config.chain.fingerprint().to_owned(),
+        marker => marker.unwrap_or_default().to_owned(),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let ended = runtime.block_on(merge(&mut diff, &mut sides, &offsets, sink.as_mut(), &limits, schedule));
-    assert_eq!(diff.pending(), 0, "the diff holds keys after both scans ended");
-    let tally = diff.tally();
-    let complete = matches!(ended, Ended::Complete);
-    let mut out =
-        runtime.block_on(sink.finish(Finish { deletes: complete, unchanged: tally.unchanged, hashed: 0 })).plan;
-    match ended {
-        Ended::Complete => {}
-        Ended::Refused(why) => out.push_str(&format!("refused: {why}\n")),
-        other => panic!("the merge ended with {other:?}"),
-    }
-    (out, tally)
+    let offset = offset("offset", remote.offset, remote.offset_lo, remote.offset_hi)
+        .expect("remote.toml: the clock offset measured while scanning is required");
+    let narrowed = self::offset("final", remote.final_offset, remote.final_lo, remote.final_hi).unwrap_or(offset);
+    Bucket { objects, source_sizes, marker, offset, narrowed }
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {
@@ -233,15 +216,18 @@ fn description(sync_toml: &Path) -> String {
     line.unwrap_or_else(|| panic!("{}: start with a `# what this case shows` line", sync_toml.display())).to_owned()
 }
 
-/// The case's `sync.toml`, copied into `dir` beside the workspace's plugins in `plugins/` when it
-/// names one, so a case names them as a site would (`plugin = "plugins/libclean_urls.so"`).
+/// The case's `sync.toml`, copied into `dir` beside the workspace's plugins it names in
+/// `plugins/`, so a case names them as a site would (`plugin = "plugins/libclean_urls.so"`).
 fn scratch_config(sync_toml: &Path, dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(sync_toml).unwrap();
-    if text.lines().any(|l| l.trim_start().starts_with("plugin")) {
-        let plugins = dir.join("plugins");
-        std::fs::create_dir_all(&plugins).unwrap();
-        let library = plugin_build::library("clean-urls");
-        std::fs::copy(&library, plugins.join(library.file_name().unwrap())).unwrap();
+    for package in ["clean-urls", "dir-index"] {
+        let library = plugin_build::library(package);
+        let name = library.file_name().unwrap().to_str().unwrap();
+        if text.lines().any(|l| l.trim_start().starts_with("plugin") && l.contains(name)) {
+            let plugins = dir.join("plugins");
+            std::fs::create_dir_all(&plugins).unwrap();
+            std::fs::copy(&library, plugins.join(name)).unwrap();
+        }
     }
     let config = dir.join("sync.toml");
     std::fs::write(&config, text).unwrap();
@@ -264,46 +250,29 @@ fn plan_of_each_fixture() {
         let config = Config::build(&config::figment(Some(&config_file), &overrides))
             .unwrap_or_else(|e| panic!("{}: {e}", sync_toml.display()));
 
-        let items = walk(&config);
-        let keys: Vec<&str> = items
-            .iter()
+        let keys: Vec<String> = walk(&config)
+            .into_iter()
             .filter_map(|i| match i {
-                LocalItem::File(f) => Some(f.key.as_str()),
+                LocalItem::File(f) => Some(f.key),
                 LocalItem::Problem(_) => None,
             })
             .collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "the walk is not in S3 key order: {keys:?}");
-        let items = transform(&config, items);
 
-        let mut objects: Vec<RemoteObject> = remote
-            .object
-            .iter()
-            .map(|o| RemoteObject { key: o.key.clone(), size: o.size, last_modified: at(o.last_modified), etag: None })
-            .collect();
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        let fingerprint = config.chain.fingerprint();
-        let refresh = match remote.marker.as_deref() {
-            Some("current") => false,
-            marker => marker.unwrap_or_default() != fingerprint,
-        };
-        let scan = offset("offset", remote.offset, remote.offset_lo, remote.offset_hi)
-            .expect("remote.toml: the clock offset measured while scanning is required");
-        let last = offset("final", remote.final_offset, remote.final_lo, remote.final_hi).unwrap_or(scan);
-
-        let scanned = Scanned { config, local: items, remote: objects, scan, last, refresh };
+        let bucket = bucket(&remote, &config);
         let mut plans = Vec::new();
         let alternate = |local_first| Schedule::Alternate { local_first };
         for schedule in [alternate(true), alternate(false), Schedule::Behind] {
-            for chunk in [1, 2, 3, usize::MAX] {
-                plans.push((schedule, chunk, plan(&scanned, schedule, chunk)));
+            for batch in [1, 2, 3, usize::MAX] {
+                plans.push((schedule, batch, plan(&config, &bucket, Interleave { schedule, batch })));
             }
         }
-        let (_, _, (first, tally)) = &plans[0];
-        for (schedule, chunk, other) in &plans[1..] {
+        let (_, _, first) = &plans[0];
+        for (schedule, batch, other) in &plans[1..] {
             assert_eq!(
-                (first, tally),
-                (&other.0, &other.1),
-                "{}: {schedule:?} in batches of {chunk} gives another plan",
+                (&first.plan, &first.tally),
+                (&other.plan, &other.tally),
+                "{}: {schedule:?} in batches of {batch} gives another plan",
                 case.display()
             );
         }
@@ -311,6 +280,6 @@ fn plan_of_each_fixture() {
         let mut settings = insta::Settings::clone_current();
         settings.set_description(description(sync_toml));
         settings.set_omit_expression(true);
-        settings.bind(|| insta::assert_snapshot!(first));
+        settings.bind(|| insta::assert_snapshot!(first.plan));
     });
 }
