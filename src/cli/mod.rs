@@ -155,6 +155,10 @@ pub struct SyncArgs {
     /// app.3f2a91c7.js, must-revalidate for the rest; headers rules override it) or off.
     #[arg(long, value_name = "MODE")]
     pub cache_policy: Option<String>,
+    /// Upload a key whose Cache-Control holds `immutable` even when its object holds other bytes
+    /// (otherwise refused, exit 1).
+    #[arg(long)]
+    pub allow_immutable_change: bool,
     /// Wait for the CloudFront invalidation to complete before exiting.
     #[arg(long)]
     pub wait: bool,

@@ -22,7 +22,7 @@ use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::s3client::{self, Connection};
 use crate::scan::WalkOptions;
-use crate::sink::{Applied, Checking, Finish, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::sink::{Applied, Checking, Finish, Guarded, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::state::{self, SaveState, TrustedState};
 use crate::transform::Chain;
 
@@ -80,7 +80,8 @@ impl Stages {
         diff.hide(config.chain.remote_filter());
         let walk = config.walk_options();
         diff.shard(config.shard.clone(), walk.elsewhere.clone());
-        diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
+        let guard = !opts.allow_immutable_change;
+        diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some(), guard });
         if !config.chain.keeps_order() {
             diff.local_unordered();
         }
@@ -110,6 +111,8 @@ impl Stages {
             progress.follow(tracker.clone());
         }
         let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
+        // After the content check, which knows whether an immutable key's bytes differ.
+        let sink: Box<dyn Sink> = if guard { Box::new(Guarded::new(sink)) } else { sink };
         // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
         let heads = Heads::new(client.clone(), target.clone(), config.workers);
         let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh).with_heads(heads));

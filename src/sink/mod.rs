@@ -11,6 +11,7 @@ mod check;
 mod copy;
 mod delete;
 mod file;
+mod guard;
 mod head;
 mod made;
 mod multipart;
@@ -23,6 +24,7 @@ mod tracker;
 mod upload;
 
 pub use check::Checking;
+pub use guard::Guarded;
 pub use head::Heads;
 pub use plan::{Phase, PlanSink, Step, is_page};
 pub use pool::SinkContext;
