@@ -241,3 +241,22 @@ fn an_immutable_key_nothing_can_compare_is_refused_until_the_state_can() {
     assert!(changed.failures[0].error.contains("holds other bytes"), "{}", changed.failures[0].error);
     assert_eq!(test.contents()["site/app.3f2a91c7.js"], "v1");
 }
+
+#[test]
+fn a_new_copy_of_a_refused_upload_is_not_made_from_its_old_object() {
+    let test = Test::new().file("app.3f2a91c7.js", "v1");
+    test.config(
+        "sync.toml",
+        "cache_policy = \"auto\"\n\n[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"\", to = \"v/\" }]\n",
+    );
+    test.sync(&[]).success();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(test.server.client.delete_object().bucket(BUCKET).key("site/v/app.3f2a91c7.js").send()).unwrap();
+    test.write("app.3f2a91c7.js", "v2");
+    test.touch("app.3f2a91c7.js");
+    let report = test.sync(&[]).code(1).report();
+    assert_eq!(report.failed_keys(), [("app.3f2a91c7.js", "upload"), ("v/app.3f2a91c7.js", "copy")]);
+    let objects = test.contents();
+    assert_eq!(objects["site/app.3f2a91c7.js"], "v1");
+    assert!(!objects.contains_key("site/v/app.3f2a91c7.js"), "the old bytes are not spread to a new key");
+}
