@@ -169,6 +169,13 @@ const REST: &str = "\
 # max_delete = 1000
 # max_delete_percent = 50
 
+## --- Caching -------------------------------------------------------------------------------------
+## Cache-Control by file name: a year and `immutable` for fingerprinted names (app.3f2a91c7.js,
+## index-BxK9a2Lm.js), `must-revalidate` for every other key, so an open page never mixes versions
+## and a deploy is seen at once. A key published immutable whose bytes change is refused (exit 1).
+## \"off\": no Cache-Control but what [[transform]] headers rules set. See docs/deploys.md.
+cache_policy = \"auto\"
+
 ## --- Transforms -----------------------------------------------------------------------------------
 ## Keep them last: a [[transform]] table takes every key below it. They apply in order.
 ##
@@ -177,25 +184,26 @@ const REST: &str = "\
 # type = \"filter\"
 # exclude = [\"*.map\", \"drafts/**\"]
 #
-## Cache headers: pages for five minutes, fingerprinted assets for a year. Every matching rule
-## applies and later ones win, so general rules go first. The assets' folder depends on the
-## generator: Astro writes _astro/, Next.js _next/static/, Vite and many others assets/.
+## Cache headers: a rule overrides the cache policy's Cache-Control on the keys its glob matches,
+## field by field, and later rules win. Here images are reused for a day without asking again.
 # [[transform]]
 # type = \"headers\"
 #
 # [[transform.rules]]
-# glob = \"**\"
-# cache_control = \"public, max-age=300\"
-#
-# [[transform.rules]]
-# glob = \"assets/**\"
-# cache_control = \"public, max-age=31536000, immutable\"
+# glob = \"images/**\"
+# cache_control = \"public, max-age=86400\"
 ";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Config, Overrides, figment};
+    use crate::transform::{CachePolicy, ChainSpec};
+
+    /// The fingerprint of a chain that is the cache policy alone.
+    fn policy_alone() -> String {
+        ChainSpec::default().with_cache_policy(CachePolicy::Auto).fingerprint().to_owned()
+    }
 
     /// The file with every `#` setting uncommented and the `##` lines dropped.
     fn uncommented(text: &str) -> String {
@@ -216,7 +224,8 @@ mod tests {
         for found in SITE_FOLDERS.into_iter().map(Some).chain([None]) {
             let config = load(&render(found), Some("s3://bkt/site"));
             assert_eq!(config.source, Path::new(found.map_or("public", |f| f.name)));
-            assert!(config.chain.is_empty(), "the written file sets no transform");
+            assert_eq!(config.chain.cache_policy(), CachePolicy::Auto, "the cache policy is a live setting");
+            assert_eq!(config.chain.fingerprint(), policy_alone(), "the written file sets no transform");
         }
     }
 
@@ -229,6 +238,6 @@ mod tests {
         assert_eq!((config.workers, config.max_delete, config.max_delete_percent), (64, 1000, 50));
         assert_eq!(config.endpoint_url.as_deref(), Some("https://s3.example.com"));
         assert!(config.chain.folder_excludes().is_some(), "the filter's drafts/** is a folder the walk skips");
-        assert!(!config.chain.fingerprint().is_empty(), "the header rules are in the chain");
+        assert_ne!(config.chain.fingerprint(), policy_alone(), "the header rules are in the chain");
     }
 }

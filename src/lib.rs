@@ -54,6 +54,7 @@ pub async fn execute(args: &cli::SyncArgs, dry_run: bool) -> Result<Report, Erro
         dry_run,
         force_delete: args.force_delete,
         wait_lock: args.wait_lock,
+        allow_immutable_change: args.allow_immutable_change,
         wait_invalidation: args.wait,
         progress: progress::Show::choose(args.progress, args.no_progress, args.quiet > 0),
     };

@@ -216,16 +216,24 @@ pub struct Problem {
     /// Whether keys may be hidden behind it (a directory, or a link, that cannot be read): they
     /// could be any shard's, so every shard of a split run reports it.
     pub hides: bool,
+    /// The operation its failure names: `scan` for what the scan found, `upload` for an upload
+    /// a sink refused before sending it.
+    pub op: &'static str,
 }
 
 impl Problem {
     pub fn new(place: String, message: String) -> Problem {
-        Problem { place, message, hides: false }
+        Problem { place, message, hides: false, op: "scan" }
     }
 
     /// A problem behind which keys may hide: see [`Problem::hides`].
     pub fn hiding(place: String, message: String) -> Problem {
-        Problem { place, message, hides: true }
+        Problem { place, message, hides: true, op: "scan" }
+    }
+
+    /// The upload of `key` refused before it was sent (the immutable guard).
+    pub fn refused_upload(key: String, message: String) -> Problem {
+        Problem { place: key, message, hides: false, op: "upload" }
     }
 }
 

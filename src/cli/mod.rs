@@ -151,6 +151,14 @@ pub struct SyncArgs {
     /// Invalidate a folder with more than N paths as /folder/*.
     #[arg(long, value_name = "N")]
     pub invalidate_max_paths: Option<usize>,
+    /// Cache-Control by name: auto (a year and immutable for fingerprinted names like
+    /// app.3f2a91c7.js, must-revalidate for the rest; headers rules override it) or off.
+    #[arg(long, value_name = "MODE")]
+    pub cache_policy: Option<String>,
+    /// Upload a key whose Cache-Control holds `immutable` even when its object holds other bytes
+    /// (otherwise refused, exit 1).
+    #[arg(long)]
+    pub allow_immutable_change: bool,
     /// Wait for the CloudFront invalidation to complete before exiting.
     #[arg(long)]
     pub wait: bool,
@@ -196,6 +204,7 @@ impl SyncArgs {
             cloudfront_distribution_id: self.cloudfront_distribution_id.clone(),
             invalidate_added: self.invalidate_added.then_some(true),
             invalidate_max_paths: self.invalidate_max_paths,
+            cache_policy: self.cache_policy.clone(),
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::s3client::RetryMode;
 use crate::scan::{SkipFolders, SymlinkPolicy, WalkOptions};
 use crate::shard::Shard;
 use crate::target::{ObjectUrl, Target, TargetError};
-use crate::transform::ChainSpec;
+use crate::transform::{CachePolicy, ChainSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -165,7 +165,8 @@ impl Config {
             return Err(bad("endpoint_url", format!("{url:?} is not an http:// or https:// URL")));
         }
         check_cloudfront(&raw, &bad)?;
-        let chain = build_chain(figment, &raw.transform)?;
+        let cache_policy = choice(&bad, "cache_policy", &raw.cache_policy, &CachePolicy::CHOICES)?;
+        let chain = build_chain(figment, &raw.transform)?.with_cache_policy(cache_policy);
         let (compare, state) = comparing(&raw, &bad)?;
         let shard = raw.shard.as_deref().map(|text| sharding(text, &chain, &bad)).transpose()?;
         Ok(Config::with_state_file(Config {

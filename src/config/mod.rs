@@ -94,6 +94,9 @@ pub struct RawConfig {
     pub invalidate_added: bool,
     /// A folder with more paths to invalidate than this is invalidated as `/folder/*`.
     pub invalidate_max_paths: usize,
+    /// Cache-Control by name: "auto" (a year and `immutable` for fingerprinted names,
+    /// `must-revalidate` for the rest, before any `headers` rule) or "off".
+    pub cache_policy: String,
 }
 
 impl Default for RawConfig {
@@ -132,6 +135,7 @@ impl Default for RawConfig {
             cloudfront_distribution_id: None,
             invalidate_added: false,
             invalidate_max_paths: 50,
+            cache_policy: "off".into(),
         }
     }
 }
@@ -181,6 +185,8 @@ pub struct Overrides {
     pub invalidate_added: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalidate_max_paths: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_policy: Option<String>,
 }
 
 /// The default config file, used when it exists and no `--config` is given.

@@ -207,3 +207,20 @@ fn a_store_folder_has_one_identity_before_and_after_it_exists() {
     assert_eq!(before, std::fs::canonicalize(&missing).unwrap());
     assert_eq!(super::build::resolved(&missing), before);
 }
+
+#[test]
+fn cache_policy_comes_from_each_layer_and_is_checked() {
+    use crate::transform::CachePolicy;
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "")?;
+        assert_eq!(build(jail, &with_target()).unwrap().chain.cache_policy(), CachePolicy::Off, "off by default");
+        jail.create_file(FILE, "cache_policy = \"auto\"")?;
+        assert_eq!(build(jail, &with_target()).unwrap().chain.cache_policy(), CachePolicy::Auto);
+        let off = Overrides { cache_policy: Some("off".into()), ..with_target() };
+        assert_eq!(build(jail, &off).unwrap().chain.cache_policy(), CachePolicy::Off, "the flag beats the file");
+        jail.set_env("SITESYNC_CACHE_POLICY", "immutable");
+        let e = build(jail, &with_target()).unwrap_err();
+        assert!(e.contains("SITESYNC_CACHE_POLICY") && e.contains("\"off\" or \"auto\""), "{e}");
+        Ok(())
+    });
+}

@@ -31,11 +31,19 @@
 //! cache) is not taken on its mtime alone, which hides an edit copied with an old mtime: its
 //! object is asked for the source size its upload recorded ([`Decision::Head`]), as a plain
 //! file's size is compared for free.
+//!
+//! A key the chain publishes `immutable` must never get other bytes under its name (the guard,
+//! `sink::guard`, refuses such an upload). So while the guard is on, a decision to upload one
+//! without knowing whether its bytes differ (the mtime rule, an unsettled clock, a record that
+//! moved, a HEAD) becomes a read wherever the ETag or the state can compare them, in every mode,
+//! `mtime` too: the guard then refuses only bytes that really changed, and a rebuild with the same
+//! bytes uploads nothing. Where nothing can compare them the upload stays, and the guard refuses it.
 
 use crate::clock::{ChangeRule, Offset, Verdict};
 pub use crate::config::CompareMode;
 use crate::content::{comparable, unchanged_since};
 use crate::model::{LocalFile, Reason, RemoteObject, Settled};
+use crate::transform::is_immutable;
 
 /// The settings of the decision.
 #[derive(Debug, Clone, Copy)]
@@ -45,11 +53,14 @@ pub struct Compare {
     pub own_part: u64,
     /// Whether what a run learns of unchanged keys is kept (the local state is on).
     pub learn: bool,
+    /// Whether keys published `immutable` are guarded: then their bytes are compared wherever
+    /// something can compare them, before they are uploaded.
+    pub guard: bool,
 }
 
 impl Default for Compare {
     fn default() -> Self {
-        Compare { mode: CompareMode::Mtime, own_part: 8 * 1024 * 1024, learn: false }
+        Compare { mode: CompareMode::Mtime, own_part: 8 * 1024 * 1024, learn: false, guard: false }
     }
 }
 
@@ -89,7 +100,7 @@ impl Compare {
             comparable(object.etag.as_deref(), object.size, self.own_part) || current.is_some_and(|k| k.md5.is_some());
         // An unconfirmed "same" is worth keeping only where the state knew nothing of the key.
         let learn = self.learn && recorded.is_none();
-        match self.mode {
+        let decision = match self.mode {
             CompareMode::Mtime => by_mtime(mtime, learn),
             CompareMode::Checksum if can_compare => Decision::Check { otherwise: Settled::Upload(Reason::Unverified) },
             CompareMode::Checksum => Decision::Upload(Reason::Unverified),
@@ -103,7 +114,24 @@ impl Compare {
             }
             CompareMode::Auto if mtime == Verdict::Same && file.encoding().is_some() => Decision::Head,
             CompareMode::Auto => by_mtime(mtime, learn),
+        };
+        match self.guard && can_compare && is_immutable(file) {
+            true => read_before_upload(decision),
+            false => decision,
         }
+    }
+}
+
+/// For a guarded key whose bytes something can compare: a decision that would upload it, or may,
+/// without knowing whether its bytes differ becomes a read.
+fn read_before_upload(decision: Decision) -> Decision {
+    match decision {
+        Decision::Upload(reason @ (Reason::Newer | Reason::Unverified | Reason::Replaced)) => {
+            Decision::Check { otherwise: Settled::Upload(reason) }
+        }
+        Decision::Unsure => Decision::Check { otherwise: Settled::Upload(Reason::Newer) },
+        Decision::Head => Decision::Check { otherwise: Settled::Upload(Reason::Unverified) },
+        other => other,
     }
 }
 
@@ -162,7 +190,7 @@ mod tests {
     }
 
     fn decide(mode: CompareMode, f: &LocalFile, o: &RemoteObject) -> Decision {
-        let compare = Compare { mode, own_part: 8 << 20, learn: true };
+        let compare = Compare { mode, own_part: 8 << 20, learn: true, guard: false };
         compare.decide(&ChangeRule { fudge: 0 }, f, o, Offset::exact(0))
     }
 
@@ -286,6 +314,43 @@ mod tests {
         }
         let bigger = RemoteObject { size: 2, ..object(100, Some(MD5_X)) };
         assert_eq!(decide(CompareMode::Mtime, &generated, &bigger), Decision::Upload(Reason::Size));
+    }
+
+    fn immutable(mut f: LocalFile) -> LocalFile {
+        f.meta.get_or_insert_default().set(crate::fields::Field::CacheControl, "max-age=31536000, immutable");
+        f
+    }
+
+    fn guarded(mode: CompareMode, f: &LocalFile, o: &RemoteObject) -> Decision {
+        let compare = Compare { mode, own_part: 8 << 20, learn: true, guard: true };
+        compare.decide(&ChangeRule { fudge: 0 }, f, o, Offset::exact(0))
+    }
+
+    #[test]
+    fn a_guarded_immutable_key_is_read_before_an_upload_in_every_mode() {
+        let rebuilt = immutable(file(200, None));
+        let check = Decision::Check { otherwise: Settled::Upload(Reason::Newer) };
+        for mode in [CompareMode::Mtime, CompareMode::Auto, CompareMode::Checksum] {
+            assert!(matches!(guarded(mode, &rebuilt, &object(100, Some(MD5_X))), Decision::Check { .. }), "{mode:?}");
+        }
+        assert_eq!(guarded(CompareMode::Mtime, &rebuilt, &object(100, Some(MD5_X))), check);
+        // Without the guard, or for a key that is not immutable, `mtime` reads nothing.
+        assert_eq!(decide(CompareMode::Mtime, &rebuilt, &object(100, Some(MD5_X))), Decision::Upload(Reason::Newer));
+        let plain = file(200, None);
+        assert_eq!(guarded(CompareMode::Mtime, &plain, &object(100, Some(MD5_X))), Decision::Upload(Reason::Newer));
+        // Nothing can compare it: the upload stays, for the guard to refuse.
+        assert_eq!(guarded(CompareMode::Mtime, &rebuilt, &object(100, None)), Decision::Upload(Reason::Newer));
+        // A size that differs needs no read; an older file is not read either.
+        let other = RemoteObject { size: 2, ..object(100, Some(MD5_X)) };
+        assert_eq!(guarded(CompareMode::Mtime, &rebuilt, &other), Decision::Upload(Reason::Size));
+        let older = immutable(file(50, None));
+        assert_eq!(guarded(CompareMode::Mtime, &older, &object(100, Some(MD5_X))), Decision::Same { learn: true });
+        // A compressed key the mtime rule finds unchanged is read rather than asked for its size.
+        let packed = immutable(compressed(50, None));
+        assert_eq!(
+            guarded(CompareMode::Auto, &packed, &sized(100, 1200, Some(MD5_X))),
+            Decision::Check { otherwise: Settled::Upload(Reason::Unverified) }
+        );
     }
 
     #[test]

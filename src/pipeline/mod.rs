@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub force_delete: bool,
     /// Wait for another run's lock on the target instead of failing.
     pub wait_lock: bool,
+    /// Upload keys published `immutable` whose objects hold other bytes (see `sink::guard`).
+    pub allow_immutable_change: bool,
     /// Wait until the CloudFront invalidation has completed.
     pub wait_invalidation: bool,
     /// How progress is shown while the run goes.

@@ -67,14 +67,14 @@ pub fn in_memory(config: &Config, bucket: &Bucket, interleave: Interleave) -> Re
     let walked = crate::scan::walk_all(&config.source, walk.clone())?;
     let local = LocalSide::new(chain, OwnPart::of(config, &walk), None);
     let refresh = stages::chain_changed(config, &bucket.marker);
-    let mut diff = stages::diff_for(config, &walk, refresh);
+    let mut diff = stages::diff_for(config, &walk, refresh, true);
     let mut sides = InMemory {
         local: local_batches(local, walked, interleave.batch),
         remote: bucket.objects.chunks(interleave.batch.max(1)).map(<[_]>::to_vec).collect(),
     };
     let offsets = Fixed::new(bucket.offset, bucket.narrowed);
     let heads = Heads::known(bucket.source_sizes.clone());
-    let mut sink = stages::checking(config, stages::plan_sink(config), refresh, heads);
+    let mut sink = stages::checking(config, stages::plan_sink(config), refresh, heads, true);
     let limits = stages::limits_for(config, &RunOptions { dry_run: true, ..RunOptions::default() });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -22,7 +22,7 @@ use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
 use crate::s3client::{self, Connection};
 use crate::scan::WalkOptions;
-use crate::sink::{Applied, Checking, Finish, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::sink::{Applied, Checking, Finish, Guarded, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
 use crate::state::{self, SaveState, TrustedState};
 use crate::transform::Chain;
 
@@ -76,6 +76,7 @@ impl Stages {
         };
         let target = config.target.clone();
         let walk = config.walk_options();
+        let guard = !opts.allow_immutable_change;
         let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
         let identity = config.state_identity();
         let state = match &config.state {
@@ -90,7 +91,7 @@ impl Stages {
         if let Some(marker) = marker {
             after.push(Box::new(marker));
         }
-        let diff = diff_for(config, &walk, refresh);
+        let diff = diff_for(config, &walk, refresh, guard);
         if let Some(invalidate) = invalidate(config, opts).await {
             after.push(Box::new(invalidate));
         }
@@ -101,7 +102,7 @@ impl Stages {
         }
         let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
         let heads = Heads::new(client.clone(), target.clone(), config.workers);
-        let sink = checking(config, sink, refresh, heads);
+        let sink = checking(config, sink, refresh, heads, guard);
         let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
             (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
             (_, _, Some(manifest)) => Box::new(Inventory {
@@ -121,12 +122,12 @@ impl Stages {
 /// The diff a run judges with: the config's change rule and compare mode, what the chain hides
 /// of the bucket and whether it keeps the walk's order, this shard's part (`walk` counts what it
 /// leaves to the others); with `refresh`, the chain changed since the objects were published.
-pub fn diff_for(config: &Config, walk: &WalkOptions, refresh: bool) -> Diff {
+pub fn diff_for(config: &Config, walk: &WalkOptions, refresh: bool, guard: bool) -> Diff {
     let mut diff = Diff::new(config.rule);
     diff.hide(config.chain.remote_filter());
     diff.shard(config.shard.clone(), walk.elsewhere.clone());
     let own_part = config.multipart_chunk_size;
-    diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
+    diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some(), guard });
     if !config.chain.keeps_order() {
         diff.local_unordered();
     }
@@ -153,8 +154,10 @@ pub fn chain_changed(config: &Config, recorded: &str) -> bool {
 }
 
 /// The content check around the run's sink, whose HEADs `heads` answers. In every compare mode:
-/// the inline bodies of a transform are compared by content.
-pub fn checking(config: &Config, sink: Box<dyn Sink>, refresh: bool, heads: Heads) -> Box<dyn Sink> {
+/// the inline bodies of a transform are compared by content. With the immutable `guard`, between
+/// the two: after the check, which knows whether an immutable key's bytes differ.
+pub fn checking(config: &Config, sink: Box<dyn Sink>, refresh: bool, heads: Heads, guard: bool) -> Box<dyn Sink> {
+    let sink: Box<dyn Sink> = if guard { Box::new(Guarded::new(sink)) } else { sink };
     Box::new(Checking::new(sink, config.multipart_chunk_size, refresh).with_heads(heads))
 }
 

@@ -12,6 +12,7 @@ mod check;
 mod copy;
 mod delete;
 mod file;
+mod guard;
 mod head;
 mod made;
 mod multipart;
@@ -25,6 +26,7 @@ mod tracker;
 mod upload;
 
 pub use check::Checking;
+pub use guard::Guarded;
 pub use head::Heads;
 pub use phase::{Phase, is_page};
 pub use plan::{PlanSink, Step};

@@ -44,7 +44,7 @@ impl Sink for PlanSink {
                     let change = if copied { Change::Copied } else { Change::Uploaded };
                     self.tracker.journal().record(file.key.clone(), change, *reason == Reason::New);
                 }
-                Event::Problem(p) => self.tracker.failed(p.place.clone(), "scan", p.message.clone()),
+                Event::Problem(p) => self.tracker.failed(p.place.clone(), p.op, p.message.clone()),
                 // Nothing to do for it; only a sync records it.
                 Event::Same { .. } | Event::Check { .. } | Event::Head { .. } => continue,
             }

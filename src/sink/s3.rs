@@ -142,7 +142,7 @@ impl Sink for S3Sink {
                 Event::Upload { file, reason } => self.upload(file, reason).await,
                 Event::Delete { object } if self.delete => self.deletes.push(object),
                 Event::Delete { .. } => {}
-                Event::Problem(p) => self.ctx.tracker.failed(p.place, "scan", p.message),
+                Event::Problem(p) => self.ctx.tracker.failed(p.place, p.op, p.message),
                 Event::Same { file, object, md5 } => {
                     let known = Known::of(&file, &object, md5);
                     self.ctx.tracker.journal().learn(file.key, Change::Confirmed, false, known);

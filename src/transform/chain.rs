@@ -5,11 +5,13 @@
 //! with it, since what is not published cannot fail the run; what survives is reported once.
 //! After the steps, every key is checked (S3's limits, the reserved folder) and, when the chain
 //! creates keys, given to one entry only ([`Claims`]); where a `compress` step matched a key, a
-//! Content-Encoding a step set is dropped ([`EncodedKeys`]).
+//! Content-Encoding a step set is dropped ([`EncodedKeys`]); with `cache_policy = "auto"`, a key no
+//! step gave a Cache-Control gets the policy's ([`Policy`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::cache_policy::{CachePolicy, Policy};
 use super::claims::Claims;
 use super::compress::EncodedKeys;
 use super::{MARKER_KEY, RESERVED_FOLDER, Transform, TransformError};
@@ -25,6 +27,8 @@ pub struct Chain {
     max_key: usize,
     /// The keys whose Content-Encoding the bytes sent decide.
     encoded: EncodedKeys,
+    /// `cache_policy = "auto"`: the Cache-Control of the keys no step gave one.
+    policy: Option<Policy>,
 }
 
 impl Chain {
@@ -32,7 +36,14 @@ impl Chain {
     /// step may yield keys it was not given, which makes the chain settle who publishes a key
     /// that several entries claim.
     pub fn of(steps: Vec<(String, Box<dyn Transform>)>, creates_keys: bool) -> Chain {
-        Chain { steps, claims: creates_keys.then(Claims::default), max_key: MAX_KEY_BYTES, encoded: Default::default() }
+        let claims = creates_keys.then(Claims::default);
+        Chain { steps, claims, max_key: MAX_KEY_BYTES, encoded: Default::default(), policy: None }
+    }
+
+    /// Applies `policy` to what the steps yield (see [`super::cache_policy`]).
+    pub fn cache_policy(mut self, policy: CachePolicy) -> Chain {
+        self.policy = (policy == CachePolicy::Auto).then(Policy::default);
+        self
     }
 
     /// Drops a Content-Encoding a step set on the keys `encoded` matches (the `compress` steps').
@@ -47,17 +58,21 @@ impl Chain {
         self
     }
 
-    /// Lets the chain look for a file of the source on disk, to settle a key a step created
-    /// ahead of the walk (see [`Claims`]).
+    /// Lets the chain look at the source on disk: for a file, to settle a key a step created
+    /// ahead of the walk (see [`Claims`]); for a bundler's manifest, for the cache policy.
     pub fn over_source(mut self, root: std::path::PathBuf, names: crate::names::NameDecoder) -> Chain {
+        if let Some(policy) = &mut self.policy {
+            policy.over_source(root.clone());
+        }
         if let Some(claims) = &mut self.claims {
             claims.over_source(root, names);
         }
         self
     }
 
+    /// Whether the chain leaves every entry as it is: no step and no cache policy.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.policy.is_none()
     }
 
     /// Passes a scan batch through every step.
@@ -115,6 +130,9 @@ impl Chain {
                 None => {
                     let mut file = file;
                     self.encoded.settle(&mut file);
+                    if let Some(policy) = &mut self.policy {
+                        policy.settle(&mut file);
+                    }
                     accepted.push(file);
                 }
             }

@@ -10,6 +10,7 @@
 //! out; the chain runs on its own thread between the walk and the diff ([`spawn`]). After the
 //! walk's last batch, every step may yield what it held back ([`Chain::finish`]).
 
+pub mod cache_policy;
 mod chain;
 mod claims;
 mod compress;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+pub use cache_policy::{CachePolicy, is_fingerprinted, is_immutable};
 pub use chain::{Chain, link_copies};
 pub use compress::{Compress, CompressConfig, EncodedKeys};
 pub use duplicate::{Duplicate, DuplicateConfig};
@@ -182,7 +184,10 @@ impl StepSpec {
 #[derive(Debug, Clone, Default)]
 pub struct ChainSpec {
     steps: Vec<StepSpec>,
+    /// What the marker records of the steps, and the string it makes with the cache policy.
+    recorded: fingerprint::Fingerprint,
     fingerprint: String,
+    cache_policy: CachePolicy,
     /// Where the tables came from (the config file), for messages about creating plugins.
     pub origin: String,
 }
@@ -197,7 +202,7 @@ impl ChainSpec {
             .collect::<Result<Vec<_>, _>>()?;
         refuse_filters_before_plugins(&configs)?;
         let mut steps = Vec::with_capacity(tables.len());
-        let mut fingerprint = fingerprint::Fingerprint::default();
+        let mut recorded = fingerprint::Fingerprint::default();
         for (index, (config, table)) in configs.into_iter().zip(tables).enumerate() {
             let at = format!("transform[{index}]");
             let step = match config {
@@ -215,20 +220,35 @@ impl ChainSpec {
             // the keys it adds or drops: editing one must not re-publish the whole site.
             match &step {
                 StepSpec::Filter(_) => {}
-                StepSpec::Plugin { plugin, .. } => fingerprint.add_plugin(table, plugin),
-                _ => fingerprint.add(table),
+                StepSpec::Plugin { plugin, .. } => recorded.add_plugin(table, plugin),
+                _ => recorded.add(table),
             }
             steps.push(step);
         }
-        Ok(ChainSpec { steps, fingerprint: fingerprint.finish(), origin: String::new() })
+        let fingerprint = recorded.finish(CachePolicy::Off);
+        Ok(ChainSpec { steps, recorded, fingerprint, cache_policy: CachePolicy::Off, origin: String::new() })
     }
 
+    /// The chain with `policy` applied before its steps (see [`cache_policy`]); it changes the
+    /// fingerprint, so turning it on or off re-publishes every key's headers once.
+    pub fn with_cache_policy(mut self, policy: CachePolicy) -> ChainSpec {
+        self.cache_policy = policy;
+        self.fingerprint = self.recorded.finish(policy);
+        self
+    }
+
+    pub fn cache_policy(&self) -> CachePolicy {
+        self.cache_policy
+    }
+
+    /// Whether the chain leaves every entry as the walk found it: no step, no cache policy.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.cache_policy == CachePolicy::Off
     }
 
     /// What the marker object records of the chain: a digest of every table but the filters, in
-    /// order, and the name and version of each plugin. Empty when that leaves nothing.
+    /// order, after the cache policy when it is on, and the name and version of each plugin.
+    /// Empty when that leaves nothing.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
@@ -307,7 +327,8 @@ impl ChainSpec {
             StepSpec::Compress(c) => Some(c.clone()),
             _ => None,
         });
-        Ok(Chain::of(steps, !self.keeps_order()).encoded(EncodedKeys::of(compress.collect())))
+        let chain = Chain::of(steps, !self.keeps_order()).encoded(EncodedKeys::of(compress.collect()));
+        Ok(chain.cache_policy(self.cache_policy))
     }
 }
 
@@ -352,9 +373,9 @@ mod fingerprint {
     use md5::{Digest, Md5};
     use serde_json::Value;
 
-    use super::LoadedPlugin;
+    use super::{CachePolicy, LoadedPlugin};
 
-    #[derive(Default)]
+    #[derive(Debug, Clone, Default)]
     pub(super) struct Fingerprint {
         tables: Vec<Value>,
         plugins: Vec<String>,
@@ -377,13 +398,20 @@ mod fingerprint {
             self.plugins.push(named);
         }
 
-        pub fn finish(self) -> String {
-            if self.tables.is_empty() {
+        /// The marker's text; the cache policy, when on, comes first, as it applies before the
+        /// steps. With it off the text is what it was before the policy existed.
+        pub fn finish(&self, policy: CachePolicy) -> String {
+            let mut tables = Vec::with_capacity(self.tables.len() + 1);
+            if policy == CachePolicy::Auto {
+                tables.push(serde_json::json!({ "cache_policy": "auto" }));
+            }
+            tables.extend(self.tables.iter().cloned());
+            if tables.is_empty() {
                 return String::new();
             }
-            let digest = Md5::digest(Value::Array(self.tables).to_string().as_bytes());
+            let digest = Md5::digest(Value::Array(tables).to_string().as_bytes());
             let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            let v = serde_json::json!({ "sitesync_chain": 2, "digest": hex, "plugins": self.plugins });
+            let v = serde_json::json!({ "sitesync_chain": 2, "digest": hex, "plugins": &self.plugins });
             format!("{v}\n")
         }
     }
@@ -449,5 +477,20 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         assert!(!a.fingerprint().contains("max-age"), "{}", a.fingerprint());
         assert!(ChainSpec::build(&[filter], Path::new("/")).unwrap().fingerprint().is_empty());
+    }
+
+    #[test]
+    fn the_cache_policy_is_part_of_the_fingerprint_and_off_leaves_it_as_it_was() {
+        let headers = serde_json::json!({"type": "headers", "rules": [{"glob": "**", "cache_control": "max-age=9"}]});
+        let built = |tables: &[Value]| ChainSpec::build(tables, Path::new("/")).unwrap();
+        let plain = built(std::slice::from_ref(&headers));
+        let off = built(std::slice::from_ref(&headers)).with_cache_policy(CachePolicy::Off);
+        let auto = built(std::slice::from_ref(&headers)).with_cache_policy(CachePolicy::Auto);
+        assert_eq!(off.fingerprint(), plain.fingerprint());
+        assert_ne!(auto.fingerprint(), plain.fingerprint());
+        let alone = built(&[]).with_cache_policy(CachePolicy::Auto);
+        assert!(!alone.is_empty() && !alone.fingerprint().is_empty(), "the policy alone is a chain");
+        assert_ne!(alone.fingerprint(), auto.fingerprint());
+        assert!(built(&[]).with_cache_policy(CachePolicy::Off).fingerprint().is_empty());
     }
 }
