@@ -16,6 +16,7 @@ pub mod diff;
 pub mod disk;
 pub mod error;
 pub mod fields;
+pub mod history;
 pub mod init;
 pub mod journal;
 #[cfg(feature = "local-store")]

@@ -21,10 +21,7 @@ use crate::transform::MARKER_KEY;
 /// The marker's key (relative to the prefix): one per shard of a split run, since each shard
 /// re-publishes only its own keys and may fail while the others succeed.
 pub fn key(shard: Option<&Shard>) -> String {
-    match shard {
-        Some(shard) => format!("{MARKER_KEY}.{}", shard.tag()),
-        None => MARKER_KEY.to_owned(),
-    }
+    crate::history::per_shard(MARKER_KEY, shard)
 }
 
 /// The recorded fingerprint under `marker` (see [`key`]); empty when there is no marker.

@@ -38,11 +38,11 @@ use crate::shard::CopyRule;
 
 /// The folder, relative to the prefix, where sitesync keeps its own objects. No entry of the
 /// source may be published there.
-pub const RESERVED_FOLDER: &str = ".sitesync/";
+pub use crate::history::FOLDER as RESERVED_FOLDER;
 
 /// The key, relative to the prefix, of the object recording the chain configuration the objects
 /// under the prefix were last published with. It is never listed to the diff, so never deleted.
-pub const MARKER_KEY: &str = ".sitesync/chain";
+pub use crate::history::MARKER as MARKER_KEY;
 
 /// A transform that failed while the run was going: the run stops and sends no deletes.
 #[derive(Debug, thiserror::Error)]
