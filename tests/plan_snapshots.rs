@@ -36,7 +36,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use sitesync::clock::Offset;
-use sitesync::config::{self, Config, Overrides};
+use sitesync::config::{self, Config};
 use sitesync::diff::merge::{Fixed, InMemory};
 use sitesync::diff::{DeleteLimits, Diff, Ended, Schedule, Tally, merge};
 use sitesync::model::{LocalItem, RemoteObject, Time};
@@ -199,13 +199,8 @@ fn plan(case: &Scanned, schedule: Schedule, chunk: usize) -> (String, Tally) {
     }
     let mut sides = InMemory::batched(&case.local, &case.remote, chunk);
     let offsets = Fixed::new(case.scan, case.last);
-    let mut sink: Box<dyn Sink> = Box::new(PlanSink::new(config.target.clone(), config.delete));
-    let limits = DeleteLimits {
-        enforced: config.delete,
-        max: config.max_delete,
-        max_percent: config.max_delete_percent,
-        early: false,
-    };
+    let mut sink: Box<dyn Sink> = Box::new(PlanSink::new(config.target.clone(), config.delete.enabled));
+    let limits = DeleteLimits::new(&config.delete, false, false);
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let ended = runtime.block_on(merge(&mut diff, &mut sides, &offsets, sink.as_mut(), &limits, schedule));
     assert_eq!(diff.pending(), 0, "the diff holds keys after both scans ended");
@@ -260,8 +255,8 @@ fn plan_of_each_fixture() {
         std::fs::create_dir(&source).unwrap();
         build_tree(&local, &source);
         let config_file = scratch_config(sync_toml, dir.path());
-        let overrides = Overrides { source: Some(source), ..Default::default() };
-        let config = Config::build(&config::figment(Some(&config_file), &overrides))
+        let flags = serde_json::json!({ "source": source });
+        let config = Config::build(&config::figment(Some(&config_file), &flags))
             .unwrap_or_else(|e| panic!("{}: {e}", sync_toml.display()));
 
         let items = walk(&config);

@@ -13,7 +13,7 @@ use super::{RunOptions, Stop};
 use crate::after::invalidate::{Invalidate, Settings};
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RemoteChoice};
 use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
 use crate::lock::{self, RunLock};
@@ -75,7 +75,7 @@ impl Stages {
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
         let target = config.target.clone();
-        let own_part = config.multipart_chunk_size;
+        let own_part = config.sink.multipart_chunk_size;
         let mut diff = Diff::new(config.rule);
         diff.hide(config.chain.remote_filter());
         let walk = config.walk_options();
@@ -111,24 +111,21 @@ impl Stages {
         }
         let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
         // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
-        let heads = Heads::new(client.clone(), target.clone(), config.workers);
+        let heads = Heads::new(client.clone(), target.clone(), config.sink.workers);
         let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh).with_heads(heads));
-        let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
-            (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
-            (_, _, Some(manifest)) => Box::new(Inventory {
+        let remote: Box<dyn RemoteSource> = match &config.remote {
+            RemoteChoice::TrustedState { path } => Box::new(TrustedState { path: path.clone(), identity }),
+            RemoteChoice::Inventory { manifest } => Box::new(Inventory {
                 client: client.clone(),
                 target: target.clone(),
-                manifest,
+                manifest: manifest.clone(),
                 shard: config.shard.clone(),
             }),
-            _ => Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel }),
+            RemoteChoice::Listing { parallel } => {
+                Box::new(Listing { client: client.clone(), target: target.clone(), parallel: *parallel })
+            }
         };
-        let limits = DeleteLimits {
-            enforced: config.delete && !opts.force_delete,
-            max: config.max_delete,
-            max_percent: config.max_delete_percent,
-            early: !opts.dry_run,
-        };
+        let limits = DeleteLimits::new(&config.delete, opts.force_delete, !opts.dry_run);
         let probe = Probe { clock, client, bucket: target.bucket };
         Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after, progress })
     }
@@ -147,7 +144,7 @@ async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Op
     // The state holds a compressed key's source size, not whether its object holds compressed
     // bytes: after a `compress` step changed, a plain file could be copied in place over gzip
     // bytes. Only a listing shows the objects' sizes.
-    if config.trust_state {
+    if matches!(config.remote, RemoteChoice::TrustedState { .. }) {
         return Err(Error::Untrusted("the transform chain changed since the objects under the prefix were published"));
     }
     match recorded.is_empty() {
@@ -167,22 +164,22 @@ fn sink(
 ) -> (Box<dyn Sink>, Option<Arc<Tracker>>) {
     let target = config.target.clone();
     if opts.dry_run {
-        return (Box::new(PlanSink::new(target, config.delete)), None);
+        return (Box::new(PlanSink::new(target, config.delete.enabled)), None);
     }
     let tracker = Arc::new(Tracker::default());
     let ctx = Arc::new(SinkContext {
         client: client.clone(),
         target,
         tracker: tracker.clone(),
-        multipart_threshold: config.multipart_threshold,
-        multipart_chunk_size: config.multipart_chunk_size,
+        multipart_threshold: config.sink.multipart_threshold,
+        multipart_chunk_size: config.sink.multipart_chunk_size,
         clock: clock.clone(),
         compressing: SinkContext::compression_slots(),
-        charset: config.charset.clone(),
+        charset: config.sink.charset.clone(),
         learn: config.state.is_some(),
         cancel: stop.flag(),
     });
-    (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
+    (Box::new(S3Sink::new(ctx, config.sink.workers, config.delete.enabled)), Some(tracker))
 }
 
 /// The local state of a run, checked whole on the blocking pool, ready to be read beside the
@@ -199,20 +196,12 @@ async fn open_state(path: &std::path::Path, identity: &str) -> Option<state::Cur
 /// The CloudFront invalidation, when a distribution is configured; its client comes from the
 /// AWS chain even with the embedded store, whose credentials are S3's only.
 async fn invalidate(config: &Config, opts: &RunOptions) -> Option<Invalidate> {
-    let distribution_id = config.cloudfront_distribution_id.clone()?;
+    let settings = Settings { wait: opts.wait_invalidation, ..config.invalidate.clone()? };
     let conn = Connection {
-        region: config.region.clone(),
-        profile: config.profile.clone(),
-        max_attempts: config.max_attempts,
-        retry_mode: config.retry_mode,
-        timeout: config.timeout,
-        ..Connection::default()
-    };
-    let settings = Settings {
-        distribution_id,
-        include_added: config.invalidate_added,
-        max_paths: config.invalidate_max_paths,
-        wait: opts.wait_invalidation,
+        endpoint_url: None,
+        path_style: false,
+        static_credentials: None,
+        ..config.store.connection.clone()
     };
     Some(Invalidate { client: s3client::cloudfront(&conn).await, target: config.target.clone(), settings })
 }
