@@ -21,6 +21,9 @@ pub enum ConfigError {
     /// A `[[transform]]` table, or a plugin it names, is wrong: `key` is `transform[2].include`.
     #[error("{origin}: key `{key}`: {why}")]
     Transform { origin: String, key: String, why: String },
+    /// Two keys that each decide the same thing are both set.
+    #[error("key `{key}` ({origin}) and key `{other}` ({other_origin}) {why}")]
+    Conflict { key: &'static str, origin: String, other: &'static str, other_origin: String, why: &'static str },
 }
 
 /// The name the command line's layer goes by, in figment and in messages.

@@ -1,6 +1,6 @@
 //! The `remote` section: what a run reads as the bucket's contents. It is decided here, once:
 //! the listing of the prefix, an S3 Inventory report, or the local state trusted as the bucket's
-//! record.
+//! record. Two keys that each choose a side are refused together, never silently ranked.
 
 use std::path::{Path, PathBuf};
 
@@ -45,11 +45,18 @@ impl RemoteConfig {
         let parallel = origins.in_range("list_parallel", self.list_parallel, 1..=256, "")?;
         let inventory = self.remote_inventory.as_deref().map(|url| manifest_url(url, origins)).transpose()?;
         match (self.trust_state, inventory, state) {
-            (true, _, None) => {
+            (true, Some(_), _) => Err(ConfigError::Conflict {
+                key: "trust_state",
+                origin: origins.of("trust_state"),
+                other: "remote_inventory",
+                other_origin: origins.of("remote_inventory"),
+                why: "both choose the remote side (the local state, an S3 Inventory): set one",
+            }),
+            (true, None, None) => {
                 let why = "needs the local state, which is off (state = false, or no home directory)";
                 Err(origins.bad("trust_state", why))
             }
-            (true, _, Some(path)) => Ok(RemoteChoice::TrustedState { path: path.to_owned() }),
+            (true, None, Some(path)) => Ok(RemoteChoice::TrustedState { path: path.to_owned() }),
             (false, Some(manifest), _) => Ok(RemoteChoice::Inventory { manifest }),
             (false, None, _) => Ok(RemoteChoice::Listing { parallel }),
         }

@@ -243,3 +243,27 @@ fn flags_that_are_not_config_keys_stay_off_the_layers() {
         Ok(())
     });
 }
+
+#[test]
+fn the_remote_side_is_chosen_once_and_two_choices_are_refused_naming_both() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "state_dir = \"cache\"")?;
+        let remote = |flags: &SyncArgs| build_flags(flags).map(|config| config.remote);
+        assert_eq!(remote(&with_target(&[])), Ok(RemoteChoice::Listing { parallel: 8 }));
+        let trusted = remote(&with_target(&["--trust-state"])).unwrap();
+        assert!(matches!(&trusted, RemoteChoice::TrustedState { path } if path.starts_with("cache")), "{trusted:?}");
+
+        let both = ["--trust-state", "--remote-inventory", "s3://inv/manifest.json"];
+        let error = remote(&with_target(&both)).unwrap_err();
+        assert!(
+            error.contains("key `trust_state` (command line) and key `remote_inventory` (command line)"),
+            "{error}"
+        );
+        jail.create_file(FILE, "state_dir = \"cache\"\ntrust_state = true")?;
+        let error = remote(&with_target(&both[1..])).unwrap_err();
+        assert!(error.contains("key `trust_state` (sync.toml) and key `remote_inventory` (command line)"), "{error}");
+        let error = remote(&with_target(&["--no-state"])).unwrap_err();
+        assert!(error.contains("sync.toml: key `trust_state`: needs the local state"), "{error}");
+        Ok(())
+    });
+}
