@@ -1,8 +1,9 @@
 //! The stages of a run, built from the config, and how a run ends.
 //!
-//! Each stage is chosen here, once: the sink (the bucket, or the plan of a dry run), the remote
-//! source, the diff's settings, the delete limits and the post-run steps. A new stage of an
-//! existing kind (a remote source read from an inventory, a post-run step) is one more line here.
+//! Each stage is made here, once, by a step named after it: the diff's settings, the remote
+//! source (the one the config chose, [`RemoteChoice`]), the sink (the bucket, or the plan of a
+//! dry run) and the checks around it, the delete limits and the post-run steps. A new stage of an
+//! existing kind (a remote source, a post-run step) is one more line in its step.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,61 +75,74 @@ impl Stages {
             client = connect(config, clock.clone()) => client?,
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
-        let target = config.target.clone();
-        let own_part = config.sink.multipart_chunk_size;
-        let mut diff = Diff::new(config.rule);
-        diff.hide(config.chain.remote_filter());
         let walk = config.walk_options();
-        diff.shard(config.shard.clone(), walk.elsewhere.clone());
-        diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
-        if !config.chain.keeps_order() {
-            diff.local_unordered();
-        }
-        let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
+        let mut diff = diff(config, &walk);
         let identity = config.state_identity();
         let state = match &config.state {
-            Some(path) => {
-                after.push(Box::new(SaveState { path: path.clone(), identity: identity.clone() }));
-                open_state(path, &identity).await
-            }
+            Some(path) => open_state(path, &identity).await,
             None => None,
         };
-        let refresh = match chain_marker(config, &client).await? {
-            Some(marker) => {
-                diff.refresh_unchanged();
-                after.push(Box::new(marker));
-                true
-            }
-            None => false,
-        };
-        if let Some(invalidate) = invalidate(config, opts).await {
-            after.push(Box::new(invalidate));
+        let marker = chain_marker(config, &client).await?;
+        let refresh = marker.is_some();
+        if refresh {
+            diff.refresh_unchanged();
         }
-        let (sink, tracker) = sink(config, opts, &client, &clock, stop);
+        let after = after_steps(config, opts, &identity, marker).await;
         let progress = Progress::start(opts.progress);
-        if let Some(tracker) = &tracker {
-            progress.follow(tracker.clone());
-        }
-        let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
-        // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
-        let heads = Heads::new(client.clone(), target.clone(), config.sink.workers);
-        let sink: Box<dyn Sink> = Box::new(Checking::new(sink, own_part, refresh).with_heads(heads));
-        let remote: Box<dyn RemoteSource> = match &config.remote {
-            RemoteChoice::TrustedState { path } => Box::new(TrustedState { path: path.clone(), identity }),
-            RemoteChoice::Inventory { manifest } => Box::new(Inventory {
-                client: client.clone(),
-                target: target.clone(),
-                manifest: manifest.clone(),
-                shard: config.shard.clone(),
-            }),
-            RemoteChoice::Listing { parallel } => {
-                Box::new(Listing { client: client.clone(), target: target.clone(), parallel: *parallel })
-            }
-        };
+        let (sink, tracker) = sink(config, opts, &client, &clock, stop);
+        let sink = checked(config, sink, tracker.as_ref(), &progress, &client, refresh);
+        let remote = remote(config, &client, identity);
         let limits = DeleteLimits::new(&config.delete, opts.force_delete, !opts.dry_run);
-        let probe = Probe { clock, client, bucket: target.bucket };
+        let probe = Probe { clock, client, bucket: config.target.bucket.clone() };
         Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after, progress })
     }
+}
+
+/// The diff of the run: its change rule, the keys the chain hides on the remote side, the shard
+/// it owns (and what the walk leaves to other shards), how "changed" is decided.
+fn diff(config: &Config, walk: &WalkOptions) -> Diff {
+    let mut diff = Diff::new(config.rule);
+    diff.hide(config.chain.remote_filter());
+    diff.shard(config.shard.clone(), walk.elsewhere.clone());
+    let own_part = config.sink.multipart_chunk_size;
+    diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some() });
+    if !config.chain.keeps_order() {
+        diff.local_unordered();
+    }
+    diff
+}
+
+/// The remote side the config chose: the listing, an S3 Inventory report, or the trusted state.
+fn remote(config: &Config, client: &aws_sdk_s3::Client, identity: String) -> Box<dyn RemoteSource> {
+    let (client, target) = (client.clone(), config.target.clone());
+    match &config.remote {
+        RemoteChoice::Listing { parallel } => Box::new(Listing { client, target, parallel: *parallel }),
+        RemoteChoice::Inventory { manifest } => {
+            Box::new(Inventory { client, target, manifest: manifest.clone(), shard: config.shard.clone() })
+        }
+        RemoteChoice::TrustedState { path } => Box::new(TrustedState { path: path.clone(), identity }),
+    }
+}
+
+/// The post-run steps, in order: save the local state, write the chain's marker, invalidate the
+/// CDN.
+async fn after_steps(
+    config: &Config,
+    opts: &RunOptions,
+    identity: &str,
+    marker: Option<WriteMarker>,
+) -> Vec<Box<dyn AfterRun>> {
+    let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
+    if let Some(path) = &config.state {
+        after.push(Box::new(SaveState { path: path.clone(), identity: identity.to_owned() }));
+    }
+    if let Some(marker) = marker {
+        after.push(Box::new(marker));
+    }
+    if let Some(invalidate) = invalidate(config, opts).await {
+        after.push(Box::new(invalidate));
+    }
+    after
 }
 
 /// The marker to write when the chain changed since the objects under the prefix were published
@@ -180,6 +194,25 @@ fn sink(
         cancel: stop.flag(),
     });
     (Box::new(S3Sink::new(ctx, config.sink.workers, config.delete.enabled)), Some(tracker))
+}
+
+/// `sink` counted for the progress display, behind the content check that settles with the
+/// bytes (or a HeadObject) what metadata cannot; `refresh` re-publishes unchanged keys.
+fn checked(
+    config: &Config,
+    sink: Box<dyn Sink>,
+    tracker: Option<&Arc<Tracker>>,
+    progress: &Progress,
+    client: &aws_sdk_s3::Client,
+    refresh: bool,
+) -> Box<dyn Sink> {
+    if let Some(tracker) = tracker {
+        progress.follow(tracker.clone());
+    }
+    let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
+    // Even with `compare = "mtime"`: the inline bodies of a transform are compared by content.
+    let heads = Heads::new(client.clone(), config.target.clone(), config.sink.workers);
+    Box::new(Checking::new(sink, config.sink.multipart_chunk_size, refresh).with_heads(heads))
 }
 
 /// The local state of a run, checked whole on the blocking pool, ready to be read beside the
