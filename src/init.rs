@@ -197,7 +197,7 @@ cache_policy = \"auto\"
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Overrides, figment};
+    use crate::config::{Config, figment};
     use crate::transform::{CachePolicy, ChainSpec};
 
     /// The fingerprint of a chain that is the cache policy alone.
@@ -215,8 +215,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sync.toml");
         std::fs::write(&path, text).unwrap();
-        let overrides = Overrides { destination: destination.map(str::to_owned), ..Overrides::default() };
-        Config::build(&figment(Some(&path), &overrides)).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
+        let flags = destination.map_or(serde_json::json!({}), |url| serde_json::json!({ "destination": url }));
+        Config::build(&figment(Some(&path), &flags)).unwrap_or_else(|e| panic!("{e}\n---\n{text}"))
     }
 
     #[test]
@@ -235,8 +235,8 @@ mod tests {
         assert!(text.contains("destination = \"s3://my-bucket/site\""), "{text}");
         let config = load(&text, None);
         assert_eq!(config.target.bucket, "my-bucket");
-        assert_eq!((config.workers, config.max_delete, config.max_delete_percent), (64, 1000, 50));
-        assert_eq!(config.endpoint_url.as_deref(), Some("https://s3.example.com"));
+        assert_eq!((config.sink.workers, config.delete.max, config.delete.max_percent), (64, 1000, 50));
+        assert_eq!(config.store.connection.endpoint_url.as_deref(), Some("https://s3.example.com"));
         assert!(config.chain.folder_excludes().is_some(), "the filter's drafts/** is a folder the walk skips");
         assert_ne!(config.chain.fingerprint(), policy_alone(), "the header rules are in the chain");
     }

@@ -45,9 +45,8 @@ pub use report::Report;
 /// Runs `sync` (or `plan`, when `dry_run`): loads the layered configuration, then syncs or plans.
 pub async fn execute(args: &cli::SyncArgs, dry_run: bool) -> Result<Report, Error> {
     let file = config::config_file(args.config.as_deref())?;
-    let figment = config::figment(file.as_deref(), &args.overrides());
-    let config = config::Config::build(&figment)?;
-    if args.wait && config.cloudfront_distribution_id.is_none() {
+    let config = config::Config::build(&config::figment(file.as_deref(), args))?;
+    if args.wait && config.invalidate.is_none() {
         let why = "--wait waits for a CloudFront invalidation, but no cloudfront_distribution_id is set";
         return Err(config::ConfigError::Invalid(why.into()).into());
     }
@@ -61,7 +60,7 @@ pub async fn execute(args: &cli::SyncArgs, dry_run: bool) -> Result<Report, Erro
     };
     // A store error names the endpoint it came from, unless that is AWS itself.
     pipeline::run(&config, &opts).await.map_err(|e| match e {
-        Error::Store(e) => Error::Store(e.at(config.endpoint_url.as_deref())),
+        Error::Store(e) => Error::Store(e.at(config.store.connection.endpoint_url.as_deref())),
         e => e,
     })
 }

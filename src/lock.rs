@@ -135,13 +135,11 @@ mod tests {
     #[test]
     fn the_default_lock_is_named_after_the_target() {
         let config = |destination: &str, endpoint: Option<&str>| {
-            let overrides = crate::config::Overrides {
-                source: Some("site".into()),
-                destination: Some(destination.into()),
-                endpoint_url: endpoint.map(str::to_owned),
-                ..Default::default()
-            };
-            Config::build(&crate::config::figment(None, &overrides)).unwrap()
+            let mut flags = serde_json::json!({ "source": "site", "destination": destination });
+            if let Some(url) = endpoint {
+                flags["endpoint_url"] = url.into();
+            }
+            Config::build(&crate::config::figment(None, &flags)).unwrap()
         };
         let a = path(&config("s3://bucket/site", None));
         assert_eq!(a, path(&config("s3://bucket/site/", None)), "the same folder prefix");

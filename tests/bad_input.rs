@@ -466,6 +466,15 @@ fn config_bad_choice() {
 }
 
 #[test]
+fn remote_side_chosen_twice() {
+    let store = Store::start();
+    let tree = setup(&store);
+    let manifest = "s3://inventories/bkt/daily/manifest.json";
+    let run = refused(&store, tree.sync(&store.endpoint(), &["--trust-state", "--remote-inventory", manifest]));
+    check(&run, "remote_side_twice");
+}
+
+#[test]
 fn bad_glob() {
     let run = with_config("[[transform]]\ntype = \"filter\"\nexclude = [\"drafts/[a\"]\n");
     check(&run, "bad_glob");

@@ -42,7 +42,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use sitesync::clock::Offset;
-use sitesync::config::{self, Config, Overrides};
+use sitesync::config::{self, Config};
 use sitesync::diff::Schedule;
 use sitesync::model::{LocalItem, RemoteObject, Time};
 use sitesync::pipeline::plan::{self, Bucket, Interleave, Planned};
@@ -246,8 +246,8 @@ fn plan_of_each_fixture() {
         std::fs::create_dir(&source).unwrap();
         build_tree(&local, &source);
         let config_file = scratch_config(sync_toml, dir.path());
-        let overrides = Overrides { source: Some(source), ..Default::default() };
-        let config = Config::build(&config::figment(Some(&config_file), &overrides))
+        let flags = serde_json::json!({ "source": source });
+        let config = Config::build(&config::figment(Some(&config_file), &flags))
             .unwrap_or_else(|e| panic!("{}: {e}", sync_toml.display()));
 
         let keys: Vec<String> = walk(&config)

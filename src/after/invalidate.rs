@@ -23,23 +23,12 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde_json::Value;
 
 use super::{AfterRun, Outcome, Said};
+pub use crate::config::InvalidateSettings as Settings;
 use crate::journal::{Change, Changes, Record};
 use crate::s3client::describe;
 use crate::sink::Failure;
 use crate::target::Target;
 use fold::{Fold, Served};
-
-/// What the configuration asks of the invalidation.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub distribution_id: String,
-    /// Invalidate added keys too.
-    pub include_added: bool,
-    /// A folder with more paths than this is sent as `/folder/*`.
-    pub max_paths: usize,
-    /// Wait until CloudFront reports the invalidation completed.
-    pub wait: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvalidateError {

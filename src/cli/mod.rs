@@ -1,7 +1,10 @@
-//! The command line: subcommands and flags, and the config overrides they carry.
+//! The command line: subcommands and flags, and the configuration layer they make.
 //!
-//! Every flag that feeds the configuration is optional, so an unset flag never hides a value from
-//! `sync.toml` or the environment. This definition is the only description of the command line:
+//! [`SyncArgs`] is itself the top layer of the configuration: serialized, it holds the keys of the
+//! flags given, named like `sync.toml`'s, and nothing else, so an unset flag never hides a value
+//! from `sync.toml` or the environment. A flag that is not a config key is `#[serde(skip)]` (one
+//! left out would be refused as an unknown key). This definition is the only description of the
+//! command line:
 //! `--help`, the shell completions and the man page ([`generate`]) are all made from it, so none
 //! of them can miss a flag.
 
@@ -10,8 +13,7 @@ pub mod generate;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
-
-use crate::config::Overrides;
+use serde::{Serialize, Serializer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,140 +73,156 @@ pub struct MergeArgs {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+/// The flags of `sync` and `plan`. Each config key's field has the key's name; an `Option` is
+/// skipped when `None`, a switch when not given.
+#[derive(Debug, Args, Serialize)]
 pub struct SyncArgs {
     /// The local directory to publish (or `source` in sync.toml).
     #[arg(value_hint = ValueHint::DirPath)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<PathBuf>,
     /// The destination, s3://BUCKET[/PREFIX] (or `destination` in sync.toml).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
     /// Configuration file [default: ./sync.toml if it exists].
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// An S3-compatible endpoint (AWS_ENDPOINT_URL is honoured too).
     #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint_url: Option<String>,
     /// Use path-style addressing (http://host/bucket/key).
     #[arg(long)]
+    #[serde(skip_serializing_if = "unset")]
     pub path_style: bool,
     /// The region of the bucket [default: from the AWS chain, else us-east-1].
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     /// A profile of the shared AWS config files.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
     /// Serve an embedded S3-compatible store from DIR (no AWS account needed) and sync to it.
     #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub local_store: Option<PathBuf>,
     /// Concurrent S3 operations.
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
     /// Read the objects under the prefix from this S3 Inventory report (s3://BUCKET/.../manifest.json)
     /// instead of listing them.
     #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_inventory: Option<String>,
     /// Never delete objects, even when their file is gone.
     #[arg(long)]
+    #[serde(rename = "delete", skip_serializing_if = "unset", serialize_with = "turned_off")]
     pub no_delete: bool,
     /// Refuse to delete more than N objects.
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_delete: Option<u64>,
     /// Delete even past the safety limits, and sync an empty source.
     #[arg(long)]
+    #[serde(skip)]
     pub force_delete: bool,
     /// Margin in seconds added to the measured clock offset.
     #[arg(long, value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub clock_fudge: Option<f64>,
     /// Encoding of file names on disk (utf-8, latin-1, windows-1252, ...).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
     /// How "changed" is decided: auto (metadata, then the bytes where it cannot tell), mtime
     /// (size and mtime only) or checksum (the bytes of every file, every run).
     #[arg(long, value_name = "MODE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub compare: Option<String>,
     /// Sync only this part of the keys, K of N (1-based), for a run split across machines; auto/N
     /// takes K from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based).
     #[arg(long, value_name = "K/N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
     /// Where the local state lives [default: $XDG_CACHE_HOME/sitesync, else ~/.cache/sitesync].
     #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state_dir: Option<PathBuf>,
     /// Keep no local state (and read none).
     #[arg(long)]
+    #[serde(rename = "state", skip_serializing_if = "unset", serialize_with = "turned_off")]
     pub no_state: bool,
     /// Take the bucket's contents from the local state instead of listing it (for buckets only
     /// sitesync writes).
     #[arg(long)]
+    #[serde(skip_serializing_if = "unset")]
     pub trust_state: bool,
     /// Print the plan and change nothing.
     #[arg(long)]
+    #[serde(skip)]
     pub dry_run: bool,
     /// When another run holds the target's lock, wait for it instead of failing.
     #[arg(long)]
+    #[serde(skip)]
     pub wait_lock: bool,
     /// After the sync, invalidate the changed paths in this CloudFront distribution.
     #[arg(long, value_name = "ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cloudfront_distribution_id: Option<String>,
     /// Invalidate added keys too, not only changed and deleted ones.
     #[arg(long)]
+    #[serde(skip_serializing_if = "unset")]
     pub invalidate_added: bool,
     /// Invalidate a folder with more than N paths as /folder/*.
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub invalidate_max_paths: Option<usize>,
     /// Cache-Control by name: auto (a year and immutable for fingerprinted names like
     /// app.3f2a91c7.js, must-revalidate for the rest; headers rules override it) or off.
     #[arg(long, value_name = "MODE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_policy: Option<String>,
     /// Upload a key whose Cache-Control holds `immutable` even when its object holds other bytes
     /// (otherwise refused, exit 1).
     #[arg(long)]
+    #[serde(skip)]
     pub allow_immutable_change: bool,
     /// Wait for the CloudFront invalidation to complete before exiting.
     #[arg(long)]
+    #[serde(skip)]
     pub wait: bool,
     /// Print a machine-readable report on stdout.
     #[arg(long)]
+    #[serde(skip)]
     pub json: bool,
     /// Show progress: a bar on a terminal (the default there, unless -q), a line every 10 s
     /// otherwise.
     #[arg(long, overrides_with = "no_progress")]
+    #[serde(skip)]
     pub progress: bool,
     /// Show no progress, even on a terminal.
     #[arg(long, overrides_with = "progress")]
+    #[serde(skip)]
     pub no_progress: bool,
     /// More output (-v: each action, the clock offset; -vv: S3 requests).
     #[arg(short, long, action = ArgAction::Count)]
+    #[serde(skip)]
     pub verbose: u8,
     /// Less output (-q: warnings and errors only).
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose")]
+    #[serde(skip)]
     pub quiet: u8,
 }
 
-impl SyncArgs {
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            source: self.source.clone(),
-            destination: self.destination.clone(),
-            endpoint_url: self.endpoint_url.clone(),
-            path_style: self.path_style.then_some(true),
-            region: self.region.clone(),
-            profile: self.profile.clone(),
-            local_store: self.local_store.clone(),
-            workers: self.workers,
-            remote_inventory: self.remote_inventory.clone(),
-            delete: self.no_delete.then_some(false),
-            max_delete: self.max_delete,
-            clock_fudge: self.clock_fudge,
-            encoding: self.encoding.clone(),
-            compare: self.compare.clone(),
-            state: self.no_state.then_some(false),
-            state_dir: self.state_dir.clone(),
-            trust_state: self.trust_state.then_some(true),
-            shard: self.shard.clone(),
-            cloudfront_distribution_id: self.cloudfront_distribution_id.clone(),
-            invalidate_added: self.invalidate_added.then_some(true),
-            invalidate_max_paths: self.invalidate_max_paths,
-            cache_policy: self.cache_policy.clone(),
-        }
-    }
+/// A switch that was not given says nothing.
+fn unset(given: &bool) -> bool {
+    !given
+}
+
+/// A `--no-X` switch, given: `X = false`.
+fn turned_off<S: Serializer>(_given: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(false)
 }

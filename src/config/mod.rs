@@ -1,192 +1,86 @@
-//! Configuration as data: what figment merges, before anything is validated.
+//! Configuration as data: the layers figment merges, and the sections each feature reads.
 //!
 //! Layers, lowest first: built-in defaults < `sync.toml` (or `--config FILE`) < `SITESYNC_*`
-//! environment variables < command-line flags. [`RawConfig`] is only the merged data;
-//! [`Config`](build::Config) is the validated runtime form, built once, whose errors name the file
-//! (or variable, or flag) and the key that is wrong.
+//! environment variables < command-line flags. The file is one flat table, but each feature
+//! declares its keys, with their defaults and docs, in its own section (`sink.rs`,
+//! `invalidate.rs`, ...), whose `build()` validates them and makes the runtime settings;
+//! [`Config`] holds the built sections, and its errors name the file (or variable, or flag) and
+//! the key that is wrong. The flags feed figment directly: the parsed command line is one more
+//! layer ([`figment`]), holding only the flags given.
+//!
+//! A new key is declared once in its section (its field and its default), read once in that
+//! section's `build()`, and, when it has a flag, declared once more in
+//! [`SyncArgs`](crate::cli::SyncArgs) under the same name.
 
 mod build;
+mod chain;
+mod compare;
+mod delete;
+mod error;
+mod invalidate;
+mod read;
+mod remote;
+mod shard;
+mod sink;
+mod site;
+mod store;
+mod walk;
 
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use serde::{Deserialize, Serialize};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::Serialize;
 
-pub use build::{CompareMode, Config, ConfigError};
+pub use build::Config;
+pub use chain::ChainConfig;
+pub use compare::{CompareConfig, CompareMode};
+pub use delete::{DeleteConfig, DeleteSettings};
+pub use error::{ConfigError, Origins};
+pub use invalidate::{InvalidateConfig, InvalidateSettings};
+pub use remote::{RemoteChoice, RemoteConfig};
+pub use shard::ShardConfig;
+pub use sink::{SinkConfig, SinkSettings};
+pub use site::SiteConfig;
+pub use store::{Store, StoreConfig};
+pub use walk::WalkConfig;
 
-/// Every key of `sync.toml`, with its default. `sync.toml.example` documents each one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// Every section of `sync.toml`, each read from the same merged table. A section's `Default` is
+/// the built-in layer; `sync.toml.example` documents every key.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RawConfig {
-    /// The local directory to publish.
-    pub source: Option<PathBuf>,
-    /// `s3://BUCKET[/PREFIX]`.
-    pub destination: Option<String>,
-    /// An S3-compatible endpoint; `AWS_ENDPOINT_URL` is also honoured.
-    pub endpoint_url: Option<String>,
-    /// Path-style addressing (`http://host/bucket/key`), which most S3-compatible servers need.
-    pub path_style: bool,
-    pub region: Option<String>,
-    /// A profile of the shared AWS config files; `AWS_PROFILE` is also honoured.
-    pub profile: Option<String>,
-    /// Serve an embedded S3-compatible store from this directory and sync to it.
-    pub local_store: Option<PathBuf>,
-    /// Concurrent S3 operations.
-    pub workers: usize,
-    /// Folder listings in flight when the listing is split by top-level folder (1: one stream).
-    pub list_parallel: usize,
-    /// `s3://BUCKET/.../manifest.json` of an S3 Inventory report of the target's bucket, read as
-    /// the remote side instead of listing the prefix.
-    pub remote_inventory: Option<String>,
-    /// Delete objects that have no file any more.
-    pub delete: bool,
-    /// Refuse a run that would delete more objects than this.
-    pub max_delete: u64,
-    /// Refuse a run that would delete more than this percentage of the objects under the prefix.
-    pub max_delete_percent: u8,
-    /// Margin in seconds for the mtime comparison, on top of the measured clock offset.
-    pub clock_fudge: f64,
-    /// How file names on disk are decoded into keys.
-    pub encoding: String,
-    /// Unicode normalisation of keys: "none" or "nfc".
-    pub normalize: String,
-    /// The charset the text types' default Content-Type names (`text/html; charset=utf-8`); an
-    /// empty string names none.
-    pub default_charset: String,
-    /// Files of at least this many bytes are uploaded in parts.
-    pub multipart_threshold: u64,
-    pub multipart_chunk_size: u64,
-    /// Attempts per request, the first included.
-    pub max_attempts: u32,
-    /// How retries are paced: "standard" (backoff with jitter) or "adaptive" (also slows the
-    /// send rate while the server throttles).
-    pub retry_mode: String,
-    /// Seconds one attempt of a request may take before it is abandoned and retried; uploads
-    /// get 4 s more per MiB they send.
-    pub timeout: f64,
-    /// The lock that keeps two runs for one target apart; default: a file in the temp directory
-    /// named after the target.
-    pub lock_file: Option<PathBuf>,
-    /// Symlinks whose target is outside the source: "follow" publishes what they point to,
-    /// "skip" leaves them out (and deletes their objects like any file that is gone).
-    pub symlinks: String,
-    /// How "changed" is decided: "auto" (metadata, then the bytes where it cannot tell),
-    /// "mtime" (size and mtime only) or "checksum" (the bytes of every file, every run).
-    pub compare: String,
-    /// Keep a local state of what each run learned, so the next reads fewer bytes.
-    pub state: bool,
-    /// Where the local state lives (default `$XDG_CACHE_HOME/sitesync`, else `~/.cache/sitesync`).
-    pub state_dir: Option<PathBuf>,
-    /// Take the remote side from the local state instead of listing: for buckets only this tool
-    /// writes.
-    pub trust_state: bool,
-    /// This run's part of a run split across machines: "K/N", or "auto/N" for K from
-    /// `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job).
-    pub shard: Option<String>,
-    /// The transform chain: `[[transform]]` tables, in order (see docs/transforms.md). Each is
-    /// validated by [`ChainSpec::build`](crate::transform::ChainSpec::build).
-    pub transform: Vec<serde_json::Value>,
-    /// A CloudFront distribution serving the prefix: after a sync, one invalidation is sent for
-    /// the keys it changed or deleted.
-    pub cloudfront_distribution_id: Option<String>,
-    /// Invalidate added keys too (an edge may have cached their earlier 404).
-    pub invalidate_added: bool,
-    /// A folder with more paths to invalidate than this is invalidated as `/folder/*`.
-    pub invalidate_max_paths: usize,
-    /// Cache-Control by name: "auto" (a year and `immutable` for fingerprinted names,
-    /// `must-revalidate` for the rest, before any `headers` rule) or "off".
-    pub cache_policy: String,
+    pub site: SiteConfig,
+    pub store: StoreConfig,
+    pub sink: SinkConfig,
+    pub delete: DeleteConfig,
+    pub walk: WalkConfig,
+    pub compare: CompareConfig,
+    pub remote: RemoteConfig,
+    pub invalidate: InvalidateConfig,
+    pub chain: ChainConfig,
+    pub shard: ShardConfig,
 }
 
-impl Default for RawConfig {
-    fn default() -> Self {
-        RawConfig {
-            source: None,
-            destination: None,
-            endpoint_url: None,
-            path_style: false,
-            region: None,
-            profile: None,
-            local_store: None,
-            workers: 64,
-            list_parallel: 8,
-            remote_inventory: None,
-            delete: true,
-            max_delete: 1000,
-            max_delete_percent: 50,
-            clock_fudge: 0.0,
-            encoding: "utf-8".into(),
-            normalize: "none".into(),
-            default_charset: "utf-8".into(),
-            multipart_threshold: 16 * 1024 * 1024,
-            multipart_chunk_size: 8 * 1024 * 1024,
-            max_attempts: crate::s3client::DEFAULT_MAX_ATTEMPTS,
-            retry_mode: "standard".into(),
-            timeout: crate::s3client::DEFAULT_TIMEOUT_SECS,
-            lock_file: None,
-            symlinks: "follow".into(),
-            compare: "auto".into(),
-            state: true,
-            state_dir: None,
-            trust_state: false,
-            shard: None,
-            transform: Vec::new(),
-            cloudfront_distribution_id: None,
-            invalidate_added: false,
-            invalidate_max_paths: 50,
-            cache_policy: "off".into(),
-        }
+impl RawConfig {
+    /// Every section, from the merged layers; a key no section reads is refused.
+    pub fn read(figment: &Figment) -> Result<RawConfig, ConfigError> {
+        let mut sections = read::Sections::new(figment);
+        let raw = RawConfig {
+            site: sections.read()?,
+            store: sections.read()?,
+            sink: sections.read()?,
+            delete: sections.read()?,
+            walk: sections.read()?,
+            compare: sections.read()?,
+            remote: sections.read()?,
+            invalidate: sections.read()?,
+            chain: sections.read()?,
+            shard: sections.read()?,
+        };
+        sections.refuse_unknown()?;
+        Ok(raw)
     }
-}
-
-/// Values given on the command line. Unset flags are skipped, so they do not hide the file's.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Overrides {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path_style: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub local_store: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workers: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub remote_inventory: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delete: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_delete: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clock_fudge: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub encoding: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compare: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state_dir: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trust_state: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shard: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloudfront_distribution_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invalidate_added: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invalidate_max_paths: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache_policy: Option<String>,
 }
 
 /// The default config file, used when it exists and no `--config` is given.
@@ -201,15 +95,28 @@ pub fn config_file(named: Option<&Path>) -> Result<Option<PathBuf>, ConfigError>
     }
 }
 
-/// Merges the layers. Building the result validates it.
-pub fn figment(file: Option<&Path>, overrides: &Overrides) -> Figment {
-    let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+/// Merges the layers over the sections' defaults. `flags` is the command line's layer, keyed
+/// like `sync.toml` and holding only what was given ([`SyncArgs`](crate::cli::SyncArgs), or
+/// `serde_json::json!({ "source": dir })` in a test). Building the result validates it.
+pub fn figment(file: Option<&Path>, flags: &impl Serialize) -> Figment {
+    let mut figment = Figment::new();
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment
-        .merge(Env::prefixed("SITESYNC_"))
-        .merge(Serialized::defaults(overrides.clone()).profile(figment::Profile::Default))
+    figment.merge(Env::prefixed("SITESYNC_")).merge(CommandLine(flags))
+}
+
+/// The command line as a figment layer, named so that errors say "command line".
+struct CommandLine<'a, T>(&'a T);
+
+impl<T: Serialize> Provider for CommandLine<'_, T> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(error::COMMAND_LINE)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Serialized::defaults(self.0).data()
+    }
 }
 
 #[cfg(test)]

@@ -3,38 +3,54 @@
 
 use std::path::Path;
 
+use clap::Parser;
 use figment::Jail;
 
-use super::{Config, Overrides, RawConfig, figment};
+use super::{Config, RawConfig, RemoteChoice, figment};
+use crate::cli::{Cli, Command, SyncArgs};
 
 const FILE: &str = "sync.toml";
 
-fn build(jail: &Jail, overrides: &Overrides) -> Result<Config, String> {
+/// The config the jail's file, environment and `flags` make.
+fn build(jail: &Jail, flags: &SyncArgs) -> Result<Config, String> {
     let _ = jail;
-    Config::build(&figment(Some(Path::new(FILE)), overrides)).map_err(|e| e.to_string())
+    build_flags(flags)
 }
 
-fn with_target() -> Overrides {
-    Overrides { source: Some("public".into()), destination: Some("s3://bucket/site".into()), ..Overrides::default() }
+fn build_flags(flags: &SyncArgs) -> Result<Config, String> {
+    Config::build(&figment(Some(Path::new(FILE)), flags)).map_err(|e| e.to_string())
+}
+
+/// The flags of `sitesync sync ARGS`, parsed as the binary parses them.
+fn flags(args: &[&str]) -> SyncArgs {
+    let argv = ["sitesync", "sync"].into_iter().chain(args.iter().copied());
+    match Cli::try_parse_from(argv).unwrap().command {
+        Command::Sync(flags) => flags,
+        _ => unreachable!("a sync command"),
+    }
+}
+
+/// `sitesync sync public s3://bucket/site ARGS`.
+fn with_target(args: &[&str]) -> SyncArgs {
+    flags(&[&["public", "s3://bucket/site"], args].concat())
 }
 
 #[test]
 fn each_layer_overrides_the_one_below() {
     Jail::expect_with(|jail| {
         jail.create_file(FILE, "")?;
-        assert_eq!(build(jail, &with_target()).unwrap().workers, RawConfig::default().workers);
+        assert_eq!(build(jail, &with_target(&[])).unwrap().sink.workers, RawConfig::default().sink.workers);
 
         jail.create_file(FILE, "workers = 7\nmax_delete = 10")?;
-        let config = build(jail, &with_target()).unwrap();
-        assert_eq!((config.workers, config.max_delete), (7, 10));
+        let config = build(jail, &with_target(&[])).unwrap();
+        assert_eq!((config.sink.workers, config.delete.max), (7, 10));
 
         jail.set_env("SITESYNC_WORKERS", "8");
-        let config = build(jail, &with_target()).unwrap();
-        assert_eq!((config.workers, config.max_delete), (8, 10), "env beats the file, file keys it lacks stay");
+        let config = build(jail, &with_target(&[])).unwrap();
+        assert_eq!((config.sink.workers, config.delete.max), (8, 10), "env beats the file, file keys it lacks stay");
 
-        let flags = Overrides { workers: Some(9), ..with_target() };
-        let config = build(jail, &flags).unwrap();
-        assert_eq!((config.workers, config.max_delete), (9, 10), "flags beat the environment");
+        let config = build(jail, &with_target(&["--workers", "9"])).unwrap();
+        assert_eq!((config.sink.workers, config.delete.max), (9, 10), "flags beat the environment");
         Ok(())
     });
 }
@@ -46,9 +62,9 @@ fn unset_flags_do_not_hide_the_file() {
             FILE,
             "delete = false\npath_style = true\nsource = \"site\"\ndestination = \"s3://bucket/p\"",
         )?;
-        let config = build(jail, &Overrides::default()).unwrap();
-        assert!(!config.delete);
-        assert!(config.path_style);
+        let config = build(jail, &flags(&[])).unwrap();
+        assert!(!config.delete.enabled);
+        assert!(config.store.connection.path_style);
         assert_eq!(config.source, Path::new("site"));
         assert_eq!(config.target.prefix, "p/");
         Ok(())
@@ -70,11 +86,7 @@ fn errors_name_the_file_and_the_key() {
         ];
         for (text, expected) in cases {
             jail.create_file(FILE, text)?;
-            let overrides = if text.starts_with("destination") {
-                Overrides { source: Some("public".into()), ..Overrides::default() }
-            } else {
-                with_target()
-            };
+            let overrides = if text.starts_with("destination") { flags(&["public"]) } else { with_target(&[]) };
             let error = build(jail, &overrides).expect_err(text);
             assert!(error.contains(expected), "{text:?}: {error:?} lacks {expected:?}");
             assert!(error.contains(FILE), "{text:?}: {error:?} does not name the file");
@@ -88,11 +100,11 @@ fn environment_errors_name_the_variable() {
     Jail::expect_with(|jail| {
         jail.create_file(FILE, "")?;
         jail.set_env("SITESYNC_WORKERS", "0");
-        let error = build(jail, &with_target()).unwrap_err();
+        let error = build(jail, &with_target(&[])).unwrap_err();
         assert!(error.contains("SITESYNC_WORKERS"), "{error}");
         jail.set_env("SITESYNC_WORKERS", "4");
         jail.set_env("SITESYNC_WROKERS", "4");
-        let error = build(jail, &with_target()).unwrap_err();
+        let error = build(jail, &with_target(&[])).unwrap_err();
         assert!(error.contains("SITESYNC_WROKERS"), "{error}");
         Ok(())
     });
@@ -102,7 +114,7 @@ fn environment_errors_name_the_variable() {
 fn flag_errors_name_the_command_line() {
     Jail::expect_with(|jail| {
         jail.create_file(FILE, "")?;
-        let error = build(jail, &Overrides { workers: Some(0), ..with_target() }).unwrap_err();
+        let error = build(jail, &with_target(&["--workers", "0"])).unwrap_err();
         assert!(error.contains("command line") && error.contains("workers"), "{error}");
         Ok(())
     });
@@ -111,20 +123,23 @@ fn flag_errors_name_the_command_line() {
 #[test]
 fn remote_inventory_comes_from_each_layer_and_must_name_a_manifest() {
     Jail::expect_with(|jail| {
-        let manifest = |config: Config| config.remote_inventory.map(|url| url.to_string());
+        let manifest = |config: Config| match config.remote {
+            RemoteChoice::Inventory { manifest } => Some(manifest.to_string()),
+            _ => None,
+        };
         jail.create_file(FILE, "")?;
-        assert_eq!(manifest(build(jail, &with_target()).unwrap()), None, "listing by default");
+        assert_eq!(manifest(build(jail, &with_target(&[])).unwrap()), None, "listing by default");
 
         jail.create_file(FILE, "remote_inventory = \"s3://inv/a/manifest.json\"")?;
-        assert_eq!(manifest(build(jail, &with_target()).unwrap()).as_deref(), Some("s3://inv/a/manifest.json"));
+        assert_eq!(manifest(build(jail, &with_target(&[])).unwrap()).as_deref(), Some("s3://inv/a/manifest.json"));
         jail.set_env("SITESYNC_REMOTE_INVENTORY", "s3://inv/b/manifest.json");
-        assert_eq!(manifest(build(jail, &with_target()).unwrap()).as_deref(), Some("s3://inv/b/manifest.json"));
-        let flags = Overrides { remote_inventory: Some("s3://inv/manifest.json".into()), ..with_target() };
+        assert_eq!(manifest(build(jail, &with_target(&[])).unwrap()).as_deref(), Some("s3://inv/b/manifest.json"));
+        let flags = with_target(&["--remote-inventory", "s3://inv/manifest.json"]);
         assert_eq!(manifest(build(jail, &flags).unwrap()).as_deref(), Some("s3://inv/manifest.json"));
 
         for bad in ["s3://inv/a/manifest.csv", "s3://inv/a/notmanifest.json", "s3://inv", "inv/a/manifest.json"] {
             jail.set_env("SITESYNC_REMOTE_INVENTORY", bad);
-            let error = build(jail, &with_target()).expect_err(bad);
+            let error = build(jail, &with_target(&[])).expect_err(bad);
             assert!(error.contains("SITESYNC_REMOTE_INVENTORY") && error.contains("remote_inventory"), "{error}");
             assert!(error.contains(bad), "{error} does not quote {bad}");
         }
@@ -135,35 +150,32 @@ fn remote_inventory_comes_from_each_layer_and_must_name_a_manifest() {
 #[test]
 fn cloudfront_keys_layer_and_are_checked() {
     Jail::expect_with(|jail| {
+        let settings = |flags: &SyncArgs| {
+            let settings = build_flags(flags).unwrap().invalidate.expect("a distribution is set");
+            (settings.distribution_id, settings.include_added, settings.max_paths)
+        };
         jail.create_file(FILE, "")?;
-        let config = build(jail, &with_target()).unwrap();
-        assert_eq!(config.cloudfront_distribution_id, None);
-        assert!(!config.invalidate_added);
-        assert_eq!(config.invalidate_max_paths, 50);
+        assert!(build(jail, &with_target(&[])).unwrap().invalidate.is_none(), "no distribution, no invalidation");
 
+        jail.create_file(FILE, "cloudfront_distribution_id = \"EFILE\"")?;
+        assert_eq!(settings(&with_target(&[])), ("EFILE".into(), false, 50));
         jail.create_file(FILE, "cloudfront_distribution_id = \"EFILE\"\ninvalidate_max_paths = 7")?;
         jail.set_env("SITESYNC_CLOUDFRONT_DISTRIBUTION_ID", "EENV");
         jail.set_env("SITESYNC_INVALIDATE_ADDED", "true");
-        let config = build(jail, &with_target()).unwrap();
-        assert_eq!(config.cloudfront_distribution_id.as_deref(), Some("EENV"));
-        assert!(config.invalidate_added);
-        assert_eq!(config.invalidate_max_paths, 7);
+        assert_eq!(settings(&with_target(&[])), ("EENV".into(), true, 7));
 
-        let flags = Overrides {
-            cloudfront_distribution_id: Some("EFLAG".into()),
-            invalidate_max_paths: Some(9),
-            ..with_target()
-        };
-        let config = build(jail, &flags).unwrap();
-        assert_eq!(config.cloudfront_distribution_id.as_deref(), Some("EFLAG"));
-        assert_eq!(config.invalidate_max_paths, 9);
-        assert!(config.invalidate_added, "an unset --invalidate-added does not hide the environment's");
+        let flags = with_target(&["--cloudfront-distribution-id", "EFLAG", "--invalidate-max-paths", "9"]);
+        assert_eq!(
+            settings(&flags),
+            ("EFLAG".into(), true, 9),
+            "an unset --invalidate-added does not hide the environment's"
+        );
 
         jail.set_env("SITESYNC_CLOUDFRONT_DISTRIBUTION_ID", "");
         jail.create_file(FILE, "invalidate_max_paths = 0")?;
-        let error = build(jail, &Overrides { invalidate_max_paths: None, ..flags.clone() }).unwrap_err();
+        let error = build(jail, &with_target(&["--cloudfront-distribution-id", "EFLAG"])).unwrap_err();
         assert!(error.contains("sync.toml: key `invalidate_max_paths`: 0 is out of range"), "{error}");
-        let error = build(jail, &Overrides { cloudfront_distribution_id: None, ..with_target() }).unwrap_err();
+        let error = build(jail, &with_target(&[])).unwrap_err();
         assert!(error.contains("SITESYNC_CLOUDFRONT_DISTRIBUTION_ID"), "{error}");
         assert!(error.contains("key `cloudfront_distribution_id`: \"\" is not a distribution id"), "{error}");
         Ok(())
@@ -173,9 +185,9 @@ fn cloudfront_keys_layer_and_are_checked() {
 #[test]
 fn the_example_file_loads_and_shows_every_default() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("sync.toml.example");
-    let raw: RawConfig = figment(Some(&example), &Overrides::default()).extract().unwrap();
+    let raw = RawConfig::read(&figment(Some(&example), &flags(&[]))).unwrap();
     assert_eq!(raw, RawConfig::default(), "sync.toml.example's uncommented keys are the defaults");
-    let config = Config::build(&figment(Some(&example), &with_target()));
+    let config = Config::build(&figment(Some(&example), &with_target(&[])));
     assert!(config.is_ok(), "{:?}", config.err());
 }
 
@@ -183,15 +195,15 @@ fn the_example_file_loads_and_shows_every_default() {
 fn default_charset_is_utf8_may_be_turned_off_and_is_checked() {
     Jail::expect_with(|jail| {
         jail.create_file(FILE, "")?;
-        assert_eq!(build(jail, &with_target()).unwrap().charset.name(), Some("utf-8"));
+        assert_eq!(build(jail, &with_target(&[])).unwrap().sink.charset.name(), Some("utf-8"));
         jail.create_file(FILE, "default_charset = \"\"")?;
-        assert_eq!(build(jail, &with_target()).unwrap().charset.name(), None, "an empty name sends none");
+        assert_eq!(build(jail, &with_target(&[])).unwrap().sink.charset.name(), None, "an empty name sends none");
         jail.create_file(FILE, "default_charset = \"utf 8\"")?;
-        let error = build(jail, &with_target()).unwrap_err();
+        let error = build(jail, &with_target(&[])).unwrap_err();
         assert!(error.contains("sync.toml: key `default_charset`: \"utf 8\" is not a charset name"), "{error}");
         jail.create_file(FILE, "")?;
         jail.set_env("SITESYNC_DEFAULT_CHARSET", "utf-8;q=1");
-        let error = build(jail, &with_target()).unwrap_err();
+        let error = build(jail, &with_target(&[])).unwrap_err();
         assert!(error.contains("SITESYNC_DEFAULT_CHARSET") && error.contains("default_charset"), "{error}");
         Ok(())
     });
@@ -209,18 +221,49 @@ fn a_store_folder_has_one_identity_before_and_after_it_exists() {
 }
 
 #[test]
-fn cache_policy_comes_from_each_layer_and_is_checked() {
-    use crate::transform::CachePolicy;
+fn off_switches_override_only_when_given() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "delete = true\nstate = true\nstate_dir = \"cache\"")?;
+        let config = build(jail, &with_target(&[])).unwrap();
+        assert!(config.delete.enabled && config.state.is_some(), "not given: the file's");
+        let config = build(jail, &with_target(&["--no-delete", "--no-state"])).unwrap();
+        assert!(!config.delete.enabled, "--no-delete is delete = false");
+        assert_eq!(config.state, None, "--no-state is state = false");
+        Ok(())
+    });
+}
+
+#[test]
+fn flags_that_are_not_config_keys_stay_off_the_layers() {
     Jail::expect_with(|jail| {
         jail.create_file(FILE, "")?;
-        assert_eq!(build(jail, &with_target()).unwrap().chain.cache_policy(), CachePolicy::Off, "off by default");
-        jail.create_file(FILE, "cache_policy = \"auto\"")?;
-        assert_eq!(build(jail, &with_target()).unwrap().chain.cache_policy(), CachePolicy::Auto);
-        let off = Overrides { cache_policy: Some("off".into()), ..with_target() };
-        assert_eq!(build(jail, &off).unwrap().chain.cache_policy(), CachePolicy::Off, "the flag beats the file");
-        jail.set_env("SITESYNC_CACHE_POLICY", "immutable");
-        let e = build(jail, &with_target()).unwrap_err();
-        assert!(e.contains("SITESYNC_CACHE_POLICY") && e.contains("\"off\" or \"auto\""), "{e}");
+        let run = ["--config", FILE, "--force-delete", "--dry-run", "--wait-lock", "--wait", "--json", "--progress"];
+        let config = build(jail, &with_target(&[&run[..], &["-v"]].concat()));
+        assert!(config.is_ok(), "{:?}", config.err());
+        Ok(())
+    });
+}
+
+#[test]
+fn the_remote_side_is_chosen_once_and_two_choices_are_refused_naming_both() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "state_dir = \"cache\"")?;
+        let remote = |flags: &SyncArgs| build_flags(flags).map(|config| config.remote);
+        assert_eq!(remote(&with_target(&[])), Ok(RemoteChoice::Listing { parallel: 8 }));
+        let trusted = remote(&with_target(&["--trust-state"])).unwrap();
+        assert!(matches!(&trusted, RemoteChoice::TrustedState { path } if path.starts_with("cache")), "{trusted:?}");
+
+        let both = ["--trust-state", "--remote-inventory", "s3://inv/manifest.json"];
+        let error = remote(&with_target(&both)).unwrap_err();
+        assert!(
+            error.contains("key `trust_state` (command line) and key `remote_inventory` (command line)"),
+            "{error}"
+        );
+        jail.create_file(FILE, "state_dir = \"cache\"\ntrust_state = true")?;
+        let error = remote(&with_target(&both[1..])).unwrap_err();
+        assert!(error.contains("key `trust_state` (sync.toml) and key `remote_inventory` (command line)"), "{error}");
+        let error = remote(&with_target(&["--no-state"])).unwrap_err();
+        assert!(error.contains("sync.toml: key `trust_state`: needs the local state"), "{error}");
         Ok(())
     });
 }

@@ -6,6 +6,7 @@
 //! the limits need not stop it.
 
 use super::Tally;
+use crate::config::DeleteSettings;
 
 #[derive(Debug, Clone, Copy)]
 pub struct DeleteLimits {
@@ -21,6 +22,13 @@ pub struct DeleteLimits {
 }
 
 impl DeleteLimits {
+    /// The limits of a run as configured: none when it does not delete or `forced`
+    /// (`--force-delete`); `early` for a sync, which stops as soon as the count limit is crossed.
+    pub fn new(settings: &DeleteSettings, forced: bool, early: bool) -> DeleteLimits {
+        let DeleteSettings { enabled, max, max_percent } = *settings;
+        DeleteLimits { enforced: enabled && !forced, max, max_percent, early }
+    }
+
     /// Why `deletes` exceed a limit, if they do. Without the final tally only the count limit can
     /// be checked, and only when the run stops early.
     pub fn check(&self, deletes: u64, tally: Option<Tally>) -> Option<String> {

@@ -9,31 +9,26 @@ use crate::s3client::{self, Connection};
 
 /// Connects as the config says; every response feeds `clock`.
 pub async fn connect(config: &Config, clock: Arc<Clock>) -> Result<aws_sdk_s3::Client, Error> {
-    let conn = match &config.local_store {
-        Some(dir) => local_store(config, dir).await?,
-        None => Connection {
-            endpoint_url: config.endpoint_url.clone(),
-            path_style: config.path_style,
-            region: config.region.clone(),
-            profile: config.profile.clone(),
-            ..Connection::default()
+    let configured = &config.store.connection;
+    let conn = match &config.store.local_store {
+        // The embedded store's address and credentials, with the configured patience.
+        Some(dir) => Connection {
+            max_attempts: configured.max_attempts,
+            retry_mode: configured.retry_mode,
+            timeout: configured.timeout,
+            ..local_store(dir).await?
         },
-    };
-    let conn = Connection {
-        max_attempts: config.max_attempts,
-        retry_mode: config.retry_mode,
-        timeout: config.timeout,
-        ..conn
+        None => configured.clone(),
     };
     let client = s3client::client(&conn, clock).await;
-    if config.local_store.is_some() {
+    if config.store.local_store.is_some() {
         create_bucket(&client, &config.target.bucket).await?;
     }
     Ok(client)
 }
 
 #[cfg(feature = "local-store")]
-async fn local_store(_config: &Config, dir: &std::path::Path) -> Result<Connection, Error> {
+async fn local_store(dir: &std::path::Path) -> Result<Connection, Error> {
     let store = crate::local_store::LocalStore::start(dir)
         .await
         .map_err(|e| Error::LocalStore(format!("cannot start the local store in {}: {e}", dir.display())))?;
@@ -42,7 +37,7 @@ async fn local_store(_config: &Config, dir: &std::path::Path) -> Result<Connecti
 }
 
 #[cfg(not(feature = "local-store"))]
-async fn local_store(_config: &Config, _dir: &std::path::Path) -> Result<Connection, Error> {
+async fn local_store(_dir: &std::path::Path) -> Result<Connection, Error> {
     Err(Error::LocalStore(
         "this sitesync was built without the embedded store (cargo feature `local-store`); use an endpoint".into(),
     ))

@@ -1,8 +1,9 @@
 //! The stages of a run, built from the config, and how a run ends.
 //!
-//! Each stage is chosen here, once: the sink (the bucket, or the plan of a dry run), the remote
-//! source, the diff's settings, the delete limits and the post-run steps. A new stage of an
-//! existing kind (a remote source read from an inventory, a post-run step) is one more line here.
+//! Each stage is made here, once, by a step named after it: the diff's settings, the remote
+//! source (the one the config chose, [`RemoteChoice`]), the sink (the bucket, or the plan of a
+//! dry run) and the checks around it, the delete limits and the post-run steps. A new stage of an
+//! existing kind (a remote source, a post-run step) is one more line in its step.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +14,7 @@ use super::{RunOptions, Stop};
 use crate::after::invalidate::{Invalidate, Settings};
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RemoteChoice};
 use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
 use crate::lock::{self, RunLock};
@@ -74,59 +75,36 @@ impl Stages {
             client = connect(config, clock.clone()) => client?,
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
-        let target = config.target.clone();
         let walk = config.walk_options();
-        let guard = !opts.allow_immutable_change;
-        let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
         let identity = config.state_identity();
         let state = match &config.state {
-            Some(path) => {
-                after.push(Box::new(SaveState { path: path.clone(), identity: identity.clone() }));
-                open_state(path, &identity).await
-            }
+            Some(path) => open_state(path, &identity).await,
             None => None,
         };
         let marker = chain_marker(config, &client).await?;
         let refresh = marker.is_some();
-        if let Some(marker) = marker {
-            after.push(Box::new(marker));
-        }
+        let guard = !opts.allow_immutable_change;
         let diff = diff_for(config, &walk, refresh, guard);
-        if let Some(invalidate) = invalidate(config, opts).await {
-            after.push(Box::new(invalidate));
-        }
-        let (sink, tracker) = sink(config, opts, &client, &clock, stop);
+        let after = after_steps(config, opts, &identity, marker).await;
         let progress = Progress::start(opts.progress);
-        if let Some(tracker) = &tracker {
-            progress.follow(tracker.clone());
-        }
-        let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
-        let heads = Heads::new(client.clone(), target.clone(), config.workers);
-        let sink = checking(config, sink, refresh, heads, guard);
-        let remote: Box<dyn RemoteSource> = match (&config.state, config.trust_state, config.remote_inventory.clone()) {
-            (Some(path), true, _) => Box::new(TrustedState { path: path.clone(), identity }),
-            (_, _, Some(manifest)) => Box::new(Inventory {
-                client: client.clone(),
-                target: target.clone(),
-                manifest,
-                shard: config.shard.clone(),
-            }),
-            _ => Box::new(Listing { client: client.clone(), target: target.clone(), parallel: config.list_parallel }),
-        };
+        let (sink, tracker) = sink(config, opts, &client, &clock, stop);
+        let sink = checked(config, sink, tracker.as_ref(), &progress, &client, (refresh, guard));
+        let remote = remote(config, &client, identity);
         let limits = limits_for(config, opts);
-        let probe = Probe { clock, client, bucket: target.bucket };
+        let probe = Probe { clock, client, bucket: config.target.bucket.clone() };
         Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after, progress })
     }
 }
 
-/// The diff a run judges with: the config's change rule and compare mode, what the chain hides
-/// of the bucket and whether it keeps the walk's order, this shard's part (`walk` counts what it
-/// leaves to the others); with `refresh`, the chain changed since the objects were published.
+/// The diff of the run: its change rule, the keys the chain hides on the remote side, the shard
+/// it owns (and what the walk leaves to other shards), how "changed" is decided; with `refresh`,
+/// the chain changed since the objects were published; with `guard`, an immutable key's bytes
+/// are read before it is uploaded.
 pub fn diff_for(config: &Config, walk: &WalkOptions, refresh: bool, guard: bool) -> Diff {
     let mut diff = Diff::new(config.rule);
     diff.hide(config.chain.remote_filter());
     diff.shard(config.shard.clone(), walk.elsewhere.clone());
-    let own_part = config.multipart_chunk_size;
+    let own_part = config.sink.multipart_chunk_size;
     diff.compare(Compare { mode: config.compare, own_part, learn: config.state.is_some(), guard });
     if !config.chain.keeps_order() {
         diff.local_unordered();
@@ -139,12 +117,7 @@ pub fn diff_for(config: &Config, walk: &WalkOptions, refresh: bool, guard: bool)
 
 /// The delete limits of a run: a plan reports crossing them at the end, a sync stops at once.
 pub fn limits_for(config: &Config, opts: &RunOptions) -> DeleteLimits {
-    DeleteLimits {
-        enforced: config.delete && !opts.force_delete,
-        max: config.max_delete,
-        max_percent: config.max_delete_percent,
-        early: !opts.dry_run,
-    }
+    DeleteLimits::new(&config.delete, opts.force_delete, !opts.dry_run)
 }
 
 /// Whether the chain changed since the objects under the prefix were published, whose marker
@@ -153,17 +126,37 @@ pub fn chain_changed(config: &Config, recorded: &str) -> bool {
     recorded != config.chain.fingerprint()
 }
 
-/// The content check around the run's sink, whose HEADs `heads` answers. In every compare mode:
-/// the inline bodies of a transform are compared by content. With the immutable `guard`, between
-/// the two: after the check, which knows whether an immutable key's bytes differ.
-pub fn checking(config: &Config, sink: Box<dyn Sink>, refresh: bool, heads: Heads, guard: bool) -> Box<dyn Sink> {
-    let sink: Box<dyn Sink> = if guard { Box::new(Guarded::new(sink)) } else { sink };
-    Box::new(Checking::new(sink, config.multipart_chunk_size, refresh).with_heads(heads))
+/// The remote side the config chose: the listing, an S3 Inventory report, or the trusted state.
+fn remote(config: &Config, client: &aws_sdk_s3::Client, identity: String) -> Box<dyn RemoteSource> {
+    let (client, target) = (client.clone(), config.target.clone());
+    match &config.remote {
+        RemoteChoice::Listing { parallel } => Box::new(Listing { client, target, parallel: *parallel }),
+        RemoteChoice::Inventory { manifest } => {
+            Box::new(Inventory { client, target, manifest: manifest.clone(), shard: config.shard.clone() })
+        }
+        RemoteChoice::TrustedState { path } => Box::new(TrustedState { path: path.clone(), identity }),
+    }
 }
 
-/// The sink of a dry run.
-pub fn plan_sink(config: &Config) -> Box<dyn Sink> {
-    Box::new(PlanSink::new(config.target.clone(), config.delete))
+/// The post-run steps, in order: save the local state, write the chain's marker, invalidate the
+/// CDN.
+async fn after_steps(
+    config: &Config,
+    opts: &RunOptions,
+    identity: &str,
+    marker: Option<WriteMarker>,
+) -> Vec<Box<dyn AfterRun>> {
+    let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
+    if let Some(path) = &config.state {
+        after.push(Box::new(SaveState { path: path.clone(), identity: identity.to_owned() }));
+    }
+    if let Some(marker) = marker {
+        after.push(Box::new(marker));
+    }
+    if let Some(invalidate) = invalidate(config, opts).await {
+        after.push(Box::new(invalidate));
+    }
+    after
 }
 
 /// The marker to write when the chain changed since the objects under the prefix were published
@@ -175,18 +168,18 @@ async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Op
     if !chain_changed(config, &recorded) {
         return Ok(None);
     }
+    let fingerprint = config.chain.fingerprint();
     // The state holds a compressed key's source size, not whether its object holds compressed
     // bytes: after a `compress` step changed, a plain file could be copied in place over gzip
     // bytes. Only a listing shows the objects' sizes.
-    if config.trust_state {
+    if matches!(config.remote, RemoteChoice::TrustedState { .. }) {
         return Err(Error::Untrusted("the transform chain changed since the objects under the prefix were published"));
     }
     match recorded.is_empty() {
         true => tracing::debug!("no transform chain recorded under the prefix: current objects get its headers"),
         false => tracing::info!("the transform chain changed since the last run: re-publishing every current object"),
     }
-    let fingerprint = config.chain.fingerprint().into();
-    Ok(Some(WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint }))
+    Ok(Some(WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint: fingerprint.into() }))
 }
 
 /// The sink of the run: the plan (`--dry-run`) or the S3 sink with the tracker of what it did.
@@ -197,24 +190,56 @@ fn sink(
     clock: &Arc<Clock>,
     stop: &Stop,
 ) -> (Box<dyn Sink>, Option<Arc<Tracker>>) {
+    let target = config.target.clone();
     if opts.dry_run {
         return (plan_sink(config), None);
     }
-    let target = config.target.clone();
     let tracker = Arc::new(Tracker::default());
     let ctx = Arc::new(SinkContext {
         client: client.clone(),
         target,
         tracker: tracker.clone(),
-        multipart_threshold: config.multipart_threshold,
-        multipart_chunk_size: config.multipart_chunk_size,
+        multipart_threshold: config.sink.multipart_threshold,
+        multipart_chunk_size: config.sink.multipart_chunk_size,
         clock: clock.clone(),
         compressing: SinkContext::compression_slots(),
-        charset: config.charset.clone(),
+        charset: config.sink.charset.clone(),
         learn: config.state.is_some(),
         cancel: stop.flag(),
     });
-    (Box::new(S3Sink::new(ctx, config.workers, config.delete)), Some(tracker))
+    (Box::new(S3Sink::new(ctx, config.sink.workers, config.delete.enabled)), Some(tracker))
+}
+
+/// The sink of a dry run.
+pub fn plan_sink(config: &Config) -> Box<dyn Sink> {
+    Box::new(PlanSink::new(config.target.clone(), config.delete.enabled))
+}
+
+/// `sink` counted for the progress display, behind the content check that settles with the
+/// bytes (or a HeadObject) what metadata cannot; `refresh` re-publishes unchanged keys, `guard`
+/// refuses new bytes under an immutable key.
+fn checked(
+    config: &Config,
+    sink: Box<dyn Sink>,
+    tracker: Option<&Arc<Tracker>>,
+    progress: &Progress,
+    client: &aws_sdk_s3::Client,
+    (refresh, guard): (bool, bool),
+) -> Box<dyn Sink> {
+    if let Some(tracker) = tracker {
+        progress.follow(tracker.clone());
+    }
+    let sink: Box<dyn Sink> = Box::new(Counting::new(sink, progress.counts()));
+    let heads = Heads::new(client.clone(), config.target.clone(), config.sink.workers);
+    checking(config, sink, refresh, heads, guard)
+}
+
+/// The content check around the run's sink, whose HEADs `heads` answers. In every compare mode:
+/// the inline bodies of a transform are compared by content. With the immutable `guard`, between
+/// the two: after the check, which knows whether an immutable key's bytes differ.
+pub fn checking(config: &Config, sink: Box<dyn Sink>, refresh: bool, heads: Heads, guard: bool) -> Box<dyn Sink> {
+    let sink: Box<dyn Sink> = if guard { Box::new(Guarded::new(sink)) } else { sink };
+    Box::new(Checking::new(sink, config.sink.multipart_chunk_size, refresh).with_heads(heads))
 }
 
 /// The local state of a run, checked whole on the blocking pool, ready to be read beside the
@@ -231,20 +256,12 @@ async fn open_state(path: &std::path::Path, identity: &str) -> Option<state::Cur
 /// The CloudFront invalidation, when a distribution is configured; its client comes from the
 /// AWS chain even with the embedded store, whose credentials are S3's only.
 async fn invalidate(config: &Config, opts: &RunOptions) -> Option<Invalidate> {
-    let distribution_id = config.cloudfront_distribution_id.clone()?;
+    let settings = Settings { wait: opts.wait_invalidation, ..config.invalidate.clone()? };
     let conn = Connection {
-        region: config.region.clone(),
-        profile: config.profile.clone(),
-        max_attempts: config.max_attempts,
-        retry_mode: config.retry_mode,
-        timeout: config.timeout,
-        ..Connection::default()
-    };
-    let settings = Settings {
-        distribution_id,
-        include_added: config.invalidate_added,
-        max_paths: config.invalidate_max_paths,
-        wait: opts.wait_invalidation,
+        endpoint_url: None,
+        path_style: false,
+        static_credentials: None,
+        ..config.store.connection.clone()
     };
     Some(Invalidate { client: s3client::cloudfront(&conn).await, target: config.target.clone(), settings })
 }

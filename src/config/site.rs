@@ -1,0 +1,43 @@
+//! The `site` section: what is published where, and the lock that keeps two runs for one target
+//! apart.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::error::{ConfigError, Origins};
+use crate::target::{Target, TargetError};
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SiteConfig {
+    /// The local directory to publish.
+    pub source: Option<PathBuf>,
+    /// `s3://BUCKET[/PREFIX]`.
+    pub destination: Option<String>,
+    /// The lock that keeps two runs for one target apart; default: a file in the temp directory
+    /// named after the target.
+    pub lock_file: Option<PathBuf>,
+}
+
+/// The source and the target of a run, validated.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub source: PathBuf,
+    pub target: Target,
+    /// `None`: the default lock, named after the target in the temp directory.
+    pub lock_file: Option<PathBuf>,
+}
+
+impl SiteConfig {
+    pub fn build(self, origins: Origins) -> Result<Site, ConfigError> {
+        let source = self.source.ok_or(ConfigError::Required("source directory"))?;
+        let destination = self.destination.ok_or(ConfigError::Required("destination"))?;
+        let target = Target::parse(&destination)
+            .map_err(|TargetError { url, why }| origins.bad("destination", format!("{url:?}: {why}")))?;
+        if self.lock_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(origins.bad("lock_file", "the path is empty"));
+        }
+        Ok(Site { source, target, lock_file: self.lock_file })
+    }
+}
