@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::{AfterRun, Outcome, Said};
 use crate::journal::{Change, Changes, Record};
 use crate::s3client::describe;
-use crate::sink::Failure;
+use crate::sink::{FailedOp, Failure};
 use crate::target::Target;
 use fold::{Fold, Served};
 
@@ -82,7 +82,7 @@ impl AfterRun for Invalidate {
     async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, Failure> {
         self.invalidate(outcome).await.map_err(|e| Failure {
             key: "(cloudfront)".into(),
-            op: "invalidate".into(),
+            op: FailedOp::Invalidate,
             error: e.to_string(),
         })
     }

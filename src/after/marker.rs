@@ -14,7 +14,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use super::{AfterRun, Outcome, Said};
 use crate::error::{Op, StoreError};
 use crate::shard::Shard;
-use crate::sink::Failure;
+use crate::sink::{FailedOp, Failure};
 use crate::target::Target;
 use crate::transform::MARKER_KEY;
 
@@ -68,7 +68,7 @@ impl AfterRun for WriteMarker {
             .await;
         put.map(|_| Said::default()).map_err(|e| {
             let error = StoreError::sdk(Op::Put, format!("s3://{}/{key}", self.target.bucket), e);
-            Failure { key: self.marker.clone(), op: "upload".into(), error: error.message }
+            Failure { key: self.marker.clone(), op: FailedOp::Upload, error: error.message }
         })
     }
 }

@@ -27,7 +27,7 @@ pub use head::Heads;
 pub use plan::{Phase, PlanSink, Step, is_page};
 pub use pool::SinkContext;
 pub use s3::S3Sink;
-pub use tracker::{Failure, Tracker};
+pub use tracker::{FailedOp, Failure, Tracker};
 
 use crate::journal::Changes;
 use crate::model::Event;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::plan::is_page;
 use super::pool::{Job, Pool, SinkContext};
 use super::spill::{Spill, Waiting};
-use super::{Applied, Finish, Sink};
+use super::{Applied, FailedOp, Finish, Sink};
 use crate::journal::Change;
 use crate::model::{Event, Known, LocalFile, Reason, RemoteObject};
 
@@ -74,7 +74,7 @@ impl S3Sink {
                 Ok(None) => break,
                 Err(e) => {
                     let why = format!("cannot read back the waiting {what}: {e}");
-                    self.ctx.tracker.failed(format!("({what})"), "upload", why);
+                    self.ctx.tracker.failed(format!("({what})"), FailedOp::Upload, why);
                     break;
                 }
             }
@@ -84,19 +84,19 @@ impl S3Sink {
 
     async fn spill_journal(&self) {
         if let Err(e) = self.ctx.tracker.journal().spill().await {
-            self.ctx.tracker.failed("(changes)", "upload", format!("cannot write the record of changes: {e}"));
+            self.ctx.tracker.failed("(changes)", FailedOp::Upload, format!("cannot write the record of changes: {e}"));
         }
     }
 
     /// The copy phase: after every upload, so a copy never reads a source that is not up yet.
     async fn copy(&mut self) {
         let copies = std::mem::take(&mut self.copies);
-        let failed = self.ctx.tracker.failed_keys("upload");
+        let failed = self.ctx.tracker.failed_keys(FailedOp::Upload);
         let tracker = self.ctx.tracker.clone();
         self.drain(copies, "copies", |Waiting { mut file, added }| {
             let source = file.copy_of.take()?;
             if failed.contains(&source) {
-                tracker.failed(file.key, "copy", format!("not copied: its source {source} failed to upload"));
+                tracker.failed(file.key, FailedOp::Copy, format!("not copied: its source {source} failed to upload"));
                 return None;
             }
             Some(Job::Copy { file, source, added })
@@ -139,7 +139,7 @@ impl Sink for S3Sink {
                 Event::Upload { file, reason } => self.upload(file, reason).await,
                 Event::Delete { object } if self.delete => self.deletes.push(object),
                 Event::Delete { .. } => {}
-                Event::Problem(p) => self.ctx.tracker.failed(p.place, "scan", p.message),
+                Event::Problem(p) => self.ctx.tracker.failed(p.place, FailedOp::Scan, p.message),
                 Event::Same { file, object, md5 } => {
                     let known = Known::of(&file, &object, md5);
                     self.ctx.tracker.journal().learn(file.key, Change::Confirmed, false, known);
