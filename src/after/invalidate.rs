@@ -22,10 +22,9 @@ use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde_json::Value;
 
-use super::{AfterRun, Outcome, Said};
+use super::{AfterError, AfterRun, Outcome, Said};
 use crate::journal::{Change, Changes, Record};
 use crate::s3client::describe;
-use crate::sink::{FailedOp, Failure};
 use crate::target::Target;
 use fold::{Fold, Served};
 
@@ -79,12 +78,8 @@ pub struct Invalidate {
 
 #[async_trait::async_trait]
 impl AfterRun for Invalidate {
-    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, Failure> {
-        self.invalidate(outcome).await.map_err(|e| Failure {
-            key: "(cloudfront)".into(),
-            op: FailedOp::Invalidate,
-            error: e.to_string(),
-        })
+    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, AfterError> {
+        Ok(self.invalidate(outcome).await?)
     }
 }
 

@@ -285,7 +285,8 @@ pub async fn after(
     for step in steps {
         match step.run(&outcome).await {
             Ok(step_said) => said.push(step_said),
-            Err(failure) => {
+            Err(e) => {
+                let failure = e.failure();
                 tracing::error!("{} {}: {}", failure.op, failure.key, failure.error);
                 late.push(failure);
             }
