@@ -13,9 +13,10 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::diff::{Read, Sides};
-use crate::error::{Error, StoreError};
+use crate::error::Error;
 use crate::model::{LocalItem, RemoteObject};
 use crate::progress::Counts;
+use crate::remote::RemoteError;
 use crate::scan::WalkError;
 use crate::stop::Stop;
 use crate::transform::TransformError;
@@ -26,7 +27,7 @@ pub struct ChannelSides<'a> {
     pub remote: mpsc::Receiver<Vec<RemoteObject>>,
     /// The chain thread, which joins the walk and ends with its result ([`super::local`]).
     pub chain: Option<JoinHandle<Result<(), WalkError>>>,
-    pub source: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    pub source: Option<tokio::task::JoinHandle<Result<(), RemoteError>>>,
     /// What the remote source is, for messages.
     pub source_name: String,
     /// What each side yielded so far, for the progress display.
@@ -76,7 +77,7 @@ impl Sides for ChannelSides<'_> {
                         self.counts.remote_done();
                         Read::End
                     }
-                    Ok(Err(e)) => Read::Failed(Error::Store(e)),
+                    Ok(Err(e)) => Read::Failed(e.into()),
                     Err(e) => Read::Failed(stage_died(&self.source_name, e.to_string())),
                 },
             },
@@ -156,7 +157,7 @@ mod tests {
         tx: mpsc::Sender<Vec<RemoteObject>>,
         keys: &'static [&'static str],
         panics: bool,
-    ) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    ) -> tokio::task::JoinHandle<Result<(), RemoteError>> {
         tokio::spawn(async move {
             let _ = tx.send(keys.iter().map(|k| object(k)).collect()).await;
             assert!(!panics, "a bug in the listing (a fault of the test)");
