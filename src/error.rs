@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::config::ConfigError;
 use crate::lock::LockError;
+use crate::thread::SpawnError;
 use crate::transform::TransformError;
 
 /// Exit status when every planned operation succeeded.
@@ -44,6 +45,9 @@ pub enum Error {
     /// reading as the end of the tree or of the listing.
     #[error("the {stage} stopped before it was done: {why}")]
     Stage { stage: String, why: String },
+    /// A thread of the run could not be started.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
     /// Another run holds the target's lock, or the lock file cannot be used.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -66,7 +70,10 @@ pub enum Error {
 
 impl From<crate::scan::WalkError> for Error {
     fn from(e: crate::scan::WalkError) -> Error {
-        Error::Stage { stage: "walk".into(), why: e.0 }
+        match e {
+            crate::scan::WalkError::Died(why) => Error::Stage { stage: "walk".into(), why },
+            crate::scan::WalkError::Spawn(e) => Error::Spawn(e),
+        }
     }
 }
 
@@ -88,9 +95,12 @@ impl Error {
             Error::Config(_) | Error::Source(_) | Error::Lock(_) | Error::Untrusted(_) => EXIT_USAGE,
             // `--trust-state` with a state that cannot stand for the bucket: refused, like a changed chain.
             Error::Remote(RemoteError::NoState { .. } | RemoteError::State { .. }) => EXIT_USAGE,
-            Error::Store(_) | Error::Transform(_) | Error::Stage { .. } | Error::Signals(_) | Error::LocalStore(_) => {
-                EXIT_FAILED
-            }
+            Error::Store(_)
+            | Error::Transform(_)
+            | Error::Stage { .. }
+            | Error::Spawn(_)
+            | Error::Signals(_)
+            | Error::LocalStore(_) => EXIT_FAILED,
             Error::Remote(_) => EXIT_FAILED,
             Error::Interrupted(_) | Error::CutShort(_) => EXIT_INTERRUPTED,
         }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::model::{LocalItem, Problem};
 use crate::scan::WalkError;
 use crate::shard::{SeenElsewhere, Shard};
+use crate::thread::SpawnError;
 use crate::transform::{Chain, TransformError};
 
 /// What the chain thread hands the merge: a batch, or the transform error that stopped it.
@@ -23,6 +24,7 @@ pub type Yielded = Result<Vec<LocalItem>, TransformError>;
 /// Runs the chain on its own thread between the walk (`rx`, fed by `walker`) and the diff (`tx`),
 /// and joins each entry it yields with what the local `state` knows of its key. A failing
 /// transform sends its error and stops, which stops the walk. The thread's result is the walk's.
+/// When the thread cannot start, the walk stops as its channel closes.
 pub fn spawn(
     mut chain: Chain,
     part: Option<OwnPart>,
@@ -30,47 +32,44 @@ pub fn spawn(
     walker: JoinHandle<Result<(), WalkError>>,
     mut rx: mpsc::Receiver<Vec<LocalItem>>,
     tx: mpsc::Sender<Yielded>,
-) -> JoinHandle<Result<(), WalkError>> {
-    std::thread::Builder::new()
-        .name("sitesync-chain".into())
-        .spawn(move || {
-            let mut attach = |result: &mut Yielded| {
-                if let (Some(part), Ok(batch)) = (&part, &mut *result) {
-                    own_part(part, batch);
-                }
-                if let (Some(cursor), Ok(batch)) = (&mut state, result)
-                    && let Err(e) = cursor.attach(batch)
-                {
-                    tracing::warn!("the local state cannot be read any further ({e}); the rest is compared without it");
-                    state = None;
-                }
-            };
-            let mut stopped = false;
-            while let Some(batch) = rx.blocking_recv() {
-                let mut result = if chain.is_empty() { Ok(batch) } else { chain.apply(batch) };
-                attach(&mut result);
-                let failed = result.is_err();
-                if tx.blocking_send(result).is_err() || failed {
-                    stopped = true;
-                    break;
-                }
+) -> Result<JoinHandle<Result<(), WalkError>>, SpawnError> {
+    crate::thread::spawn("sitesync-chain", move || {
+        let mut attach = |result: &mut Yielded| {
+            if let (Some(part), Ok(batch)) = (&part, &mut *result) {
+                own_part(part, batch);
             }
-            // A walk still sending stops once its receiver is gone.
-            drop(rx);
-            let walked = match walker.join() {
-                Ok(walked) => walked,
-                Err(panic) => Err(WalkError(crate::panic::message(panic.as_ref()))),
-            };
-            if !stopped && walked.is_ok() && !chain.is_empty() {
-                let mut last = chain.finish();
-                attach(&mut last);
-                if !matches!(&last, Ok(batch) if batch.is_empty()) {
-                    let _ = tx.blocking_send(last);
-                }
+            if let (Some(cursor), Ok(batch)) = (&mut state, result)
+                && let Err(e) = cursor.attach(batch)
+            {
+                tracing::warn!("the local state cannot be read any further ({e}); the rest is compared without it");
+                state = None;
             }
-            walked
-        })
-        .expect("spawning the chain thread")
+        };
+        let mut stopped = false;
+        while let Some(batch) = rx.blocking_recv() {
+            let mut result = if chain.is_empty() { Ok(batch) } else { chain.apply(batch) };
+            attach(&mut result);
+            let failed = result.is_err();
+            if tx.blocking_send(result).is_err() || failed {
+                stopped = true;
+                break;
+            }
+        }
+        // A walk still sending stops once its receiver is gone.
+        drop(rx);
+        let walked = match walker.join() {
+            Ok(walked) => walked,
+            Err(panic) => Err(WalkError::Died(crate::panic::message(panic.as_ref()))),
+        };
+        if !stopped && walked.is_ok() && !chain.is_empty() {
+            let mut last = chain.finish();
+            attach(&mut last);
+            if !matches!(&last, Ok(batch) if batch.is_empty()) {
+                let _ = tx.blocking_send(last);
+            }
+        }
+        walked
+    })
 }
 
 /// A shard's part of what the chain yields, and how the walk was cut for it.

@@ -73,9 +73,9 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
         whole_tree: walk.shard.is_none(),
         elsewhere: walk.elsewhere.clone(),
     });
-    let walker = scan::spawn(config.source.clone(), walk, walk_tx);
+    let walker = scan::spawn(config.source.clone(), walk, walk_tx)?;
     let mut sides = ChannelSides {
-        chain: Some(local::spawn(chain, part, state, walker, walk_rx, local_tx)),
+        chain: Some(local::spawn(chain, part, state, walker, walk_rx, local_tx)?),
         source_name: remote.describe(),
         source: Some(tokio::spawn(remote.send(remote_tx))),
         local: local_rx,

@@ -105,7 +105,7 @@ impl Stages {
             after.push(Box::new(invalidate));
         }
         let (sink, tracker) = sink(config, opts, &client, &clock, stop);
-        let progress = Progress::start(opts.progress);
+        let progress = Progress::start(opts.progress)?;
         if let Some(tracker) = &tracker {
             progress.follow(tracker.clone());
         }
