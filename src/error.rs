@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::config::ConfigError;
 use crate::lock::LockError;
+use crate::thread::SpawnError;
 use crate::transform::TransformError;
 
 /// Exit status when every planned operation succeeded.
@@ -33,6 +34,10 @@ pub enum Error {
     /// Talking to S3 failed in a way that stops the whole run (listing, bucket, credentials).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The remote side cannot be read for another reason than a request: a local state that
+    /// cannot stand for the bucket, an inventory whose content is wrong.
+    #[error(transparent)]
+    Remote(RemoteError),
     /// A transform failed during the run (a plugin returned an error or panicked).
     #[error(transparent)]
     Transform(#[from] TransformError),
@@ -40,6 +45,9 @@ pub enum Error {
     /// reading as the end of the tree or of the listing.
     #[error("the {stage} stopped before it was done: {why}")]
     Stage { stage: String, why: String },
+    /// A thread of the run could not be started.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
     /// Another run holds the target's lock, or the lock file cannot be used.
     #[error(transparent)]
     Lock(#[from] LockError),
@@ -62,7 +70,22 @@ pub enum Error {
 
 impl From<crate::scan::WalkError> for Error {
     fn from(e: crate::scan::WalkError) -> Error {
-        Error::Stage { stage: "walk".into(), why: e.0 }
+        match e {
+            crate::scan::WalkError::Died(why) => Error::Stage { stage: "walk".into(), why },
+            crate::scan::WalkError::Spawn(e) => Error::Spawn(e),
+        }
+    }
+}
+
+/// A request's error is a store error, and a reader that died a stage that did, wherever the
+/// remote side read them; the rest say what is wrong with the source of the remote side.
+impl From<RemoteError> for Error {
+    fn from(e: RemoteError) -> Error {
+        match e {
+            RemoteError::Store(e) => Error::Store(e),
+            RemoteError::Died { reader, why } => Error::Stage { stage: reader.into(), why },
+            e => Error::Remote(e),
+        }
     }
 }
 
@@ -70,9 +93,15 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Source(_) | Error::Lock(_) | Error::Untrusted(_) => EXIT_USAGE,
-            Error::Store(_) | Error::Transform(_) | Error::Stage { .. } | Error::Signals(_) | Error::LocalStore(_) => {
-                EXIT_FAILED
-            }
+            // `--trust-state` with a state that cannot stand for the bucket: refused, like a changed chain.
+            Error::Remote(RemoteError::NoState { .. } | RemoteError::State { .. }) => EXIT_USAGE,
+            Error::Store(_)
+            | Error::Transform(_)
+            | Error::Stage { .. }
+            | Error::Spawn(_)
+            | Error::Signals(_)
+            | Error::LocalStore(_) => EXIT_FAILED,
+            Error::Remote(_) => EXIT_FAILED,
             Error::Interrupted(_) | Error::CutShort(_) => EXIT_INTERRUPTED,
         }
     }
@@ -97,6 +126,83 @@ pub enum SourceError {
         .0.display()
     )]
     Reserved(PathBuf),
+}
+
+/// Why a local state file is not used (see `state`); here, below both the state and the remote
+/// side that reads it with `--trust-state`.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    #[error("it is not a sitesync state of this version")]
+    Version,
+    #[error("it is the state of another target or source")]
+    Identity,
+    #[error("it is corrupt or truncated ({0})")]
+    Corrupt(String),
+    #[error("it cannot be read: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a remote source (`remote::RemoteSource`) could not send every object, with its cause kept:
+/// a request that failed is a store error, but a local state or an inventory that cannot be used
+/// is not. Declared here, with [`InventoryError`] and [`Unusable`], so that [`Error`] and the
+/// remote side both see it without a cycle.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// A request to the store failed: a listing, or a file of the inventory.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// What an inventory holds is wrong (its manifest, a data file), or its keys cannot be sorted
+    /// on disk; `on` says which.
+    #[error("{}: {source}", crate::names::printable(on))]
+    Inventory { on: String, source: InventoryError },
+    /// `--trust-state`, and no run has saved a local state at `path` yet.
+    #[error(
+        "--trust-state: there is no local state {} to trust; run once without --trust-state, which lists the bucket",
+        path.display()
+    )]
+    NoState { path: PathBuf },
+    /// `--trust-state`, and the local state at `path` cannot be used.
+    #[error(
+        "--trust-state: the local state {} cannot be trusted: {source}; run once without --trust-state, which lists the bucket",
+        path.display()
+    )]
+    State { path: PathBuf, source: Unusable },
+    /// The task or thread reading the source died (a bug): `reader` names it, `why` is what it said.
+    #[error("the {reader} stopped before it was done: {why}")]
+    Died { reader: &'static str, why: String },
+}
+
+/// What is wrong with an inventory, a data file or one of its rows.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("not an S3 Inventory manifest: {0}")]
+    Manifest(#[source] serde_json::Error),
+    #[error("manifest.json does not match manifest.checksum: its MD5 is {actual}, manifest.checksum says {expected}")]
+    ManifestChecksum { expected: String, actual: String },
+    #[error(
+        "the inventory is of bucket {inventory:?}, not of the target's bucket {target:?}: its keys are not the target's"
+    )]
+    OtherBucket { inventory: String, target: String },
+    #[error(
+        "the inventory's fileFormat is {0}: only CSV inventories can be read (configure the inventory with Output format CSV)"
+    )]
+    Format(String),
+    #[error("the inventory's fileSchema {schema:?} has no {column} column")]
+    Schema { schema: String, column: &'static str },
+    #[error(
+        "the data file's MD5 is {actual}, the manifest's MD5checksum is {expected}: the file is damaged or was replaced"
+    )]
+    FileChecksum { expected: String, actual: String },
+    #[error("the data file has {actual} bytes, the manifest says {expected}")]
+    FileSize { expected: u64, actual: u64 },
+    #[error("the data file cannot be read as gzip CSV: {0}")]
+    Csv(#[source] csv::Error),
+    #[error("row {row}: {why}")]
+    Row { row: u64, why: String },
+    #[error("sorting the inventory's keys on disk: {0}")]
+    Spill(#[source] std::io::Error),
+    #[error("the download stopped before the end of the data file")]
+    Cut,
 }
 
 /// An S3 operation, as errors and reports name it.

@@ -37,6 +37,7 @@ pub mod sink;
 pub mod state;
 pub mod stop;
 pub mod target;
+pub mod thread;
 pub mod transform;
 
 pub use error::Error;

@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::fields::Field;
 pub use crate::fields::ObjectMeta;
 use crate::mime::Charset;
@@ -218,22 +220,22 @@ pub struct Problem {
     pub hides: bool,
     /// The operation its failure names: `scan` for what the scan found, `upload` for an upload
     /// a sink refused before sending it.
-    pub op: &'static str,
+    pub op: FailedOp,
 }
 
 impl Problem {
     pub fn new(place: String, message: String) -> Problem {
-        Problem { place, message, hides: false, op: "scan" }
+        Problem { place, message, hides: false, op: FailedOp::Scan }
     }
 
     /// A problem behind which keys may hide: see [`Problem::hides`].
     pub fn hiding(place: String, message: String) -> Problem {
-        Problem { place, message, hides: true, op: "scan" }
+        Problem { place, message, hides: true, op: FailedOp::Scan }
     }
 
     /// The upload of `key` refused before it was sent (the immutable guard).
     pub fn refused_upload(key: String, message: String) -> Problem {
-        Problem { place: key, message, hides: false, op: "upload" }
+        Problem { place: key, message, hides: false, op: FailedOp::Upload }
     }
 }
 
@@ -322,3 +324,46 @@ pub enum Event {
 
 /// How many items a batch between stages holds at most.
 pub const BATCH: usize = 1000;
+
+/// What a failure (`sink::Failure`) was doing, named in the report's `op` as the guide documents it
+/// (docs/command-line.md, "Plan and report").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailedOp {
+    /// The walk or the chain could not make a key of a file (`scan`).
+    Scan,
+    /// An upload, or the sink's own work around the uploads (`upload`).
+    Upload,
+    /// A server-side copy (`copy`).
+    Copy,
+    /// A delete (`delete`).
+    Delete,
+    /// The CloudFront invalidation after the run (`invalidate`).
+    Invalidate,
+    /// A dry run's own work (`plan`).
+    Plan,
+    /// A name this version does not know, read back from a newer version's report: `report
+    /// merge` keeps it as it was.
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl FailedOp {
+    pub fn as_str(&self) -> &str {
+        match self {
+            FailedOp::Scan => "scan",
+            FailedOp::Upload => "upload",
+            FailedOp::Copy => "copy",
+            FailedOp::Delete => "delete",
+            FailedOp::Invalidate => "invalidate",
+            FailedOp::Plan => "plan",
+            FailedOp::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for FailedOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -16,6 +16,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model::Event;
 use crate::sink::{Applied, Finish, Sink, Tracker};
+use crate::thread::SpawnError;
 
 /// How progress is shown; the binary decides from the flags and whether stderr is a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -161,17 +162,18 @@ pub struct Progress {
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 impl Progress {
-    /// Starts drawing as `show` says; `Off` draws nothing but still counts.
-    pub fn start(show: Show) -> Progress {
+    /// Starts drawing as `show` says; `Off` draws nothing but still counts. Fails when the
+    /// drawing thread cannot start.
+    pub fn start(show: Show) -> Result<Progress, SpawnError> {
         let counts = Arc::new(Counts::default());
         let tracker = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let drawer = match show {
             Show::Off => None,
-            Show::Bar => Some(draw_bar(counts.clone(), tracker.clone(), stop.clone())),
-            Show::Lines => Some(draw_lines(counts.clone(), tracker.clone(), stop.clone())),
+            Show::Bar => Some(draw_bar(counts.clone(), tracker.clone(), stop.clone())?),
+            Show::Lines => Some(draw_lines(counts.clone(), tracker.clone(), stop.clone())?),
         };
-        Progress { counts, tracker, stop, drawer }
+        Ok(Progress { counts, tracker, stop, drawer })
     }
 
     pub fn counts(&self) -> Arc<Counts> {
@@ -198,7 +200,7 @@ fn draw_bar(
     counts: Arc<Counts>,
     tracker: Arc<Mutex<Option<Arc<Tracker>>>>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
+) -> Result<std::thread::JoinHandle<()>, SpawnError> {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
     let scanning = ProgressStyle::with_template("{spinner} {msg}").expect("a valid template");
     let sending =
@@ -210,61 +212,61 @@ fn draw_bar(
     // The first frame is drawn before the run goes on, however short it is.
     bar.set_message(Seen::take(&counts, None).message());
     bar.tick();
-    std::thread::Builder::new()
-        .name("sitesync-progress".into())
-        .spawn(move || {
-            let mut styled = false;
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::park_timeout(DRAW_EVERY);
-                let tracker = tracker.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let seen = Seen::take(&counts, tracker.as_deref());
-                // The total is known once both scans ended: then a bar, with the time left.
-                if !seen.scanning && !styled {
-                    bar.set_style(sending.clone());
-                    styled = true;
-                }
-                bar.set_length(seen.bytes);
-                bar.set_position(seen.bytes_done.min(seen.bytes));
-                bar.set_message(seen.message());
-                bar.tick();
+    let drawn = bar.clone();
+    let drawing = crate::thread::spawn("sitesync-progress", move || {
+        let mut styled = false;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::park_timeout(DRAW_EVERY);
+            let tracker = tracker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let seen = Seen::take(&counts, tracker.as_deref());
+            // The total is known once both scans ended: then a bar, with the time left.
+            if !seen.scanning && !styled {
+                bar.set_style(sending.clone());
+                styled = true;
             }
-            *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
-            bar.finish_and_clear();
-        })
-        .expect("spawning the progress thread")
+            bar.set_length(seen.bytes);
+            bar.set_position(seen.bytes_done.min(seen.bytes));
+            bar.set_message(seen.message());
+            bar.tick();
+        }
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        bar.finish_and_clear();
+    });
+    // Without its thread, the bar is not left on the screen, nor lifted for log lines.
+    drawing.inspect_err(|_| {
+        *ACTIVE.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        drawn.finish_and_clear();
+    })
 }
 
 fn draw_lines(
     counts: Arc<Counts>,
     tracker: Arc<Mutex<Option<Arc<Tracker>>>>,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("sitesync-progress".into())
-        .spawn(move || {
-            let started = Instant::now();
-            let mut next = started + LINE_EVERY;
-            while !stop.load(Ordering::Relaxed) {
-                let now = Instant::now();
-                if now < next {
-                    std::thread::park_timeout(next - now);
-                    continue;
-                }
-                next += LINE_EVERY;
-                let tracker = tracker.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                let seen = Seen::take(&counts, tracker.as_deref());
-                let rate = seen.bytes_done as f64 / started.elapsed().as_secs_f64().max(0.001);
-                let line = format!(
-                    "progress: {} · {}/{} · {}/s\n",
-                    seen.message(),
-                    indicatif::HumanBytes(seen.bytes_done),
-                    indicatif::HumanBytes(seen.bytes),
-                    indicatif::HumanBytes(rate as u64)
-                );
-                let _ = std::io::stderr().write_all(line.as_bytes());
+) -> Result<std::thread::JoinHandle<()>, SpawnError> {
+    crate::thread::spawn("sitesync-progress", move || {
+        let started = Instant::now();
+        let mut next = started + LINE_EVERY;
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if now < next {
+                std::thread::park_timeout(next - now);
+                continue;
             }
-        })
-        .expect("spawning the progress thread")
+            next += LINE_EVERY;
+            let tracker = tracker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let seen = Seen::take(&counts, tracker.as_deref());
+            let rate = seen.bytes_done as f64 / started.elapsed().as_secs_f64().max(0.001);
+            let line = format!(
+                "progress: {} · {}/{} · {}/s\n",
+                seen.message(),
+                indicatif::HumanBytes(seen.bytes_done),
+                indicatif::HumanBytes(seen.bytes),
+                indicatif::HumanBytes(rate as u64)
+            );
+            let _ = std::io::stderr().write_all(line.as_bytes());
+        }
+    })
 }
 
 /// `1234567` as `1,234,567`.
@@ -339,5 +341,19 @@ mod tests {
         counts.unchanged.store(1490, Ordering::Relaxed);
         counts.uploads.store(10, Ordering::Relaxed);
         assert_eq!(Seen::take(&counts, None).message(), "0/10 files, 3 to delete · 1,490 unchanged");
+    }
+
+    #[test]
+    fn a_display_whose_thread_cannot_start_is_an_error_and_leaves_no_bar() {
+        crate::thread::fault::refuse("sitesync-progress");
+        for show in [Show::Lines, Show::Bar] {
+            let e = Progress::start(show).err().expect("the thread was refused");
+            assert_eq!(
+                e.to_string(),
+                "cannot start the thread sitesync-progress: refused (a fault point of the tests)"
+            );
+            assert!(ACTIVE.lock().unwrap().is_none(), "{show:?}: a bar is left to lift for log lines");
+        }
+        assert!(Progress::start(Show::Off).is_ok(), "no display, no thread");
     }
 }

@@ -522,3 +522,27 @@ fn endpoint_stalls() {
     let run = refused(&store, tree.sync(&proxy.endpoint(), &[]));
     check(&run, "endpoint_stalls");
 }
+
+// --- The local state -------------------------------------------------------------------------------
+
+#[test]
+fn trust_state_missing() {
+    let store = Store::start();
+    let tree = setup(&store);
+    let run = refused(&store, tree.sync(&store.endpoint(), &["--trust-state"]));
+    check(&run, "trust_state_missing");
+}
+
+#[test]
+fn trust_state_corrupt() {
+    let store = Store::start();
+    let tree = setup(&store);
+    assert_eq!(sync(&tree, &store).code, Some(0));
+    let states = tree.work().join(".cache/sitesync");
+    let state = fs::read_dir(&states).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_file()).unwrap();
+    let bytes = fs::read(&state).unwrap();
+    fs::write(&state, &bytes[..bytes.len() - 10]).unwrap();
+    tree.file("good.txt", "changed");
+    let run = refused(&store, tree.sync(&store.endpoint(), &["--trust-state"]));
+    check(&run, "trust_state_corrupt");
+}

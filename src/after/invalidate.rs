@@ -22,11 +22,10 @@ use aws_sdk_cloudfront::types::{DistributionConfig, InvalidationBatch, Paths};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde_json::Value;
 
-use super::{AfterRun, Outcome, Said};
+use super::{AfterError, AfterRun, Outcome, Said};
 pub use crate::config::InvalidateSettings as Settings;
 use crate::journal::{Change, Changes, Record};
 use crate::s3client::describe;
-use crate::sink::Failure;
 use crate::target::Target;
 use fold::{Fold, Served};
 
@@ -68,12 +67,8 @@ pub struct Invalidate {
 
 #[async_trait::async_trait]
 impl AfterRun for Invalidate {
-    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, Failure> {
-        self.invalidate(outcome).await.map_err(|e| Failure {
-            key: "(cloudfront)".into(),
-            op: "invalidate".into(),
-            error: e.to_string(),
-        })
+    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, AfterError> {
+        Ok(self.invalidate(outcome).await?)
     }
 }
 

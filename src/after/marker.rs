@@ -11,10 +11,9 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::{AfterRun, Outcome, Said};
+use super::{AfterError, AfterRun, Outcome, Said};
 use crate::error::{Op, StoreError};
 use crate::shard::Shard;
-use crate::sink::Failure;
 use crate::target::Target;
 use crate::transform::MARKER_KEY;
 
@@ -49,7 +48,7 @@ pub struct WriteMarker {
 
 #[async_trait::async_trait]
 impl AfterRun for WriteMarker {
-    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, Failure> {
+    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, AfterError> {
         if outcome.dry_run || !outcome.clean {
             return Ok(Said::default());
         }
@@ -63,9 +62,9 @@ impl AfterRun for WriteMarker {
             .body(ByteStream::from(self.fingerprint.into_bytes()))
             .send()
             .await;
-        put.map(|_| Said::default()).map_err(|e| {
-            let error = StoreError::sdk(Op::Put, format!("s3://{}/{key}", self.target.bucket), e);
-            Failure { key: self.marker.clone(), op: "upload".into(), error: error.message }
+        put.map(|_| Said::default()).map_err(|e| AfterError::Marker {
+            key: self.marker.clone(),
+            source: StoreError::sdk(Op::Put, format!("s3://{}/{key}", self.target.bucket), e),
         })
     }
 }

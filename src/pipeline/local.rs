@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::model::{LocalItem, Problem};
 use crate::scan::{WalkError, WalkOptions};
 use crate::shard::{SeenElsewhere, Shard};
+use crate::thread::SpawnError;
 use crate::transform::{Chain, TransformError};
 
 /// What the chain thread hands the merge: a batch, or the transform error that stopped it.
@@ -29,34 +30,31 @@ pub fn spawn(
     walker: JoinHandle<Result<(), WalkError>>,
     mut rx: mpsc::Receiver<Vec<LocalItem>>,
     tx: mpsc::Sender<Yielded>,
-) -> JoinHandle<Result<(), WalkError>> {
-    std::thread::Builder::new()
-        .name("sitesync-chain".into())
-        .spawn(move || {
-            let mut stopped = false;
-            while let Some(batch) = rx.blocking_recv() {
-                let result = local.batch(batch);
-                let failed = result.is_err();
-                if tx.blocking_send(result).is_err() || failed {
-                    stopped = true;
-                    break;
-                }
+) -> Result<JoinHandle<Result<(), WalkError>>, SpawnError> {
+    crate::thread::spawn("sitesync-chain", move || {
+        let mut stopped = false;
+        while let Some(batch) = rx.blocking_recv() {
+            let result = local.batch(batch);
+            let failed = result.is_err();
+            if tx.blocking_send(result).is_err() || failed {
+                stopped = true;
+                break;
             }
-            // A walk still sending stops once its receiver is gone.
-            drop(rx);
-            let walked = match walker.join() {
-                Ok(walked) => walked,
-                Err(panic) => Err(WalkError(crate::panic::message(panic.as_ref()))),
-            };
-            if !stopped
-                && walked.is_ok()
-                && let Some(last) = local.finish()
-            {
-                let _ = tx.blocking_send(last);
-            }
-            walked
-        })
-        .expect("spawning the chain thread")
+        }
+        // A walk still sending stops once its receiver is gone.
+        drop(rx);
+        let walked = match walker.join() {
+            Ok(walked) => walked,
+            Err(panic) => Err(WalkError::Died(crate::panic::message(panic.as_ref()))),
+        };
+        if !stopped
+            && walked.is_ok()
+            && let Some(last) = local.finish()
+        {
+            let _ = tx.blocking_send(last);
+        }
+        walked
+    })
 }
 
 /// What becomes of the walk's batches before the merge: the chain, this shard's part of what it

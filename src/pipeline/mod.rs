@@ -73,9 +73,9 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     let (remote_tx, remote_rx) = mpsc::channel(SCAN_QUEUE);
     let Stages { walk, remote, state, mut diff, mut sink, probe, limits, after, tracker, progress } = stages;
     let local = local::LocalSide::new(chain, local::OwnPart::of(config, &walk), state);
-    let walker = scan::spawn(config.source.clone(), walk, walk_tx);
+    let walker = scan::spawn(config.source.clone(), walk, walk_tx)?;
     let mut sides = ChannelSides {
-        chain: Some(local::spawn(local, walker, walk_rx, local_tx)),
+        chain: Some(local::spawn(local, walker, walk_rx, local_tx)?),
         source_name: remote.describe(),
         source: Some(tokio::spawn(remote.send(remote_tx))),
         local: local_rx,

@@ -13,9 +13,10 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::diff::{Read, Sides};
-use crate::error::{Error, StoreError};
+use crate::error::Error;
 use crate::model::{LocalItem, RemoteObject};
 use crate::progress::Counts;
+use crate::remote::RemoteError;
 use crate::scan::WalkError;
 use crate::stop::Stop;
 use crate::transform::TransformError;
@@ -26,7 +27,7 @@ pub struct ChannelSides<'a> {
     pub remote: mpsc::Receiver<Vec<RemoteObject>>,
     /// The chain thread, which joins the walk and ends with its result ([`super::local`]).
     pub chain: Option<JoinHandle<Result<(), WalkError>>>,
-    pub source: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    pub source: Option<tokio::task::JoinHandle<Result<(), RemoteError>>>,
     /// What the remote source is, for messages.
     pub source_name: String,
     /// What each side yielded so far, for the progress display.
@@ -76,7 +77,7 @@ impl Sides for ChannelSides<'_> {
                         self.counts.remote_done();
                         Read::End
                     }
-                    Ok(Err(e)) => Read::Failed(Error::Store(e)),
+                    Ok(Err(e)) => Read::Failed(e.into()),
                     Err(e) => Read::Failed(stage_died(&self.source_name, e.to_string())),
                 },
             },
@@ -157,7 +158,7 @@ mod tests {
         tx: mpsc::Sender<Vec<RemoteObject>>,
         keys: &'static [&'static str],
         panics: bool,
-    ) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+    ) -> tokio::task::JoinHandle<Result<(), RemoteError>> {
         tokio::spawn(async move {
             let _ = tx.send(keys.iter().map(|k| object(k)).collect()).await;
             assert!(!panics, "a bug in the listing (a fault of the test)");
@@ -201,9 +202,11 @@ mod tests {
         let (walk_tx, walk_rx) = mpsc::channel(4);
         let (local_tx, local) = mpsc::channel(4);
         let (remote_tx, remote) = mpsc::channel(4);
-        let walker = crate::scan::spawn(dir.to_owned(), crate::scan::WalkOptions::new(names), walk_tx);
+        let walker = crate::scan::spawn(dir.to_owned(), crate::scan::WalkOptions::new(names), walk_tx).unwrap();
         let mut sides = ChannelSides {
-            chain: Some(crate::pipeline::local::spawn(LocalSide::new(chain, None, None), walker, walk_rx, local_tx)),
+            chain: Some(
+                crate::pipeline::local::spawn(LocalSide::new(chain, None, None), walker, walk_rx, local_tx).unwrap(),
+            ),
             source: Some(source(remote_tx, &["a/x", "b/y", "c/z"], false)),
             source_name: "listing".into(),
             counts: Default::default(),
@@ -223,6 +226,38 @@ mod tests {
         let dir = tree(&["a/x", "b/sitesync-test-panic/y", "c/z"]);
         let ended = walked_through(ChainSpec::default().start().unwrap(), dir.path(), &stop).await;
         assert!(stage_failed(&ended, "walk"), "{ended:?}");
+    }
+
+    #[tokio::test]
+    async fn a_walk_whose_reader_thread_cannot_start_fails_the_run_saying_so() {
+        let stop = Stop::listen().unwrap();
+        let dir = tree(&["a/x", "c/z"]);
+        crate::thread::fault::refuse("sitesync-read-");
+        let ended = walked_through(ChainSpec::default().start().unwrap(), dir.path(), &stop).await;
+        let failed = match &ended {
+            Ended::Failed(e) => e.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(failed, "cannot start the thread sitesync-read-0: refused (a fault point of the tests)");
+    }
+
+    #[test]
+    fn a_walk_or_chain_thread_that_cannot_start_is_an_error() {
+        let names = crate::names::NameDecoder::new("utf-8", "none").unwrap();
+        let dir = tree(&["a/x"]);
+        let (walk_tx, walk_rx) = mpsc::channel(4);
+        let (local_tx, _local) = mpsc::channel(4);
+        crate::thread::fault::refuse("sitesync-chain");
+        let walker = crate::scan::spawn(dir.path().to_owned(), crate::scan::WalkOptions::new(names), walk_tx).unwrap();
+        let chain = ChainSpec::default().start().unwrap();
+        let e =
+            crate::pipeline::local::spawn(LocalSide::new(chain, None, None), walker, walk_rx, local_tx).unwrap_err();
+        assert_eq!(e.to_string(), "cannot start the thread sitesync-chain: refused (a fault point of the tests)");
+
+        crate::thread::fault::refuse("sitesync-walk");
+        let (walk_tx, _walk_rx) = mpsc::channel(4);
+        let e = crate::scan::spawn(dir.path().to_owned(), crate::scan::WalkOptions::new(names), walk_tx).unwrap_err();
+        assert_eq!(e.to_string(), "cannot start the thread sitesync-walk: refused (a fault point of the tests)");
     }
 
     /// A step that makes a page at the end, and says whether it was asked to.

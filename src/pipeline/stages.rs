@@ -86,7 +86,7 @@ impl Stages {
         let guard = !opts.allow_immutable_change;
         let diff = diff_for(config, &walk, refresh, guard);
         let after = after_steps(config, opts, &identity, marker).await;
-        let progress = Progress::start(opts.progress);
+        let progress = Progress::start(opts.progress)?;
         let (sink, tracker) = sink(config, opts, &client, &clock, stop);
         let sink = checked(config, sink, tracker.as_ref(), &progress, &client, (refresh, guard));
         let remote = remote(config, &client, identity);
@@ -334,7 +334,8 @@ pub async fn after(
     for step in steps {
         match step.run(&outcome).await {
             Ok(step_said) => said.push(step_said),
-            Err(failure) => {
+            Err(e) => {
+                let failure = e.failure();
                 tracing::error!("{} {}: {}", failure.op, failure.key, failure.error);
                 late.push(failure);
             }

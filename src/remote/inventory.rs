@@ -32,8 +32,8 @@ use md5::{Digest, Md5};
 use std::io::{self, Read};
 use tokio::sync::mpsc;
 
-use super::RemoteSource;
-use crate::error::{Op, StoreError};
+use super::{RemoteError, RemoteSource};
+use crate::error::{InventoryError, Op, StoreError};
 use crate::model::{BATCH, RemoteObject};
 use crate::shard::Shard;
 use crate::target::{ObjectUrl, Target};
@@ -43,39 +43,6 @@ use sort::Sorter;
 
 /// Chunks of a data file in flight between the download and the reader.
 const PIECES_AHEAD: usize = 8;
-
-/// What is wrong with an inventory, a data file or one of its rows.
-#[derive(Debug, thiserror::Error)]
-pub enum InventoryError {
-    #[error("not an S3 Inventory manifest: {0}")]
-    Manifest(#[source] serde_json::Error),
-    #[error("manifest.json does not match manifest.checksum: its MD5 is {actual}, manifest.checksum says {expected}")]
-    ManifestChecksum { expected: String, actual: String },
-    #[error(
-        "the inventory is of bucket {inventory:?}, not of the target's bucket {target:?}: its keys are not the target's"
-    )]
-    OtherBucket { inventory: String, target: String },
-    #[error(
-        "the inventory's fileFormat is {0}: only CSV inventories can be read (configure the inventory with Output format CSV)"
-    )]
-    Format(String),
-    #[error("the inventory's fileSchema {schema:?} has no {column} column")]
-    Schema { schema: String, column: &'static str },
-    #[error(
-        "the data file's MD5 is {actual}, the manifest's MD5checksum is {expected}: the file is damaged or was replaced"
-    )]
-    FileChecksum { expected: String, actual: String },
-    #[error("the data file has {actual} bytes, the manifest says {expected}")]
-    FileSize { expected: u64, actual: u64 },
-    #[error("the data file cannot be read as gzip CSV: {0}")]
-    Csv(#[source] csv::Error),
-    #[error("row {row}: {why}")]
-    Row { row: u64, why: String },
-    #[error("sorting the inventory's keys on disk: {0}")]
-    Spill(#[source] io::Error),
-    #[error("the download stopped before the end of the data file")]
-    Cut,
-}
 
 /// The objects under the prefix, from an S3 Inventory report.
 pub struct Inventory {
@@ -93,7 +60,7 @@ impl RemoteSource for Inventory {
         format!("inventory {}", self.manifest)
     }
 
-    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError> {
+    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), RemoteError> {
         let manifest = manifest::read(&self.client, &self.manifest, &self.target).await?;
         manifest.log_age(&self.manifest);
         let Manifest { columns, files, .. } = manifest;
@@ -112,10 +79,11 @@ impl RemoteSource for Inventory {
                 Ok(panic) => crate::panic::message(panic.as_ref()),
                 Err(e) => e.to_string(),
             };
-            Err(StoreError::answer(Op::Get, self.manifest.to_string(), format!("the inventory's reader {why}")))
+            Err(RemoteError::Died { reader: "inventory's reader", why })
         });
         // A failed download is why the reader stopped, whatever the reader says.
-        downloaded.and(read)
+        downloaded?;
+        read
     }
 }
 
@@ -160,20 +128,22 @@ struct Reader {
 }
 
 impl Reader {
-    fn run(self, mut pieces: mpsc::Receiver<Piece>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError> {
+    fn run(self, mut pieces: mpsc::Receiver<Piece>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), RemoteError> {
         let mut sorter = Sorter::default();
         let mut kept = 0u64;
         for file in &self.files {
             let url = format!("s3://{}/{}", self.bucket, file.key);
             let read = self.read_file(&mut pieces, file, &mut sorter);
-            let (rows, objects) = read.map_err(|e| StoreError::invalid(Op::Get, &url, e))?;
+            let (rows, objects) = read.map_err(|source| RemoteError::Inventory { on: url.clone(), source })?;
             tracing::debug!("{url}: {rows} rows, {objects} under the prefix");
             kept += objects;
         }
         drop(pieces);
         tracing::debug!("inventory: {kept} objects under {}", self.target);
-        let spilled =
-            |e| StoreError::invalid(Op::Get, format!("inventory of {}", self.target), InventoryError::Spill(e));
+        let spilled = |e| RemoteError::Inventory {
+            on: format!("inventory of {}", self.target),
+            source: InventoryError::Spill(e),
+        };
         let mut batch = Vec::with_capacity(BATCH);
         for object in sorter.finish().map_err(spilled)? {
             batch.push(object.map_err(spilled)?);

@@ -17,7 +17,7 @@ use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use aws_sdk_s3::types::EncodingType;
 use tokio::sync::mpsc;
 
-use super::RemoteSource;
+use super::{RemoteError, RemoteSource};
 use crate::error::{Op, StoreError};
 use crate::model::{RemoteObject, Time};
 use crate::target::Target;
@@ -53,8 +53,8 @@ impl RemoteSource for Listing {
         format!("listing {}", self.target)
     }
 
-    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError> {
-        list(&self.client, &self.target, self.parallel, tx).await
+    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), RemoteError> {
+        Ok(list(&self.client, &self.target, self.parallel, tx).await?)
     }
 }
 

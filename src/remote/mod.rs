@@ -10,10 +10,10 @@ mod listing;
 
 use tokio::sync::mpsc;
 
-use crate::error::StoreError;
 use crate::model::RemoteObject;
 
-pub use inventory::{Inventory, InventoryError};
+pub use crate::error::{InventoryError, RemoteError};
+pub use inventory::Inventory;
 pub use listing::{Listing, decode_key, to_time};
 
 /// Where the diff's other side comes from.
@@ -24,6 +24,6 @@ pub trait RemoteSource: Send + 'static {
 
     /// Sends every object under the prefix in S3's key order, in batches, until done or until
     /// the receiver is dropped. `Ok` means every object was sent: a source that cannot finish
-    /// must say so, or the objects it did not send would read as deleted files.
-    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError>;
+    /// must say why ([`RemoteError`]), or the objects it did not send would read as deleted files.
+    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), RemoteError>;
 }

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::sink::Applied;
-pub use crate::sink::Failure;
+pub use crate::sink::{FailedOp, Failure};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {

@@ -26,6 +26,7 @@ use super::listing::{Child, DirId, Kind, Reader};
 use super::options::WalkOptions;
 use super::prefetch::Prefetch;
 use crate::model::{BATCH, LocalFile, LocalItem, Problem};
+use crate::thread::SpawnError;
 
 /// Walks `root` on a new thread, sending batches until done or until the receiver is dropped.
 /// The thread's result says whether the walk got to its end (or its receiver went away).
@@ -33,22 +34,19 @@ pub fn spawn(
     root: PathBuf,
     opts: WalkOptions,
     tx: mpsc::Sender<Vec<LocalItem>>,
-) -> std::thread::JoinHandle<Result<(), WalkError>> {
-    std::thread::Builder::new()
-        .name("sitesync-walk".into())
-        .spawn(move || Walk { tx, batch: Vec::with_capacity(BATCH) }.run(&root, opts))
-        .expect("spawning the walk thread")
+) -> Result<std::thread::JoinHandle<Result<(), WalkError>>, SpawnError> {
+    crate::thread::spawn("sitesync-walk", move || Walk { tx, batch: Vec::with_capacity(BATCH) }.run(&root, opts))
 }
 
 /// Walks `root` into a vector, waiting for the whole walk: for tests and tools.
 pub fn walk_all(root: &Path, opts: WalkOptions) -> Result<Vec<LocalItem>, WalkError> {
     let (tx, mut rx) = mpsc::channel(4);
-    let walker = spawn(root.to_owned(), opts, tx);
+    let walker = spawn(root.to_owned(), opts, tx)?;
     let mut items = Vec::new();
     while let Some(batch) = rx.blocking_recv() {
         items.extend(batch);
     }
-    walker.join().map_err(|panic| WalkError(crate::panic::message(panic.as_ref())))??;
+    walker.join().map_err(|panic| WalkError::Died(crate::panic::message(panic.as_ref())))??;
     Ok(items)
 }
 
@@ -66,7 +64,7 @@ struct Walk {
 impl Walk {
     fn run(mut self, root: &Path, opts: WalkOptions) -> Result<(), WalkError> {
         let reader = Reader::new(opts, root);
-        let prefetch = Prefetch::start(&reader, reader_threads());
+        let prefetch = Prefetch::start(&reader, reader_threads())?;
         // A stack of sorted directory listings, each consumed from the end, and beside it the
         // identity of each directory on the stack.
         let mut stack = vec![self.enter(&prefetch, &reader, root, "")?];
@@ -227,7 +225,7 @@ mod tests {
         let items = |prefix_len| {
             let (tx, mut rx) = mpsc::channel(4);
             let opts = WalkOptions { prefix_len, ..WalkOptions::new(names) };
-            let handle = spawn(dir.path().to_owned(), opts, tx);
+            let handle = spawn(dir.path().to_owned(), opts, tx).unwrap();
             let mut items = Vec::new();
             while let Some(batch) = rx.blocking_recv() {
                 items.extend(batch);

@@ -12,8 +12,14 @@ mod prefetch;
 
 pub use local::{spawn, walk_all};
 
-/// The walk stopped before its end: it, or a thread reading directories for it, died.
+/// The walk stopped before its end.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct WalkError(pub String);
+pub enum WalkError {
+    /// It, or a thread reading directories for it, died: what it said.
+    #[error("{0}")]
+    Died(String),
+    /// A thread it needs could not be started.
+    #[error(transparent)]
+    Spawn(#[from] crate::thread::SpawnError),
+}
 pub use options::{SkipFolders, SymlinkPolicy, WalkOptions};

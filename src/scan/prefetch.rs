@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 
 use super::WalkError;
 use super::listing::{Listing, Reader};
+use crate::thread::SpawnError;
 
 /// Directories queued, being read or read but not yet entered, at most.
 const AHEAD: usize = 256;
@@ -54,18 +55,14 @@ pub(super) struct Prefetch {
 }
 
 impl Prefetch {
-    pub fn start(reader: &Reader, threads: usize) -> Prefetch {
-        let shared = Arc::new(Shared::default());
-        let threads = (0..threads)
-            .map(|i| {
-                let (shared, reader) = (shared.clone(), reader.clone());
-                std::thread::Builder::new()
-                    .name(format!("sitesync-read-{i}"))
-                    .spawn(move || work(&shared, &reader))
-                    .expect("spawning a directory reader thread")
-            })
-            .collect();
-        Prefetch { shared, threads }
+    /// Starts `threads` readers; when one cannot start, those started are stopped.
+    pub fn start(reader: &Reader, threads: usize) -> Result<Prefetch, SpawnError> {
+        let mut prefetch = Prefetch { shared: Arc::new(Shared::default()), threads: Vec::with_capacity(threads) };
+        for i in 0..threads {
+            let (shared, reader) = (prefetch.shared.clone(), reader.clone());
+            prefetch.threads.push(crate::thread::spawn(format!("sitesync-read-{i}"), move || work(&shared, &reader))?);
+        }
+        Ok(prefetch)
     }
 
     /// Queues directories to read ahead, given in the order the walk will enter them.
@@ -89,7 +86,7 @@ impl Prefetch {
         loop {
             match state.slots.remove(dir) {
                 Some(Slot::Ready(listing)) => return Ok(listing),
-                Some(Slot::Failed(why)) => return Err(WalkError(format!("reading {}: {why}", dir.display()))),
+                Some(Slot::Failed(why)) => return Err(WalkError::Died(format!("reading {}: {why}", dir.display()))),
                 Some(Slot::Reading) => {
                     state.slots.insert(dir.to_owned(), Slot::Reading);
                     state = self.shared.done.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -160,5 +157,15 @@ mod tests {
         let why = walked.unwrap_err().to_string();
         assert!(why.contains("sitesync-test-panic") && why.contains("panicked"), "{why}");
         assert!(Path::new(&dir.path().join("c/z")).exists());
+    }
+
+    #[test]
+    fn a_reader_thread_that_cannot_start_fails_the_walk_with_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), "x").unwrap();
+        crate::thread::fault::refuse("sitesync-read-");
+        let walked = walk_all(dir.path(), WalkOptions::new(NameDecoder::new("utf-8", "none").unwrap()));
+        let why = walked.unwrap_err().to_string();
+        assert_eq!(why, "cannot start the thread sitesync-read-0: refused (a fault point of the tests)");
     }
 }

@@ -9,8 +9,8 @@
 use aws_sdk_s3::types::MetadataDirective;
 use percent_encoding::utf8_percent_encode;
 
-use super::SinkContext;
 use super::made::Made;
+use super::{FailedOp, SinkContext};
 use crate::error::{Op, StoreError};
 use crate::model::{LocalFile, Time};
 use crate::remote::to_time;
@@ -50,7 +50,7 @@ pub(super) async fn run(ctx: &SinkContext, file: &LocalFile, source: &str, added
         }
         Err(e) => {
             let error = StoreError::sdk(Op::Copy, format!("s3://{from}"), e);
-            ctx.tracker.failed(file.key.clone(), "copy", format!("from {source}: {}", error.message));
+            ctx.tracker.failed(file.key.clone(), FailedOp::Copy, format!("from {source}: {}", error.message));
         }
     }
 }

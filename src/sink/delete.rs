@@ -7,7 +7,7 @@
 
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
-use super::SinkContext;
+use super::{FailedOp, SinkContext};
 use crate::error::{Op, StoreError};
 
 pub(super) async fn run(ctx: &SinkContext, keys: Vec<String>) {
@@ -38,7 +38,7 @@ async fn delete_one(ctx: &SinkContext, key: String) {
         }
         Err(e) => {
             let error = StoreError::sdk(Op::Delete, format!("s3://{}/{key}", ctx.target.bucket), e);
-            ctx.tracker.failed(relative(ctx, &key), "delete", error.message);
+            ctx.tracker.failed(relative(ctx, &key), FailedOp::Delete, error.message);
         }
     }
 }
@@ -50,7 +50,7 @@ async fn delete_batch(ctx: &SinkContext, keys: Vec<String>) {
         Ok(delete) => delete,
         Err(e) => {
             for key in &keys {
-                ctx.tracker.failed(relative(ctx, key), "delete", e.to_string());
+                ctx.tracker.failed(relative(ctx, key), FailedOp::Delete, e.to_string());
             }
             return;
         }
@@ -61,7 +61,7 @@ async fn delete_batch(ctx: &SinkContext, keys: Vec<String>) {
             for error in out.errors() {
                 let key = error.key().unwrap_or("?");
                 let message = format!("{}: {}", error.code().unwrap_or("UnknownError"), error.message().unwrap_or(""));
-                ctx.tracker.failed(relative(ctx, key), "delete", message);
+                ctx.tracker.failed(relative(ctx, key), FailedOp::Delete, message);
                 failed.insert(key);
             }
             let deleted: Vec<String> =
@@ -78,7 +78,7 @@ async fn delete_batch(ctx: &SinkContext, keys: Vec<String>) {
                 e,
             );
             for key in &keys {
-                ctx.tracker.failed(relative(ctx, key), "delete", error.message.clone());
+                ctx.tracker.failed(relative(ctx, key), FailedOp::Delete, error.message.clone());
             }
         }
     }

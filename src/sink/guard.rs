@@ -104,7 +104,7 @@ mod tests {
         }
         for reason in [Reason::Size, Reason::Content, Reason::Newer, Reason::Unverified, Reason::Replaced] {
             let refused = refusal(&upload("a.3f2a91c7.js", immutable, reason)).unwrap();
-            assert_eq!((refused.place.as_str(), refused.op), ("a.3f2a91c7.js", "upload"), "{reason:?}");
+            assert_eq!((refused.place.as_str(), refused.op.as_str()), ("a.3f2a91c7.js", "upload"), "{reason:?}");
             assert!(refused.message.contains("immutable"), "{}", refused.message);
         }
         assert_eq!(refusal(&upload("index.html", Some("max-age=0, must-revalidate"), Reason::Content)), None);
@@ -124,7 +124,7 @@ mod tests {
         sink.accept(vec![upload("a.3f2a91c7.js", Some("immutable"), Reason::Content), delete]).await;
         assert_eq!((sink.failures(), sink.deletes_planned()), (1, 1));
         let applied = Box::new(sink).finish(Finish { deletes: true, unchanged: 0, hashed: 0 }).await;
-        assert_eq!(applied.failures[0].op, "upload");
+        assert_eq!(applied.failures[0].op.as_str(), "upload");
         assert!(applied.plan.contains("fail site/a.3f2a91c7.js refused:"), "{}", applied.plan);
         assert!(applied.plan.contains("delete site/old.js (withheld: a failure below)"), "{}", applied.plan);
     }

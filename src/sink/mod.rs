@@ -32,7 +32,7 @@ pub use phase::{Phase, is_page};
 pub use plan::{PlanSink, Step};
 pub use pool::SinkContext;
 pub use s3::S3Sink;
-pub use tracker::{Failure, Tracker};
+pub use tracker::{FailedOp, Failure, Tracker};
 
 use crate::journal::Changes;
 use crate::model::Event;

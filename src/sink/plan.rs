@@ -8,9 +8,9 @@
 
 use std::fmt::Write;
 
-use super::Tracker;
 use super::phase::{Phase, in_place};
 use super::{Applied, Finish, Sink};
+use super::{FailedOp, Tracker};
 use crate::journal::Change;
 use crate::model::{Event, LocalFile, Reason};
 use crate::names::printable;
@@ -44,14 +44,14 @@ impl Sink for PlanSink {
                     let change = if copied { Change::Copied } else { Change::Uploaded };
                     self.tracker.journal().record(file.key.clone(), change, *reason == Reason::New);
                 }
-                Event::Problem(p) => self.tracker.failed(p.place.clone(), p.op, p.message.clone()),
+                Event::Problem(p) => self.tracker.failed(p.place.clone(), p.op.clone(), p.message.clone()),
                 // Nothing to do for it; only a sync records it.
                 Event::Same { .. } | Event::Check { .. } | Event::Head { .. } => continue,
             }
             self.steps.push(step(&event, &self.target));
         }
         if let Err(e) = self.tracker.journal().spill().await {
-            self.tracker.failed("(changes)", "plan", format!("cannot write the record of changes: {e}"));
+            self.tracker.failed("(changes)", FailedOp::Plan, format!("cannot write the record of changes: {e}"));
         }
     }
 

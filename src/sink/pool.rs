@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 
-use super::Tracker;
+use super::{FailedOp, Tracker};
 use super::{copy, delete, upload};
 use crate::model::LocalFile;
 use crate::target::Target;
@@ -112,7 +112,7 @@ impl Pool {
                     if e.is_panic() { crate::panic::message(e.into_panic().as_ref()) } else { "cancelled".to_owned() };
                 self.ctx.tracker.failed(
                     "(worker)",
-                    "upload",
+                    FailedOp::Upload,
                     format!("a worker stopped before its jobs were done: {why}"),
                 );
             }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::phase::{Phase, in_place};
 use super::pool::{Job, Pool, SinkContext};
 use super::spill::{Spill, Waiting};
-use super::{Applied, Finish, Sink};
+use super::{Applied, FailedOp, Finish, Sink};
 use crate::journal::Change;
 use crate::model::{Event, Known, LocalFile, Reason, RemoteObject};
 
@@ -77,7 +77,7 @@ impl S3Sink {
                 Ok(None) => break,
                 Err(e) => {
                     let why = format!("cannot read back the waiting {what}: {e}");
-                    self.ctx.tracker.failed(format!("({what})"), "upload", why);
+                    self.ctx.tracker.failed(format!("({what})"), FailedOp::Upload, why);
                     break;
                 }
             }
@@ -87,19 +87,19 @@ impl S3Sink {
 
     async fn spill_journal(&self) {
         if let Err(e) = self.ctx.tracker.journal().spill().await {
-            self.ctx.tracker.failed("(changes)", "upload", format!("cannot write the record of changes: {e}"));
+            self.ctx.tracker.failed("(changes)", FailedOp::Upload, format!("cannot write the record of changes: {e}"));
         }
     }
 
     /// The copy phase: after every upload, so a copy never reads a source that is not up yet.
     async fn copy(&mut self) {
         let copies = std::mem::take(&mut self.copies);
-        let failed = self.ctx.tracker.failed_keys("upload");
+        let failed = self.ctx.tracker.failed_keys(FailedOp::Upload);
         let tracker = self.ctx.tracker.clone();
         self.drain(copies, "copies", |Waiting { mut file, added }| {
             let source = file.copy_of.take()?;
             if failed.contains(&source) {
-                tracker.failed(file.key, "copy", format!("not copied: its source {source} failed to upload"));
+                tracker.failed(file.key, FailedOp::Copy, format!("not copied: its source {source} failed to upload"));
                 return None;
             }
             Some(Job::Copy { file, source, added })

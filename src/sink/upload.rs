@@ -21,11 +21,11 @@ use std::path::Path;
 
 use aws_sdk_s3::primitives::ByteStream;
 
-use super::SinkContext;
 use super::file::{
     ATTEMPTS, Content, Sending, Source, Stat, UploadError, open, open_and_check, recorded_source, source, stat, stream,
 };
 use super::made::Made;
+use super::{FailedOp, SinkContext};
 use crate::content::md5_of;
 use crate::error::{Op, StoreError};
 use crate::model::{Encoding, Known, LocalFile, Time};
@@ -48,7 +48,7 @@ pub(super) async fn run_checked(ctx: &SinkContext, file: &LocalFile, added: bool
 fn record(ctx: &SinkContext, file: &LocalFile, added: bool, sent: Result<Sent, UploadError>) {
     match sent {
         Ok(Sent { known, bytes }) => ctx.tracker.uploaded(&file.key, added, known, bytes),
-        Err(error) => ctx.tracker.failed(file.key.clone(), "upload", error.to_string()),
+        Err(error) => ctx.tracker.failed(file.key.clone(), FailedOp::Upload, error.to_string()),
     }
 }
 
@@ -81,7 +81,7 @@ pub(super) async fn run(
         Ok(path) => path,
         Err(error) => {
             finish(ctx, previous).await;
-            ctx.tracker.failed(file.key.clone(), "upload", error.to_string());
+            ctx.tracker.failed(file.key.clone(), FailedOp::Upload, error.to_string());
             return None;
         }
     };
@@ -96,7 +96,7 @@ pub(super) async fn run(
     let (before, content) = match opened {
         Ok(opened) => opened,
         Err(error) => {
-            ctx.tracker.failed(file.key.clone(), "upload", error.to_string());
+            ctx.tracker.failed(file.key.clone(), FailedOp::Upload, error.to_string());
             return None;
         }
     };
@@ -109,7 +109,7 @@ pub(super) async fn run(
     match send(ctx, &file, path, before, content).await {
         Ok(sent) => Some(Unchecked { file, added, before, sent }),
         Err(error) => {
-            ctx.tracker.failed(file.key.clone(), "upload", error.to_string());
+            ctx.tracker.failed(file.key.clone(), FailedOp::Upload, error.to_string());
             None
         }
     }

@@ -33,6 +33,7 @@ pub use save::SaveState;
 pub use trusted::TrustedState;
 
 use crate::disk::{get_array, get_bytes, get_string, get_u64, put_bytes, put_u64};
+pub use crate::error::Unusable;
 use crate::journal::{get_known, put_known};
 pub use crate::model::Known;
 
@@ -136,19 +137,6 @@ impl Read for At {
         self.pos += n as u64;
         Ok(n)
     }
-}
-
-/// Why a state file is not used.
-#[derive(Debug, thiserror::Error)]
-pub enum Unusable {
-    #[error("it is not a sitesync state of this version")]
-    Version,
-    #[error("it is the state of another target or source")]
-    Identity,
-    #[error("it is corrupt or truncated ({0})")]
-    Corrupt(String),
-    #[error("it cannot be read: {0}")]
-    Io(#[from] io::Error),
 }
 
 impl Reader {

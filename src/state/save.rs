@@ -8,10 +8,9 @@
 use std::path::PathBuf;
 
 use super::{Known, Reader, Writer, replace};
-use crate::after::{AfterRun, Outcome, Said};
+use crate::after::{AfterError, AfterRun, Outcome, Said};
 use crate::content::{hex, same_object, single_part};
 use crate::journal::{Change, Changes, Record};
-use crate::sink::Failure;
 
 /// Writes the state of this run's target and source after the run.
 pub struct SaveState {
@@ -21,7 +20,7 @@ pub struct SaveState {
 
 #[async_trait::async_trait]
 impl AfterRun for SaveState {
-    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, Failure> {
+    async fn run(self: Box<Self>, outcome: &Outcome<'_>) -> Result<Said, AfterError> {
         if outcome.dry_run || outcome.applied.changes.is_empty() {
             return Ok(Said::default());
         }

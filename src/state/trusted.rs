@@ -6,14 +6,13 @@
 //! (someone else wrote to the bucket) makes such a run wrong about those keys until a normal run,
 //! which lists and repairs the state.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
 use super::{Reader, Unusable};
-use crate::error::{Op, StoreError};
 use crate::model::{BATCH, RemoteObject};
-use crate::remote::RemoteSource;
+use crate::remote::{RemoteError, RemoteSource};
 
 pub struct TrustedState {
     pub path: PathBuf,
@@ -26,28 +25,26 @@ impl RemoteSource for TrustedState {
         format!("local state {}", self.path.display())
     }
 
-    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), StoreError> {
-        let shown = self.path.display().to_string();
-        let failed = |why: String| StoreError::answer(Op::List, &shown, why);
+    async fn send(self: Box<Self>, tx: mpsc::Sender<Vec<RemoteObject>>) -> Result<(), RemoteError> {
         let read = tokio::task::spawn_blocking(move || send_all(&self.path, &self.identity, &tx));
-        match read.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(failed(e.to_string())),
-            Err(e) => Err(failed(format!("reading the state stopped: {e}"))),
-        }
+        read.await.unwrap_or_else(|e| {
+            let why = match e.try_into_panic() {
+                Ok(panic) => crate::panic::message(panic.as_ref()),
+                Err(e) => e.to_string(),
+            };
+            Err(RemoteError::Died { reader: "local state's reader", why })
+        })
     }
 }
 
 /// Reads the whole state into batches of objects (a blocking read, on the blocking pool).
-fn send_all(path: &std::path::Path, identity: &str, tx: &mpsc::Sender<Vec<RemoteObject>>) -> Result<(), Unusable> {
-    let Some(mut reader) = Reader::open(path, identity)? else {
-        return Err(Unusable::Io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "there is no local state to trust: run once without --trust-state",
-        )));
+fn send_all(path: &Path, identity: &str, tx: &mpsc::Sender<Vec<RemoteObject>>) -> Result<(), RemoteError> {
+    let unusable = |source: Unusable| RemoteError::State { path: path.to_owned(), source };
+    let Some(mut reader) = Reader::open(path, identity).map_err(unusable)? else {
+        return Err(RemoteError::NoState { path: path.to_owned() });
     };
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some((key, known)) = reader.next_record()? {
+    while let Some((key, known)) = reader.next_record().map_err(|e| unusable(e.into()))? {
         batch.push(RemoteObject { key, size: known.size, last_modified: known.lm_lo, etag: known.etag });
         if batch.len() == BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
             return Ok(());

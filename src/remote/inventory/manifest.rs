@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::InventoryError;
 use super::rows::Columns;
 use crate::error::{Op, StoreError};
+use crate::remote::RemoteError;
 use crate::target::{ObjectUrl, Target};
 
 /// A larger manifest is not an inventory's: a data file of AWS's holds millions of rows, so even
@@ -53,16 +54,17 @@ pub struct Manifest {
 }
 
 /// Reads and checks the manifest at `url` for the target.
-pub async fn read(client: &aws_sdk_s3::Client, url: &ObjectUrl, target: &Target) -> Result<Manifest, StoreError> {
+pub async fn read(client: &aws_sdk_s3::Client, url: &ObjectUrl, target: &Target) -> Result<Manifest, RemoteError> {
+    let wrong = |source| RemoteError::Inventory { on: url.to_string(), source };
     let text = get(client, url, MAX_MANIFEST_BYTES).await?.ok_or_else(|| {
         StoreError::answer(Op::Get, url.to_string(), "no such key: there is no inventory manifest here")
     })?;
     let checksum = ObjectUrl { bucket: url.bucket.clone(), key: checksum_key(&url.key) };
     match get(client, &checksum, 1024).await? {
-        Some(expected) => check_md5(&text, &expected).map_err(|e| StoreError::invalid(Op::Get, url.to_string(), e))?,
+        Some(expected) => check_md5(&text, &expected).map_err(wrong)?,
         None => tracing::debug!("no {checksum}: the manifest's integrity is not checked"),
     }
-    parse(&text, target).map_err(|e| StoreError::invalid(Op::Get, url.to_string(), e))
+    parse(&text, target).map_err(wrong)
 }
 
 /// `manifest.checksum`, beside `manifest.json`.
