@@ -11,8 +11,8 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::config::ConfigError;
-use crate::lock::LockError;
-use crate::thread::SpawnError;
+use crate::run::lock::LockError;
+use crate::run::thread::SpawnError;
 use crate::transform::TransformError;
 
 /// Exit status when every planned operation succeeded.
@@ -153,7 +153,7 @@ pub enum RemoteError {
     Store(#[from] StoreError),
     /// What an inventory holds is wrong (its manifest, a data file), or its keys cannot be sorted
     /// on disk; `on` says which.
-    #[error("{}: {source}", crate::names::printable(on))]
+    #[error("{}: {source}", crate::keys::names::printable(on))]
     Inventory { on: String, source: InventoryError },
     /// `--trust-state`, and no run has saved a local state at `path` yet.
     #[error(
@@ -300,7 +300,7 @@ impl StoreError {
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} failed: {}", self.op, crate::names::printable(&self.on), self.message)?;
+        write!(f, "{} {} failed: {}", self.op, crate::keys::names::printable(&self.on), self.message)?;
         match &self.endpoint {
             Some(url) => write!(f, " (endpoint {url})"),
             None => Ok(()),

@@ -3,41 +3,31 @@
 //! The pipeline is config → local scan → transform chain ‖ remote source → diff → sink →
 //! post-run steps; each stage is a module named after what it owns, and the data between them
 //! lives in [`model`]. `docs/architecture.md` draws the stages and the seams between them. The
-//! binary only parses the command line, calls [`execute`] (or [`init`], [`report::merge`], the
+//! binary only parses the command line, calls [`execute`] (or [`cli::init`], [`report::merge`], the
 //! [`cli::generate`] functions) and maps the outcome to an exit status.
 
 pub mod after;
 pub mod cli;
 pub mod clock;
-pub mod compress;
 pub mod config;
 pub mod content;
 pub mod diff;
 pub mod disk;
 pub mod error;
-pub mod fields;
 pub mod history;
-pub mod init;
 pub mod journal;
+pub mod keys;
 #[cfg(feature = "local-store")]
 pub mod local_store;
-pub mod lock;
-pub mod mime;
 pub mod model;
-pub mod names;
-pub mod panic;
 pub mod pipeline;
-pub mod progress;
 pub mod remote;
 pub mod report;
+pub mod run;
 pub mod s3client;
 pub mod scan;
-pub mod shard;
 pub mod sink;
 pub mod state;
-pub mod stop;
-pub mod target;
-pub mod thread;
 pub mod transform;
 
 pub use error::Error;
@@ -57,7 +47,7 @@ pub async fn execute(args: &cli::SyncArgs, dry_run: bool) -> Result<Report, Erro
         wait_lock: args.wait_lock,
         allow_immutable_change: args.allow_immutable_change,
         wait_invalidation: args.wait,
-        progress: progress::Show::choose(args.progress, args.no_progress, args.quiet > 0),
+        progress: run::progress::Show::choose(args.progress, args.no_progress, args.quiet > 0),
     };
     // A store error names the endpoint it came from, unless that is AWS itself.
     pipeline::run(&config, &opts).await.map_err(|e| match e {

@@ -43,7 +43,7 @@ fn sync(args: &SyncArgs, dry_run: bool) -> ExitCode {
 
 /// `init`: writes sync.toml and says what it found.
 fn init(args: &InitArgs) -> ExitCode {
-    match sitesync::init::write(&args.dir, args.force) {
+    match sitesync::cli::init::write(&args.dir, args.force) {
         Ok(written) => {
             let path = written.path.display();
             match written.found {
@@ -116,7 +116,7 @@ fn init_logging(verbose: u8, quiet: u8) {
         .with_target("s3s_fs", LevelFilter::OFF)
         .with_default(others);
     let format = tracing_subscriber::fmt::layer()
-        .with_writer(|| sitesync::progress::LogWriter)
+        .with_writer(|| sitesync::run::progress::LogWriter)
         .without_time()
         .with_target(false)
         .with_ansi(false);

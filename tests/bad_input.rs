@@ -501,7 +501,7 @@ fn lock_held() {
     let lock = tree.work().join("site.lock");
     tree.config(&format!("lock_file = {:?}\n", lock.display().to_string()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let _held = runtime.block_on(sitesync::lock::acquire(&lock, "s3://bkt/site/", false)).unwrap();
+    let _held = runtime.block_on(sitesync::run::lock::acquire(&lock, "s3://bkt/site/", false)).unwrap();
     let run = refused(&store, tree.sync(&store.endpoint(), &[]));
     check(&run, "lock_held");
     assert!(run.stderr.contains(&format!("(pid {})", std::process::id())), "{}", run.stderr);

@@ -10,7 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use sitesync::compress::{self, Encoding};
+use sitesync::content::compress::{self, Encoding};
 
 struct Counting;
 

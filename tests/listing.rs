@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use sitesync::clock::Clock;
+use sitesync::keys::target::Target;
 use sitesync::local_store::LocalStore;
 use sitesync::remote::{Listing, RemoteSource};
 use sitesync::s3client::{self, Connection};
-use sitesync::target::Target;
 use tokio::sync::mpsc;
 
 async fn client(store: &LocalStore) -> aws_sdk_s3::Client {

@@ -25,8 +25,8 @@ use serde_json::Value;
 use super::{AfterError, AfterRun, Outcome, Said};
 pub use crate::config::InvalidateSettings as Settings;
 use crate::journal::{Change, Changes, Record};
+use crate::keys::target::Target;
 use crate::s3client::describe;
-use crate::target::Target;
 use fold::{Fold, Served};
 
 #[derive(Debug, thiserror::Error)]

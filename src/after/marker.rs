@@ -13,8 +13,8 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use super::{AfterError, AfterRun, Outcome, Said};
 use crate::error::{Op, StoreError};
-use crate::shard::Shard;
-use crate::target::Target;
+use crate::keys::shard::Shard;
+use crate::keys::target::Target;
 use crate::transform::MARKER_KEY;
 
 /// The marker's key (relative to the prefix): one per shard of a split run, since each shard

@@ -9,9 +9,11 @@
 
 pub mod invalidate;
 pub mod marker;
+mod save_state;
 
 pub use invalidate::{Invalidate, InvalidateError};
 pub use marker::WriteMarker;
+pub use save_state::SaveState;
 
 use crate::diff::Tally;
 use crate::error::StoreError;

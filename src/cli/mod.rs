@@ -9,6 +9,7 @@
 //! of them can miss a flag.
 
 pub mod generate;
+pub mod init;
 
 use std::path::PathBuf;
 

@@ -19,10 +19,10 @@ use super::sink::SinkSettings;
 use super::site::Site;
 use super::store::Store;
 use crate::clock::ChangeRule;
-use crate::names::NameDecoder;
+use crate::keys::names::NameDecoder;
+use crate::keys::shard::Shard;
+use crate::keys::target::Target;
 use crate::scan::{SkipFolders, SymlinkPolicy, WalkOptions};
-use crate::shard::Shard;
-use crate::target::Target;
 use crate::transform::ChainSpec;
 
 /// Validated settings of one run.
@@ -56,6 +56,24 @@ impl Config {
     /// key.
     pub fn build(figment: &Figment) -> Result<Config, ConfigError> {
         RawConfig::read(figment)?.build(Origins(figment))
+    }
+
+    /// The lock file of a run: `lock_file` if set, otherwise one per target in the temp directory.
+    /// The shards of a split run run at once, so each has its own: `lock_file` gets a `.K-of-N`
+    /// suffix.
+    pub fn lock_path(&self) -> PathBuf {
+        if let Some(path) = &self.lock_file {
+            return match &self.shard {
+                Some(shard) => {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(format!(".{}", shard.tag()));
+                    PathBuf::from(name)
+                }
+                None => path.clone(),
+            };
+        }
+        let id = crate::keys::target::fnv1a(self.target_identity().as_bytes());
+        std::env::temp_dir().join(format!("sitesync-{}-{id:016x}.lock", self.target.bucket))
     }
 
     /// The store, bucket and prefix a run writes to, as one text: the endpoint (or the embedded

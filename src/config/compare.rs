@@ -73,7 +73,7 @@ impl CompareConfig {
 
 /// Where the state of `identity` (target and source) lives under `dir`.
 pub(super) fn state_file_for(dir: &Path, identity: &str) -> PathBuf {
-    dir.join(format!("state-{:016x}.bin", crate::target::fnv1a(identity.as_bytes())))
+    dir.join(format!("state-{:016x}.bin", crate::keys::target::fnv1a(identity.as_bytes())))
 }
 
 /// The default folder: `$XDG_CACHE_HOME/sitesync`, else `~/.cache/sitesync`.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::error::{ConfigError, Origins};
-use crate::target::{ObjectUrl, TargetError};
+use crate::keys::target::{ObjectUrl, TargetError};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]

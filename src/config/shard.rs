@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::error::{ConfigError, Origins};
-use crate::shard::Shard;
+use crate::keys::shard::Shard;
 use crate::transform::ChainSpec;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -21,7 +21,7 @@ impl ShardConfig {
     pub fn build(self, chain: &ChainSpec, origins: Origins) -> Result<Option<Shard>, ConfigError> {
         let Some(text) = self.shard else { return Ok(None) };
         let job_index = std::env::var("JOB_COMPLETION_INDEX").ok();
-        let shard = crate::shard::parse(&text, job_index.as_deref()).map_err(|why| origins.bad("shard", why))?;
+        let shard = crate::keys::shard::parse(&text, job_index.as_deref()).map_err(|why| origins.bad("shard", why))?;
         let shard = shard.mapping_back(chain.duplicate_rules()).map_err(|refused| ConfigError::Transform {
             origin: chain.origin.clone(),
             key: refused.at,

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use super::error::{ConfigError, Origins};
-use crate::mime::Charset;
+use crate::model::mime::Charset;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::error::{ConfigError, Origins};
-use crate::target::{Target, TargetError};
+use crate::keys::target::{Target, TargetError};
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]

@@ -267,3 +267,19 @@ fn the_remote_side_is_chosen_once_and_two_choices_are_refused_naming_both() {
         Ok(())
     });
 }
+
+#[test]
+fn the_default_lock_is_named_after_the_target() {
+    let config = |destination: &str, endpoint: Option<&str>| {
+        let mut flags = serde_json::json!({ "source": "site", "destination": destination });
+        if let Some(url) = endpoint {
+            flags["endpoint_url"] = url.into();
+        }
+        Config::build(&figment(None, &flags)).unwrap().lock_path()
+    };
+    let a = config("s3://bucket/site", None);
+    assert_eq!(a, config("s3://bucket/site/", None), "the same folder prefix");
+    assert_ne!(a, config("s3://bucket/site2", None));
+    assert_ne!(a, config("s3://bucket/site", Some("http://127.0.0.1:9000")));
+    assert!(a.file_name().unwrap().to_str().unwrap().starts_with("sitesync-bucket-"));
+}

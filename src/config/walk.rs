@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::error::{ConfigError, Origins};
-use crate::names::{NameDecoder, NameError};
+use crate::keys::names::{NameDecoder, NameError};
 use crate::scan::SymlinkPolicy;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -317,7 +317,7 @@ mod tests {
     }
 
     fn immutable(mut f: LocalFile) -> LocalFile {
-        f.meta.get_or_insert_default().set(crate::fields::Field::CacheControl, "max-age=31536000, immutable");
+        f.meta.get_or_insert_default().set(crate::model::fields::Field::CacheControl, "max-age=31536000, immutable");
         f
     }
 

@@ -83,9 +83,9 @@ pub struct Diff {
     /// How "changed" is decided beyond the mtime rule.
     compare: Compare,
     /// This run's part of a split run: listed keys of other shards are not this run's.
-    shard: Option<crate::shard::Shard>,
+    shard: Option<crate::keys::shard::Shard>,
     /// What the walk saw of the other shards' files.
-    elsewhere: crate::shard::SeenElsewhere,
+    elsewhere: crate::keys::shard::SeenElsewhere,
 }
 
 impl Diff {
@@ -102,13 +102,13 @@ impl Diff {
             hidden: RemoteFilter::default(),
             compare: Compare::default(),
             shard: None,
-            elsewhere: crate::shard::SeenElsewhere::default(),
+            elsewhere: crate::keys::shard::SeenElsewhere::default(),
         }
     }
 
     /// Compares only the listed keys `shard` owns; `elsewhere` is the walk's count of the files
     /// it left to the other shards.
-    pub fn shard(&mut self, shard: Option<crate::shard::Shard>, elsewhere: crate::shard::SeenElsewhere) {
+    pub fn shard(&mut self, shard: Option<crate::keys::shard::Shard>, elsewhere: crate::keys::shard::SeenElsewhere) {
         self.shard = shard;
         self.elsewhere = elsewhere;
     }
@@ -182,7 +182,7 @@ impl Diff {
                 self.tally.misordered += 1;
                 tracing::warn!(
                     "the listing returned {} again or out of order; ignored",
-                    crate::names::printable(&object.key)
+                    crate::keys::names::printable(&object.key)
                 );
                 continue;
             }

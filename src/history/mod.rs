@@ -14,8 +14,8 @@
 //! that runs from machines whose clocks disagree agree on what happened first and how long ago.
 
 use crate::clock::Offset;
+use crate::keys::shard::Shard;
 use crate::model::Time;
-use crate::shard::Shard;
 
 /// The folder, relative to the prefix, where sitesync keeps its own objects.
 pub const FOLDER: &str = ".sitesync/";

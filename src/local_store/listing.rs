@@ -17,7 +17,7 @@ use s3s::{S3Result, s3_error};
 
 use super::keys::{key_of, stored};
 use super::long;
-use crate::target::KEY_SAFE;
+use crate::keys::target::KEY_SAFE;
 
 fn encode_key(key: &str) -> String {
     utf8_percent_encode(key, KEY_SAFE).to_string()
@@ -45,71 +45,90 @@ pub(super) async fn list(root: &Path, input: ListObjectsV2Input, etags: bool) ->
             .map_err(|e| s3_error!(InternalError, "listing failed: {e}"))?
     };
     objects.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    let page = Page::of(objects, &input, &prefix);
+    Ok(page.output(root, input, prefix, etags))
+}
 
-    let token = input.continuation_token.as_deref().map(|t| percent_decode_str(t).decode_utf8_lossy().into_owned());
-    let after = token.into_iter().chain(input.start_after.clone()).max().unwrap_or_default();
-    let max_keys = usize::try_from(input.max_keys.unwrap_or(1000)).unwrap_or(0);
-    let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
-    let mut contents = Vec::new();
-    let mut folders: Vec<String> = Vec::new();
-    let mut last: Option<String> = None;
-    let mut truncated = false;
-    for object in objects.into_iter().filter(|o| o.key > after) {
-        let folder = delimiter.and_then(|d| {
-            let rest = &object.key[prefix.len()..];
-            rest.find(d).map(|at| object.key[..prefix.len() + at + d.len()].to_owned())
-        });
-        if let Some(folder) = &folder
-            && (folder.as_str() <= after.as_str() || folders.last() == Some(folder))
-        {
-            continue;
-        }
-        if contents.len() + folders.len() == max_keys {
-            truncated = true;
-            break;
-        }
-        match folder {
-            Some(folder) => {
-                last = Some(folder.clone());
-                folders.push(folder);
+/// One page of a listing: the objects and the common prefixes it shows, in S3's order.
+struct Page {
+    contents: Vec<Stored>,
+    folders: Vec<String>,
+    /// The last key or prefix shown, where the next page starts.
+    last: Option<String>,
+    truncated: bool,
+}
+
+impl Page {
+    /// The page `input` asks for of `objects` (sorted by key, all under `prefix`).
+    fn of(objects: Vec<Stored>, input: &ListObjectsV2Input, prefix: &str) -> Page {
+        let token = input.continuation_token.as_deref().map(|t| percent_decode_str(t).decode_utf8_lossy().into_owned());
+        let after = token.into_iter().chain(input.start_after.clone()).max().unwrap_or_default();
+        let max_keys = usize::try_from(input.max_keys.unwrap_or(1000)).unwrap_or(0);
+        let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+        let mut page = Page { contents: Vec::new(), folders: Vec::new(), last: None, truncated: false };
+        for object in objects.into_iter().filter(|o| o.key > after) {
+            let folder = delimiter.and_then(|d| {
+                let rest = &object.key[prefix.len()..];
+                rest.find(d).map(|at| object.key[..prefix.len() + at + d.len()].to_owned())
+            });
+            if let Some(folder) = &folder
+                && (folder.as_str() <= after.as_str() || page.folders.last() == Some(folder))
+            {
+                continue;
             }
-            None => {
-                last = Some(object.key.clone());
-                contents.push(object);
+            if page.contents.len() + page.folders.len() == max_keys {
+                page.truncated = true;
+                break;
+            }
+            match folder {
+                Some(folder) => {
+                    page.last = Some(folder.clone());
+                    page.folders.push(folder);
+                }
+                None => {
+                    page.last = Some(object.key.clone());
+                    page.contents.push(object);
+                }
             }
         }
+        page
     }
 
-    let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
-    let shown = |s: String| if url { encode_key(&s) } else { s };
-    let key_count = (contents.len() + folders.len()) as i32;
-    let etag = |name: &str| etags.then(|| etag_of(root, &input.bucket, name)).flatten();
-    let contents: Vec<Object> = contents
-        .into_iter()
-        .map(|o| Object {
-            e_tag: etag(&o.name).map(ETag::Strong),
-            key: Some(shown(o.key)),
-            size: Some(o.size as i64),
-            last_modified: Some(Timestamp::from(o.modified)),
+    /// The answer to `input`, its keys percent-encoded when it asked for `EncodingType=url`.
+    fn output(self, root: &Path, input: ListObjectsV2Input, prefix: String, etags: bool) -> ListObjectsV2Output {
+        let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
+        let shown = |s: String| if url { encode_key(&s) } else { s };
+        let key_count = (self.contents.len() + self.folders.len()) as i32;
+        let etag = |name: &str| etags.then(|| etag_of(root, &input.bucket, name)).flatten();
+        let contents: Vec<Object> = self
+            .contents
+            .into_iter()
+            .map(|o| Object {
+                e_tag: etag(&o.name).map(ETag::Strong),
+                key: Some(shown(o.key)),
+                size: Some(o.size as i64),
+                last_modified: Some(Timestamp::from(o.modified)),
+                ..Default::default()
+            })
+            .collect();
+        let folders: Vec<CommonPrefix> =
+            self.folders.into_iter().map(|p| CommonPrefix { prefix: Some(shown(p)) }).collect();
+        ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(shown(prefix)),
+            delimiter: input.delimiter.map(shown),
+            start_after: input.start_after.map(shown),
+            encoding_type: input.encoding_type,
+            max_keys: input.max_keys.or(Some(1000)),
+            key_count: Some(key_count),
+            continuation_token: input.continuation_token,
+            is_truncated: Some(self.truncated),
+            next_continuation_token: if self.truncated { self.last.map(|k| encode_key(&k)) } else { None },
+            contents: (!contents.is_empty()).then_some(contents),
+            common_prefixes: (!folders.is_empty()).then_some(folders),
             ..Default::default()
-        })
-        .collect();
-    let folders: Vec<CommonPrefix> = folders.into_iter().map(|p| CommonPrefix { prefix: Some(shown(p)) }).collect();
-    Ok(ListObjectsV2Output {
-        name: Some(input.bucket),
-        prefix: Some(shown(prefix)),
-        delimiter: input.delimiter.map(shown),
-        start_after: input.start_after.map(shown),
-        encoding_type: input.encoding_type,
-        max_keys: input.max_keys.or(Some(1000)),
-        key_count: Some(key_count),
-        continuation_token: input.continuation_token,
-        is_truncated: Some(truncated),
-        next_continuation_token: if truncated { last.map(|k| encode_key(&k)) } else { None },
-        contents: (!contents.is_empty()).then_some(contents),
-        common_prefixes: (!folders.is_empty()).then_some(folders),
-        ..Default::default()
-    })
+        }
+    }
 }
 
 /// Every object under `bucket` whose key starts with `prefix`: from the deepest folder the

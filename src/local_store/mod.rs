@@ -83,7 +83,7 @@ impl LocalStore {
     pub async fn start_with(root: &Path, list_etags: bool) -> std::io::Result<LocalStore> {
         std::fs::create_dir_all(root)?;
         let what = format!("the local store {}", root.display());
-        let lock = crate::lock::wait_for(&root.join(LOCK_FILE), &what).await.map_err(std::io::Error::other)?;
+        let lock = crate::run::lock::wait_for(&root.join(LOCK_FILE), &what).await.map_err(std::io::Error::other)?;
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let service = {
             let compliant = Compliant::new(fs, &std::fs::canonicalize(root)?, list_etags);

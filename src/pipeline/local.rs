@@ -13,10 +13,10 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::keys::shard::{SeenElsewhere, Shard};
 use crate::model::{LocalItem, Problem};
+use crate::run::thread::SpawnError;
 use crate::scan::{WalkError, WalkOptions};
-use crate::shard::{SeenElsewhere, Shard};
-use crate::thread::SpawnError;
 use crate::transform::{Chain, TransformError};
 
 /// What the chain thread hands the merge: a batch, or the transform error that stopped it.
@@ -31,7 +31,7 @@ pub fn spawn(
     mut rx: mpsc::Receiver<Vec<LocalItem>>,
     tx: mpsc::Sender<Yielded>,
 ) -> Result<JoinHandle<Result<(), WalkError>>, SpawnError> {
-    crate::thread::spawn("sitesync-chain", move || {
+    crate::run::thread::spawn("sitesync-chain", move || {
         let mut stopped = false;
         while let Some(batch) = rx.blocking_recv() {
             let result = local.batch(batch);
@@ -45,7 +45,7 @@ pub fn spawn(
         drop(rx);
         let walked = match walker.join() {
             Ok(walked) => walked,
-            Err(panic) => Err(WalkError::Died(crate::panic::message(panic.as_ref()))),
+            Err(panic) => Err(WalkError::Died(crate::run::panic::message(panic.as_ref()))),
         };
         if !stopped
             && walked.is_ok()

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::diff::{Schedule, merge};
 use crate::error::{Error, SourceError};
 use crate::report::Report;
-use crate::stop::Stop;
+use crate::run::stop::Stop;
 use crate::{scan, transform};
 use sides::ChannelSides;
 use stages::Stages;
@@ -44,7 +44,7 @@ pub struct RunOptions {
     /// Wait until the CloudFront invalidation has completed.
     pub wait_invalidation: bool,
     /// How progress is shown while the run goes.
-    pub progress: crate::progress::Show,
+    pub progress: crate::run::progress::Show,
 }
 
 /// Batches buffered between each scan and the merge.

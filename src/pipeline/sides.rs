@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 use crate::diff::{Read, Sides};
 use crate::error::Error;
 use crate::model::{LocalItem, RemoteObject};
-use crate::progress::Counts;
 use crate::remote::RemoteError;
+use crate::run::progress::Counts;
+use crate::run::stop::Stop;
 use crate::scan::WalkError;
-use crate::stop::Stop;
 use crate::transform::TransformError;
 
 /// The receiving ends of the scans, and the stages behind them.
@@ -116,7 +116,7 @@ fn stage_died(stage: &str, why: String) -> Error {
 async fn join<T: Send + 'static>(thread: JoinHandle<T>) -> Result<T, String> {
     match tokio::task::spawn_blocking(move || thread.join()).await {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(panic)) => Err(crate::panic::message(panic.as_ref())),
+        Ok(Err(panic)) => Err(crate::run::panic::message(panic.as_ref())),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -131,10 +131,10 @@ mod tests {
     use crate::clock::{ChangeRule, Offset};
     use crate::diff::merge::Fixed;
     use crate::diff::{DeleteLimits, Diff, Ended, Schedule, merge};
+    use crate::keys::target::Target;
     use crate::model::{LocalFile, Time};
     use crate::pipeline::local::LocalSide;
     use crate::sink::PlanSink;
-    use crate::target::Target;
     use crate::transform::{Chain, ChainSpec, StepError, Transform};
 
     fn object(key: &str) -> RemoteObject {
@@ -198,7 +198,7 @@ mod tests {
     }
 
     async fn walked_through(chain: Chain, dir: &std::path::Path, stop: &Stop) -> Ended {
-        let names = crate::names::NameDecoder::new("utf-8", "none").unwrap();
+        let names = crate::keys::names::NameDecoder::new("utf-8", "none").unwrap();
         let (walk_tx, walk_rx) = mpsc::channel(4);
         let (local_tx, local) = mpsc::channel(4);
         let (remote_tx, remote) = mpsc::channel(4);
@@ -232,7 +232,7 @@ mod tests {
     async fn a_walk_whose_reader_thread_cannot_start_fails_the_run_saying_so() {
         let stop = Stop::listen().unwrap();
         let dir = tree(&["a/x", "c/z"]);
-        crate::thread::fault::refuse("sitesync-read-");
+        crate::run::thread::fault::refuse("sitesync-read-");
         let ended = walked_through(ChainSpec::default().start().unwrap(), dir.path(), &stop).await;
         let failed = match &ended {
             Ended::Failed(e) => e.to_string(),
@@ -243,18 +243,18 @@ mod tests {
 
     #[test]
     fn a_walk_or_chain_thread_that_cannot_start_is_an_error() {
-        let names = crate::names::NameDecoder::new("utf-8", "none").unwrap();
+        let names = crate::keys::names::NameDecoder::new("utf-8", "none").unwrap();
         let dir = tree(&["a/x"]);
         let (walk_tx, walk_rx) = mpsc::channel(4);
         let (local_tx, _local) = mpsc::channel(4);
-        crate::thread::fault::refuse("sitesync-chain");
+        crate::run::thread::fault::refuse("sitesync-chain");
         let walker = crate::scan::spawn(dir.path().to_owned(), crate::scan::WalkOptions::new(names), walk_tx).unwrap();
         let chain = ChainSpec::default().start().unwrap();
         let e =
             crate::pipeline::local::spawn(LocalSide::new(chain, None, None), walker, walk_rx, local_tx).unwrap_err();
         assert_eq!(e.to_string(), "cannot start the thread sitesync-chain: refused (a fault point of the tests)");
 
-        crate::thread::fault::refuse("sitesync-walk");
+        crate::run::thread::fault::refuse("sitesync-walk");
         let (walk_tx, _walk_rx) = mpsc::channel(4);
         let e = crate::scan::spawn(dir.path().to_owned(), crate::scan::WalkOptions::new(names), walk_tx).unwrap_err();
         assert_eq!(e.to_string(), "cannot start the thread sitesync-walk: refused (a fault point of the tests)");

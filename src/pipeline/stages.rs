@@ -11,20 +11,22 @@ use std::time::Instant;
 use super::connect::connect;
 use super::probe::Probe;
 use super::{RunOptions, Stop};
+use crate::after::SaveState;
 use crate::after::invalidate::{Invalidate, Settings};
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, RemoteChoice};
 use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
-use crate::lock::{self, RunLock};
-use crate::progress::{Counting, Progress};
+use crate::remote::TrustedState;
 use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
+use crate::run::lock::{self, RunLock};
+use crate::run::progress::Progress;
 use crate::s3client::{self, Connection};
 use crate::scan::WalkOptions;
-use crate::sink::{Applied, Checking, Finish, Guarded, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
-use crate::state::{self, SaveState, TrustedState};
+use crate::sink::{Applied, Checking, Counting, Finish, Guarded, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::state;
 use crate::transform::Chain;
 
 /// Everything a run connects, but the scans' threads.
@@ -61,7 +63,7 @@ pub async fn lock(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Opt
     if opts.dry_run {
         return Ok(None);
     }
-    let (path, target) = (lock::path(config), config.target.to_string());
+    let (path, target) = (config.lock_path(), config.target.to_string());
     tokio::select! {
         lock = lock::acquire(&path, &target, opts.wait_lock) => Ok(Some(lock?)),
         _ = stop.requested_wait() => Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
@@ -302,7 +304,7 @@ pub async fn finish(
     let applied = tokio::select! {
         applied = finishing => applied,
         _ = stop.deadline() => {
-            tracing::warn!("requests still in flight after {}s were abandoned", crate::stop::GRACE.as_secs());
+            tracing::warn!("requests still in flight after {}s were abandoned", crate::run::stop::GRACE.as_secs());
             let mut applied = Applied::default();
             if let Some(tracker) = tracker {
                 applied = tracker.applied(0);

@@ -34,9 +34,9 @@ use tokio::sync::mpsc;
 
 use super::{RemoteError, RemoteSource};
 use crate::error::{InventoryError, Op, StoreError};
+use crate::keys::shard::Shard;
+use crate::keys::target::{ObjectUrl, Target};
 use crate::model::{BATCH, RemoteObject};
-use crate::shard::Shard;
-use crate::target::{ObjectUrl, Target};
 use manifest::{DataFile, Manifest};
 use rows::Columns;
 use sort::Sorter;
@@ -76,7 +76,7 @@ impl RemoteSource for Inventory {
         let downloaded = download(&self.client, &self.manifest.bucket, &files, pieces_tx).await;
         let read = reading.await.unwrap_or_else(|e| {
             let why = match e.try_into_panic() {
-                Ok(panic) => crate::panic::message(panic.as_ref()),
+                Ok(panic) => crate::run::panic::message(panic.as_ref()),
                 Err(e) => e.to_string(),
             };
             Err(RemoteError::Died { reader: "inventory's reader", why })

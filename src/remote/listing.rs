@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 
 use super::{RemoteError, RemoteSource};
 use crate::error::{Op, StoreError};
+use crate::keys::target::Target;
 use crate::model::{RemoteObject, Time};
-use crate::target::Target;
 
 /// Pages buffered per folder listed ahead of the emit point.
 const PAGES_AHEAD: usize = 2;

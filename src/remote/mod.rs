@@ -7,6 +7,7 @@
 
 mod inventory;
 mod listing;
+mod trusted;
 
 use tokio::sync::mpsc;
 
@@ -15,6 +16,7 @@ use crate::model::RemoteObject;
 pub use crate::error::{InventoryError, RemoteError};
 pub use inventory::Inventory;
 pub use listing::{Listing, decode_key, to_time};
+pub use trusted::TrustedState;
 
 /// Where the diff's other side comes from.
 #[async_trait::async_trait]

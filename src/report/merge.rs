@@ -104,7 +104,7 @@ fn check_shards(paths: &[PathBuf], reports: &[Report]) -> Result<(), MergeError>
     for &(path, text) in &given {
         let text = text.unwrap_or_default();
         let bad = |why| MergeError::BadShard { path: path.clone(), shard: text.to_owned(), why };
-        let shard = crate::shard::parse(text, None).map_err(bad)?;
+        let shard = crate::keys::shard::parse(text, None).map_err(bad)?;
         let (n, first) = *count.get_or_insert((shard.count, (path, text)));
         if shard.count != n {
             let (first, other) = (first.0.clone(), first.1.to_owned());

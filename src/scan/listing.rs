@@ -10,9 +10,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::options::{SymlinkPolicy, WalkOptions};
+use crate::keys::names::escape;
+use crate::keys::target::MAX_KEY_BYTES;
 use crate::model::{Problem, Time};
-use crate::names::escape;
-use crate::target::MAX_KEY_BYTES;
 
 /// A directory's identity, to recognise it when a symlink leads back to it.
 pub(super) type DirId = (u64, u64);

@@ -26,7 +26,7 @@ use super::listing::{Child, DirId, Kind, Reader};
 use super::options::WalkOptions;
 use super::prefetch::Prefetch;
 use crate::model::{BATCH, LocalFile, LocalItem, Problem};
-use crate::thread::SpawnError;
+use crate::run::thread::SpawnError;
 
 /// Walks `root` on a new thread, sending batches until done or until the receiver is dropped.
 /// The thread's result says whether the walk got to its end (or its receiver went away).
@@ -35,7 +35,7 @@ pub fn spawn(
     opts: WalkOptions,
     tx: mpsc::Sender<Vec<LocalItem>>,
 ) -> Result<std::thread::JoinHandle<Result<(), WalkError>>, SpawnError> {
-    crate::thread::spawn("sitesync-walk", move || Walk { tx, batch: Vec::with_capacity(BATCH) }.run(&root, opts))
+    crate::run::thread::spawn("sitesync-walk", move || Walk { tx, batch: Vec::with_capacity(BATCH) }.run(&root, opts))
 }
 
 /// Walks `root` into a vector, waiting for the whole walk: for tests and tools.
@@ -46,7 +46,7 @@ pub fn walk_all(root: &Path, opts: WalkOptions) -> Result<Vec<LocalItem>, WalkEr
     while let Some(batch) = rx.blocking_recv() {
         items.extend(batch);
     }
-    walker.join().map_err(|panic| WalkError::Died(crate::panic::message(panic.as_ref())))??;
+    walker.join().map_err(|panic| WalkError::Died(crate::run::panic::message(panic.as_ref())))??;
     Ok(items)
 }
 
@@ -140,7 +140,7 @@ impl Walk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::names::NameDecoder;
+    use crate::keys::names::NameDecoder;
 
     fn walk(root: &Path, names: NameDecoder) -> Vec<LocalItem> {
         walk_all(root, WalkOptions::new(names)).unwrap()

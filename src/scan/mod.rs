@@ -20,6 +20,6 @@ pub enum WalkError {
     Died(String),
     /// A thread it needs could not be started.
     #[error(transparent)]
-    Spawn(#[from] crate::thread::SpawnError),
+    Spawn(#[from] crate::run::thread::SpawnError),
 }
 pub use options::{SkipFolders, SymlinkPolicy, WalkOptions};

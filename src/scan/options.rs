@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::names::NameDecoder;
-use crate::shard::{SeenElsewhere, Shard};
+use crate::keys::names::NameDecoder;
+use crate::keys::shard::{SeenElsewhere, Shard};
 
 /// What to do with a symlink whose target lies outside the source directory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub struct WalkOptions {
     pub names: NameDecoder,
     pub symlinks: SymlinkPolicy,
     /// Bytes of the target prefix, which count toward S3's key limit
-    /// ([`MAX_KEY_BYTES`](crate::target::MAX_KEY_BYTES)).
+    /// ([`MAX_KEY_BYTES`](crate::keys::target::MAX_KEY_BYTES)).
     pub prefix_len: usize,
     /// Folders not to enter at all, because nothing under them is published.
     pub skip: Option<SkipFolders>,

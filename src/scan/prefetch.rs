@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 
 use super::WalkError;
 use super::listing::{Listing, Reader};
-use crate::thread::SpawnError;
+use crate::run::thread::SpawnError;
 
 /// Directories queued, being read or read but not yet entered, at most.
 const AHEAD: usize = 256;
@@ -60,7 +60,9 @@ impl Prefetch {
         let mut prefetch = Prefetch { shared: Arc::new(Shared::default()), threads: Vec::with_capacity(threads) };
         for i in 0..threads {
             let (shared, reader) = (prefetch.shared.clone(), reader.clone());
-            prefetch.threads.push(crate::thread::spawn(format!("sitesync-read-{i}"), move || work(&shared, &reader))?);
+            prefetch
+                .threads
+                .push(crate::run::thread::spawn(format!("sitesync-read-{i}"), move || work(&shared, &reader))?);
         }
         Ok(prefetch)
     }
@@ -128,7 +130,7 @@ fn work(shared: &Shared, reader: &Reader) {
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.read(&path, &prefix)));
         let slot = match read {
             Ok(listing) => Slot::Ready(listing),
-            Err(panic) => Slot::Failed(crate::panic::message(panic.as_ref())),
+            Err(panic) => Slot::Failed(crate::run::panic::message(panic.as_ref())),
         };
         state = shared.lock();
         state.slots.insert(path, slot);
@@ -140,7 +142,7 @@ fn work(shared: &Shared, reader: &Reader) {
 mod tests {
     use std::path::Path;
 
-    use crate::names::NameDecoder;
+    use crate::keys::names::NameDecoder;
     use crate::scan::local::walk_all;
     use crate::scan::options::WalkOptions;
 
@@ -163,7 +165,7 @@ mod tests {
     fn a_reader_thread_that_cannot_start_fails_the_walk_with_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), "x").unwrap();
-        crate::thread::fault::refuse("sitesync-read-");
+        crate::run::thread::fault::refuse("sitesync-read-");
         let walked = walk_all(dir.path(), WalkOptions::new(NameDecoder::new("utf-8", "none").unwrap()));
         let why = walked.unwrap_err().to_string();
         assert_eq!(why, "cannot start the thread sitesync-read-0: refused (a fault point of the tests)");

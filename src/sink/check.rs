@@ -297,9 +297,9 @@ mod tests {
 
     use super::*;
     use crate::content::{hex, md5_of};
+    use crate::keys::target::Target;
     use crate::model::Time;
     use crate::sink::{Finish, PlanSink};
-    use crate::target::Target;
 
     fn check(key: &str, bytes: &[u8], etag: &[u8]) -> Event {
         let file = LocalFile::inline(key.into(), Arc::from(bytes), Time(0));

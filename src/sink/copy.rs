@@ -12,9 +12,9 @@ use percent_encoding::utf8_percent_encode;
 use super::made::Made;
 use super::{FailedOp, SinkContext};
 use crate::error::{Op, StoreError};
+use crate::keys::target::KEY_SAFE;
 use crate::model::{LocalFile, Time};
 use crate::remote::to_time;
-use crate::target::KEY_SAFE;
 
 /// The largest object one CopyObject can copy.
 const MAX_COPY: u64 = 5 * 1000 * 1000 * 1000;

@@ -33,7 +33,7 @@ fn relative(ctx: &SinkContext, key: &str) -> String {
 async fn delete_one(ctx: &SinkContext, key: String) {
     match ctx.client.delete_object().bucket(&ctx.target.bucket).key(&key).send().await {
         Ok(_) => {
-            tracing::debug!("deleted {}", crate::names::printable(&key));
+            tracing::debug!("deleted {}", crate::keys::names::printable(&key));
             ctx.tracker.deleted([relative(ctx, &key).as_str()]);
         }
         Err(e) => {
@@ -67,7 +67,7 @@ async fn delete_batch(ctx: &SinkContext, keys: Vec<String>) {
             let deleted: Vec<String> =
                 keys.iter().filter(|k| !failed.contains(k.as_str())).map(|k| relative(ctx, k)).collect();
             for key in &deleted {
-                tracing::debug!("deleted {}", crate::names::printable(key));
+                tracing::debug!("deleted {}", crate::keys::names::printable(key));
             }
             ctx.tracker.deleted(deleted.iter().map(String::as_str));
         }

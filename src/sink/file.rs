@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 
 use super::packed::{self, Spool};
-use crate::compress::PumpError;
+use crate::content::compress::PumpError;
 use crate::error::{Op, StoreError};
 use crate::model::{Encoding, LocalFile};
 
@@ -94,7 +94,7 @@ pub(super) async fn stream(source: Source<'_>, offset: u64, length: u64) -> Resu
 pub(super) type Sending = (u64, Option<Encoding>);
 
 /// The size a compressed entry's object records of its source (`source` bytes), as the user
-/// metadata [`SOURCE_SIZE`](crate::fields::SOURCE_SIZE): whether or not its bytes shrank, so a
+/// metadata [`SOURCE_SIZE`](crate::model::fields::SOURCE_SIZE): whether or not its bytes shrank, so a
 /// run without a state can tell an edit of its file by a HEAD (see `head`). `None` for any other
 /// entry, whose object's own size says it.
 pub(super) fn recorded_source(file: &LocalFile, source: u64) -> Option<String> {

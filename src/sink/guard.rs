@@ -18,8 +18,8 @@
 //! `--allow-immutable-change`.
 
 use super::{Applied, Finish, Sink};
+use crate::keys::names::printable;
 use crate::model::{Event, Problem, Reason};
-use crate::names::printable;
 use crate::transform::is_immutable;
 
 /// A sink that refuses uploads that would change an immutable key's bytes, and hands the rest on.
@@ -83,10 +83,10 @@ impl Sink for Guarded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::Field;
+    use crate::keys::target::Target;
+    use crate::model::fields::Field;
     use crate::model::{LocalFile, RemoteObject, Time};
     use crate::sink::PlanSink;
-    use crate::target::Target;
 
     fn upload(key: &str, cache_control: Option<&str>, reason: Reason) -> Event {
         let mut file = LocalFile::new(key.into(), key.into(), 1, Time(0));

@@ -22,9 +22,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::error::{Op, StoreError};
-use crate::fields::SOURCE_SIZE;
+use crate::keys::target::Target;
+use crate::model::fields::SOURCE_SIZE;
 use crate::model::{LocalFile, Reason, Settled};
-use crate::target::Target;
 
 /// What a HEAD said of the source an object was made from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

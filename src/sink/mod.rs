@@ -10,6 +10,7 @@
 
 mod check;
 mod copy;
+mod counting;
 mod delete;
 mod file;
 mod guard;
@@ -26,6 +27,7 @@ mod tracker;
 mod upload;
 
 pub use check::Checking;
+pub use counting::Counting;
 pub use guard::Guarded;
 pub use head::Heads;
 pub use phase::{Phase, is_page};

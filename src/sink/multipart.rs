@@ -38,7 +38,7 @@ pub(super) async fn upload(
         None => create,
     };
     let create = match recorded_source(file, read) {
-        Some(size) => create.metadata(crate::fields::SOURCE_SIZE, size),
+        Some(size) => create.metadata(crate::model::fields::SOURCE_SIZE, size),
         None => create,
     };
     let created = create.send().await.map_err(|e| StoreError::sdk(Op::CreateMultipartUpload, &url, e))?;

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-use crate::compress::{self, Encoding, PumpError};
+use crate::content::compress::{self, Encoding, PumpError};
 
 /// A large file's compressed bytes, in an unlinked temporary file.
 pub(super) struct Spool {

@@ -12,9 +12,9 @@ use super::phase::{Phase, in_place};
 use super::{Applied, Finish, Sink};
 use super::{FailedOp, Tracker};
 use crate::journal::Change;
+use crate::keys::names::printable;
+use crate::keys::target::Target;
 use crate::model::{Event, LocalFile, Reason};
-use crate::names::printable;
-use crate::target::Target;
 
 /// The sink of a dry run: every event becomes a [`Step`] of the plan, and nothing is sent.
 pub struct PlanSink {

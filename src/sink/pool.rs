@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 
 use super::{FailedOp, Tracker};
 use super::{copy, delete, upload};
+use crate::keys::target::Target;
 use crate::model::LocalFile;
-use crate::target::Target;
 
 /// What every worker needs.
 pub struct SinkContext {
@@ -25,7 +25,7 @@ pub struct SinkContext {
     /// The run's clock, to know when the server stamped what it made.
     pub clock: Arc<crate::clock::Clock>,
     /// What the text types' Content-Type says of their charset (`default_charset`).
-    pub charset: crate::mime::Charset,
+    pub charset: crate::model::mime::Charset,
     /// Compressions at once (one a core), see `upload`.
     pub compressing: tokio::sync::Semaphore,
     /// The local state is on: compute the MD5 of what is uploaded from memory.
@@ -108,8 +108,11 @@ impl Pool {
         let mut workers = self.workers;
         while let Some(joined) = workers.join_next().await {
             if let Err(e) = joined {
-                let why =
-                    if e.is_panic() { crate::panic::message(e.into_panic().as_ref()) } else { "cancelled".to_owned() };
+                let why = if e.is_panic() {
+                    crate::run::panic::message(e.into_panic().as_ref())
+                } else {
+                    "cancelled".to_owned()
+                };
                 self.ctx.tracker.failed(
                     "(worker)",
                     FailedOp::Upload,

@@ -180,9 +180,9 @@ mod tests {
     use std::sync::atomic::AtomicBool;
 
     use super::*;
+    use crate::keys::target::Target;
     use crate::model::Time;
     use crate::sink::Tracker;
-    use crate::target::Target;
 
     #[tokio::test]
     async fn copies_waiting_for_their_phase_spill_to_disk() {

@@ -168,7 +168,7 @@ fn get_body(input: &mut impl Read) -> io::Result<Body> {
             let message = get_string(input)?;
             Ok(Body::Unreadable(std::sync::Arc::new(Problem::new(place, message))))
         }
-        [2] => Ok(Body::Inline(get_bytes_up_to(input, crate::target::MAX_PUT_BYTES)?.into())),
+        [2] => Ok(Body::Inline(get_bytes_up_to(input, crate::keys::target::MAX_PUT_BYTES)?.into())),
         [3] => {
             let path = path(input)?;
             let token = get_string(input)?;
@@ -193,7 +193,7 @@ mod tests {
         );
         if i.is_multiple_of(3) {
             let mut meta = ObjectMeta::default();
-            meta.set(crate::fields::Field::CacheControl, "max-age=60");
+            meta.set(crate::model::fields::Field::CacheControl, "max-age=60");
             meta.metadata.insert("team".into(), "web".into());
             f.meta = Some(Box::new(meta));
         }

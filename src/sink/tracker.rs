@@ -68,7 +68,7 @@ impl Tracker {
 
     pub fn failed(&self, key: impl Into<String>, op: FailedOp, error: impl Into<String>) {
         let failure = Failure { key: key.into(), op, error: error.into() };
-        tracing::error!("{} {}: {}", failure.op, crate::names::printable(&failure.key), failure.error);
+        tracing::error!("{} {}: {}", failure.op, crate::keys::names::printable(&failure.key), failure.error);
         self.failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure);
     }
 
@@ -95,6 +95,12 @@ impl Tracker {
             failures,
             ..Applied::default()
         }
+    }
+}
+
+impl crate::run::progress::Done for Tracker {
+    fn progress(&self) -> (u64, u64) {
+        Tracker::progress(self)
     }
 }
 

@@ -244,7 +244,7 @@ async fn put(
         None => request,
     };
     let request = match recorded_source(file, source) {
-        Some(size) => request.metadata(crate::fields::SOURCE_SIZE, size),
+        Some(size) => request.metadata(crate::model::fields::SOURCE_SIZE, size),
         None => request,
     }
     .body(body);

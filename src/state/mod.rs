@@ -17,8 +17,6 @@
 //! the remote side (`--trust-state`).
 
 mod cursor;
-mod save;
-mod trusted;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -29,8 +27,6 @@ use std::sync::Arc;
 use md5::{Digest, Md5};
 
 pub use cursor::Cursor;
-pub use save::SaveState;
-pub use trusted::TrustedState;
 
 use crate::disk::{get_array, get_bytes, get_string, get_u64, put_bytes, put_u64};
 pub use crate::error::Unusable;

@@ -18,8 +18,8 @@ mod manifest;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::fields::Field;
 use crate::model::LocalFile;
+use crate::model::fields::Field;
 
 /// The Cache-Control of a fingerprinted key: a year, and never revalidated.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";

@@ -15,8 +15,8 @@ use super::cache_policy::{CachePolicy, Policy};
 use super::claims::Claims;
 use super::compress::EncodedKeys;
 use super::{MARKER_KEY, RESERVED_FOLDER, Transform, TransformError};
+use crate::keys::target::MAX_KEY_BYTES;
 use crate::model::{Body, LocalFile, LocalItem, Problem, Time};
-use crate::target::MAX_KEY_BYTES;
 
 /// The chain of one run.
 pub struct Chain {
@@ -60,7 +60,7 @@ impl Chain {
 
     /// Lets the chain look at the source on disk: for a file, to settle a key a step created
     /// ahead of the walk (see [`Claims`]); for a bundler's manifest, for the cache policy.
-    pub fn over_source(mut self, root: std::path::PathBuf, names: crate::names::NameDecoder) -> Chain {
+    pub fn over_source(mut self, root: std::path::PathBuf, names: crate::keys::names::NameDecoder) -> Chain {
         if let Some(policy) = &mut self.policy {
             policy.over_source(root.clone());
         }
@@ -360,7 +360,7 @@ mod tests {
             std::fs::create_dir_all(root.path().join(key).parent().unwrap()).unwrap();
             std::fs::write(root.path().join(key), key).unwrap();
         }
-        let names = crate::names::NameDecoder::new("utf-8", "none").unwrap();
+        let names = crate::keys::names::NameDecoder::new("utf-8", "none").unwrap();
         let expected = ["a/x None", "b/y None", "c/y None", "problem b/y", "problem x", "x None"];
         // `x` is created from `a/x` before the walk reaches the file `x`; `b/y` after it found
         // the file `b/y`.

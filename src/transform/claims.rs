@@ -18,8 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::path::PathBuf;
 
+use crate::keys::names::{NameDecoder, escape};
 use crate::model::LocalFile;
-use crate::names::{NameDecoder, escape};
 
 #[derive(Default)]
 pub(super) struct Claims {

@@ -1,7 +1,7 @@
 //! `compress`: publishes the files a glob matches compressed, under their own keys.
 //!
 //! The step only marks the entries ([`Body::Compressed`]); the bytes are compressed when they are
-//! read, by the upload or the content check, with the fixed settings of [`crate::compress`], so
+//! read, by the upload or the content check, with the fixed settings of [`crate::content::compress`], so
 //! the chain stays free of I/O. An entry is marked when its key matches one of `glob` and its
 //! file has at least `min_size` bytes (below about a kilobyte, gzip's header and the request cost
 //! more than compression saves). Its Content-Type stays the one its key gives (`.css` stays
@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::filter::globs;
 use super::{BuildError, StepError, Transform};
-use crate::fields::Field;
+use crate::model::fields::Field;
 use crate::model::{Body, Encoding, LocalFile};
 
 /// `[[transform]] type = "compress"`.
@@ -99,7 +99,7 @@ impl EncodedKeys {
         let Some(meta) = file.meta.as_deref_mut().filter(|_| matched) else { return };
         let Some(value) = meta.take(Field::ContentEncoding) else { return };
         self.dropped += 1;
-        let key = crate::names::printable(&file.key);
+        let key = crate::keys::names::printable(&file.key);
         let why = "a compress step matched the key, so Content-Encoding follows the bytes sent (none when they \
                    are sent as they are)";
         match self.dropped {

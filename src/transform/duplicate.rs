@@ -9,8 +9,8 @@
 use serde::Deserialize;
 
 use super::{BuildError, StepError, Transform};
+use crate::keys::shard::CopyRule;
 use crate::model::LocalFile;
-use crate::shard::CopyRule;
 
 /// `[[transform]] type = "prefix_duplicate"`.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -5,7 +5,7 @@
 //! field, and metadata merges name by name. So write general rules first and exceptions after.
 //! Fields no rule sets keep what earlier steps of the chain gave them; Content-Type, when nothing
 //! sets it, is guessed from the extension by the sink. The fields a rule may set are those of
-//! [`FIELDS`](crate::fields::FIELDS).
+//! [`FIELDS`](crate::model::fields::FIELDS).
 
 use std::collections::BTreeMap;
 
@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 
 use super::filter::glob;
 use super::{BuildError, StepError, Transform};
-use crate::fields::{FIELDS, Field, ObjectMeta, check_metadata_name};
 use crate::model::LocalFile;
+use crate::model::fields::{FIELDS, Field, ObjectMeta, check_metadata_name};
 
 /// `[[transform]] type = "headers"`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -82,7 +82,7 @@ fn metadata(value: &Value, at: &str) -> Result<BTreeMap<String, String>, BuildEr
         let key = format!("{at}.{name}");
         check_metadata_name(name).map_err(|why| BuildError::new(&key, why))?;
         let Value::String(value) = value else { return Err(BuildError::new(key, "expected a string")) };
-        crate::fields::visible_ascii(value).map_err(|why| BuildError::new(&key, why))?;
+        crate::model::fields::visible_ascii(value).map_err(|why| BuildError::new(&key, why))?;
         out.insert(name.clone(), value.clone());
     }
     Ok(out)
@@ -115,8 +115,8 @@ impl Transform for Headers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mime::Charset;
     use crate::model::Time;
+    use crate::model::mime::Charset;
 
     fn rules(rules: Value) -> Result<Headers, BuildError> {
         let rules = rules.as_array().unwrap().iter().map(|r| r.as_object().unwrap().clone()).collect();

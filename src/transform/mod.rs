@@ -33,8 +33,8 @@ pub use filter::{Filter, FilterConfig, FolderExcludes};
 pub use headers::{Headers, HeadersConfig};
 pub use plugin::{LoadedPlugin, PluginConfig, PluginError};
 
+use crate::keys::shard::CopyRule;
 use crate::model::LocalFile;
-use crate::shard::CopyRule;
 
 /// The folder, relative to the prefix, where sitesync keeps its own objects. No entry of the
 /// source may be published there.

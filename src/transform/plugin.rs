@@ -19,9 +19,9 @@ use serde_json::{Map, Value};
 use sitesync_plugin_abi as abi;
 
 use super::{StepError, Transform};
-use crate::fields::{FIELDS, Field, ObjectMeta};
+use crate::keys::target::MAX_PUT_BYTES;
+use crate::model::fields::{FIELDS, Field, ObjectMeta};
 use crate::model::{LocalFile, Time};
-use crate::target::MAX_PUT_BYTES;
 
 /// `[[transform]] plugin = "plugins/<file>"`, with the plugin's own settings.
 #[derive(Debug, Clone)]
@@ -267,49 +267,12 @@ fn copy_out(input: &[LocalFile], entry: &abi::EntryOutV1_0, body: abi::Bytes) ->
     let wrong = |why: String| StepError::Output(why);
     // SAFETY: the plugin's bytes live for the duration of the callback.
     let body = unsafe { body.as_bytes() };
-    let source = match (entry.source, body) {
-        (abi::NO_SOURCE, Some(_)) => None,
-        (abi::NO_SOURCE, None) => {
-            return Err(wrong("emitted an entry with neither a source nor a body".into()));
-        }
-        (index, _) => Some(
-            input
-                .get(index)
-                .ok_or_else(|| wrong(format!("emitted an entry for source {index} of a batch of {}", input.len())))?,
-        ),
-    };
-    let made_from = || source.map_or("an entry without a source", |s| s.key.as_str());
-    let text = |s: abi::Str, what: &str| -> Result<Option<String>, StepError> {
-        // SAFETY: the plugin's strings live for the duration of the callback.
-        match unsafe { s.as_bytes() } {
-            None => Ok(None),
-            Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(t) => Ok(Some(t.to_owned())),
-                Err(_) => Err(wrong(format!("emitted a {what} that is not UTF-8 (for {})", made_from()))),
-            },
-        }
-    };
-    let key = text(entry.key, "key")?
-        .ok_or_else(|| wrong(format!("emitted an entry without a key (for {})", made_from())))?;
-    let h = &entry.headers;
-    let pairs = if h.metadata.is_null() || h.metadata_len == 0 {
-        &[][..]
-    } else {
-        // SAFETY: the plugin passes `metadata_len` pairs that live for the callback.
-        unsafe { std::slice::from_raw_parts(h.metadata, h.metadata_len) }
-    };
-    let mut meta = ObjectMeta::default();
-    for spec in &FIELDS {
-        if let Some(value) = text(*slot(h, spec.field), "header")? {
-            meta.set(spec.field, value);
-        }
-    }
-    for kv in pairs {
-        if let (Some(k), Some(v)) = (text(kv.key, "metadata name")?, text(kv.value, "metadata value")?) {
-            meta.metadata.insert(k, v);
-        }
-    }
-    let meta = (!meta.is_empty()).then(|| Box::new(meta));
+    let source = source_of(input, entry.source, body.is_some())?;
+    let made_from = source.map_or("an entry without a source", |s| s.key.as_str());
+    let text = |s: abi::Str, what: &str| text_out(s, what, made_from);
+    let key =
+        text(entry.key, "key")?.ok_or_else(|| wrong(format!("emitted an entry without a key (for {made_from})")))?;
+    let meta = meta_out(&entry.headers, &text)?;
     match (body, source) {
         (Some(bytes), _) if bytes.len() as u64 > MAX_PUT_BYTES => Err(wrong(format!(
             "emitted a body of {} bytes for {key}, more than the {MAX_PUT_BYTES} one upload may send",
@@ -330,6 +293,54 @@ fn copy_out(input: &[LocalFile], entry: &abi::EntryOutV1_0, body: abi::Bytes) ->
         }),
         (None, None) => unreachable!("an entry without a source has a body"),
     }
+}
+
+/// The input entry an output entry was made from; `None` for one made of its own body.
+fn source_of(input: &[LocalFile], index: usize, has_body: bool) -> Result<Option<&LocalFile>, StepError> {
+    match (index, has_body) {
+        (abi::NO_SOURCE, true) => Ok(None),
+        (abi::NO_SOURCE, false) => Err(StepError::Output("emitted an entry with neither a source nor a body".into())),
+        (index, _) => input.get(index).map(Some).ok_or_else(|| {
+            StepError::Output(format!("emitted an entry for source {index} of a batch of {}", input.len()))
+        }),
+    }
+}
+
+/// A string of the plugin's, copied; `what` and `made_from` name it when it is not UTF-8.
+fn text_out(s: abi::Str, what: &str, made_from: &str) -> Result<Option<String>, StepError> {
+    // SAFETY: the plugin's strings live for the duration of the callback.
+    match unsafe { s.as_bytes() } {
+        None => Ok(None),
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(t) => Ok(Some(t.to_owned())),
+            Err(_) => Err(StepError::Output(format!("emitted a {what} that is not UTF-8 (for {made_from})"))),
+        },
+    }
+}
+
+/// Copies a string of the plugin's, named for the message when it is not UTF-8.
+type TextOut<'a> = dyn Fn(abi::Str, &str) -> Result<Option<String>, StepError> + 'a;
+
+/// The headers and metadata of an output entry, copied; `None` when it set none.
+fn meta_out(h: &abi::Headers, text: &TextOut<'_>) -> Result<Option<Box<ObjectMeta>>, StepError> {
+    let pairs = if h.metadata.is_null() || h.metadata_len == 0 {
+        &[][..]
+    } else {
+        // SAFETY: the plugin passes `metadata_len` pairs that live for the callback.
+        unsafe { std::slice::from_raw_parts(h.metadata, h.metadata_len) }
+    };
+    let mut meta = ObjectMeta::default();
+    for spec in &FIELDS {
+        if let Some(value) = text(*slot(h, spec.field), "header")? {
+            meta.set(spec.field, value);
+        }
+    }
+    for kv in pairs {
+        if let (Some(k), Some(v)) = (text(kv.key, "metadata name")?, text(kv.value, "metadata value")?) {
+            meta.metadata.insert(k, v);
+        }
+    }
+    Ok((!meta.is_empty()).then(|| Box::new(meta)))
 }
 
 /// Views of one batch, borrowing it for one call.

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use super::InventoryError;
 use super::rows::Columns;
 use crate::error::{Op, StoreError};
+use crate::keys::target::{ObjectUrl, Target};
 use crate::remote::RemoteError;
-use crate::target::{ObjectUrl, Target};
 
 /// A larger manifest is not an inventory's: a data file of AWS's holds millions of rows, so even
 /// a billion keys make a manifest of a few megabytes.

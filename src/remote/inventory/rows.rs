@@ -14,9 +14,9 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 
 use super::InventoryError;
+use crate::keys::target::Target;
 use crate::model::{RemoteObject, Time};
 use crate::remote::{decode_key, to_time};
-use crate::target::Target;
 
 /// Where the columns the diff needs are, in a row of the data files.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
-use super::{Known, Reader, Writer, replace};
 use crate::after::{AfterError, AfterRun, Outcome, Said};
 use crate::content::{hex, same_object, single_part};
 use crate::journal::{Change, Changes, Record};
+use crate::state::{Known, Reader, Writer, replace};
 
 /// Writes the state of this run's target and source after the run.
 pub struct SaveState {

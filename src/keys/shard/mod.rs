@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use back::{CopyRule, MapBack, Unmappable};
 
-use crate::target::fnv1a;
+use crate::keys::target::fnv1a;
 
 /// One shard of a split run, and how keys are assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]

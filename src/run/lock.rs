@@ -20,9 +20,6 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::target::fnv1a;
-
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("another sitesync run ({holder}) holds the lock {path} for {target}; pass --wait-lock to wait for it")]
@@ -35,24 +32,6 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
-}
-
-/// The lock file of a run: `lock_file` if set, otherwise one per target in the temp directory.
-/// The shards of a split run run at once, so each has its own: `lock_file` gets a `.K-of-N`
-/// suffix.
-pub fn path(config: &Config) -> PathBuf {
-    if let Some(path) = &config.lock_file {
-        return match &config.shard {
-            Some(shard) => {
-                let mut name = path.as_os_str().to_owned();
-                name.push(format!(".{}", shard.tag()));
-                PathBuf::from(name)
-            }
-            None => path.clone(),
-        };
-    }
-    let id = fnv1a(config.target_identity().as_bytes());
-    std::env::temp_dir().join(format!("sitesync-{}-{id:016x}.lock", config.target.bucket))
 }
 
 /// Takes the lock, or fails naming its holder; with `wait`, polls until it is free.
@@ -130,21 +109,5 @@ mod tests {
         assert!(err.contains(&pid) && err.contains("s3://b/p/"), "{err}");
         drop(held);
         acquire(&path, "s3://b/p/", false).await.expect("free again once the holder is gone");
-    }
-
-    #[test]
-    fn the_default_lock_is_named_after_the_target() {
-        let config = |destination: &str, endpoint: Option<&str>| {
-            let mut flags = serde_json::json!({ "source": "site", "destination": destination });
-            if let Some(url) = endpoint {
-                flags["endpoint_url"] = url.into();
-            }
-            Config::build(&crate::config::figment(None, &flags)).unwrap()
-        };
-        let a = path(&config("s3://bucket/site", None));
-        assert_eq!(a, path(&config("s3://bucket/site/", None)), "the same folder prefix");
-        assert_ne!(a, path(&config("s3://bucket/site2", None)));
-        assert_ne!(a, path(&config("s3://bucket/site", Some("http://127.0.0.1:9000"))));
-        assert!(a.file_name().unwrap().to_str().unwrap().starts_with("sitesync-bucket-"));
     }
 }

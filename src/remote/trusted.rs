@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-use super::{Reader, Unusable};
 use crate::model::{BATCH, RemoteObject};
 use crate::remote::{RemoteError, RemoteSource};
+use crate::state::{Reader, Unusable};
 
 pub struct TrustedState {
     pub path: PathBuf,
@@ -29,7 +29,7 @@ impl RemoteSource for TrustedState {
         let read = tokio::task::spawn_blocking(move || send_all(&self.path, &self.identity, &tx));
         read.await.unwrap_or_else(|e| {
             let why = match e.try_into_panic() {
-                Ok(panic) => crate::panic::message(panic.as_ref()),
+                Ok(panic) => crate::run::panic::message(panic.as_ref()),
                 Err(e) => e.to_string(),
             };
             Err(RemoteError::Died { reader: "local state's reader", why })

@@ -1,7 +1,7 @@
 //! Progress while a run goes: what the two scans have seen, then files and bytes done of those
 //! planned, with the rate and the time left.
 //!
-//! Stages count into one [`Counts`] (the merge's sides what they read, [`Counting`] what the
+//! Stages count into one [`Counts`] (the merge's sides what they read, `sink::Counting` what the
 //! diff plans, the S3 sink's tracker what was done), and a thread of its own draws them a few
 //! times a second: a bar redrawn in place on a terminal (indicatif), or on anything else, when
 //! asked for, a plain line every ten seconds, so a CI log gets a heartbeat and no redraws.
@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::model::Event;
-use crate::sink::{Applied, Finish, Sink, Tracker};
-use crate::thread::SpawnError;
+use crate::run::thread::SpawnError;
 
 /// How progress is shown; the binary decides from the flags and whether stderr is a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +48,11 @@ impl Show {
 const LINE_EVERY: Duration = Duration::from_secs(10);
 /// How often the bar is redrawn.
 const DRAW_EVERY: Duration = Duration::from_millis(125);
+
+/// What the sink has done so far, as the display shows it: files done, bytes sent.
+pub trait Done: Send + Sync {
+    fn progress(&self) -> (u64, u64);
+}
 
 /// What the stages have counted so far.
 #[derive(Debug, Default)]
@@ -83,7 +87,8 @@ impl Counts {
         self.remote_done.store(true, Ordering::Relaxed);
     }
 
-    fn planned(&self, events: &[Event]) {
+    /// Counts what the diff planned in `events`.
+    pub fn planned(&self, events: &[Event]) {
         let (mut uploads, mut bytes, mut copies, mut deletes, mut unchanged) = (0, 0, 0, 0, 0);
         for event in events {
             match event {
@@ -119,9 +124,9 @@ struct Seen {
 }
 
 impl Seen {
-    fn take(counts: &Counts, tracker: Option<&Tracker>) -> Seen {
+    fn take(counts: &Counts, tracker: Option<&dyn Done>) -> Seen {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (done, bytes_done) = tracker.map_or((0, 0), Tracker::progress);
+        let (done, bytes_done) = tracker.map_or((0, 0), Done::progress);
         Seen {
             local: get(&counts.local),
             remote: get(&counts.remote),
@@ -153,7 +158,7 @@ impl Seen {
 /// A progress display for one run; dropping it stops the drawing and clears the bar.
 pub struct Progress {
     counts: Arc<Counts>,
-    tracker: Arc<Mutex<Option<Arc<Tracker>>>>,
+    tracker: Arc<Mutex<Option<Arc<dyn Done>>>>,
     stop: Arc<AtomicBool>,
     drawer: Option<std::thread::JoinHandle<()>>,
 }
@@ -181,7 +186,7 @@ impl Progress {
     }
 
     /// Reads what was done from the S3 sink's tracker.
-    pub fn follow(&self, tracker: Arc<Tracker>) {
+    pub fn follow(&self, tracker: Arc<dyn Done>) {
         *self.tracker.lock().unwrap_or_else(|e| e.into_inner()) = Some(tracker);
     }
 }
@@ -198,7 +203,7 @@ impl Drop for Progress {
 
 fn draw_bar(
     counts: Arc<Counts>,
-    tracker: Arc<Mutex<Option<Arc<Tracker>>>>,
+    tracker: Arc<Mutex<Option<Arc<dyn Done>>>>,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, SpawnError> {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
@@ -213,7 +218,7 @@ fn draw_bar(
     bar.set_message(Seen::take(&counts, None).message());
     bar.tick();
     let drawn = bar.clone();
-    let drawing = crate::thread::spawn("sitesync-progress", move || {
+    let drawing = crate::run::thread::spawn("sitesync-progress", move || {
         let mut styled = false;
         while !stop.load(Ordering::Relaxed) {
             std::thread::park_timeout(DRAW_EVERY);
@@ -241,10 +246,10 @@ fn draw_bar(
 
 fn draw_lines(
     counts: Arc<Counts>,
-    tracker: Arc<Mutex<Option<Arc<Tracker>>>>,
+    tracker: Arc<Mutex<Option<Arc<dyn Done>>>>,
     stop: Arc<AtomicBool>,
 ) -> Result<std::thread::JoinHandle<()>, SpawnError> {
-    crate::thread::spawn("sitesync-progress", move || {
+    crate::run::thread::spawn("sitesync-progress", move || {
         let started = Instant::now();
         let mut next = started + LINE_EVERY;
         while !stop.load(Ordering::Relaxed) {
@@ -292,38 +297,6 @@ impl Write for LogWriter {
     }
 }
 
-/// A sink that counts what the diff plans before handing it on.
-pub struct Counting {
-    inner: Box<dyn Sink>,
-    counts: Arc<Counts>,
-}
-
-impl Counting {
-    pub fn new(inner: Box<dyn Sink>, counts: Arc<Counts>) -> Counting {
-        Counting { inner, counts }
-    }
-}
-
-#[async_trait::async_trait]
-impl Sink for Counting {
-    async fn accept(&mut self, events: Vec<Event>) {
-        self.counts.planned(&events);
-        self.inner.accept(events).await;
-    }
-
-    fn deletes_planned(&self) -> u64 {
-        self.inner.deletes_planned()
-    }
-
-    fn failures(&self) -> u64 {
-        self.inner.failures()
-    }
-
-    async fn finish(self: Box<Self>, finish: Finish) -> Applied {
-        self.inner.finish(finish).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -345,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_display_whose_thread_cannot_start_is_an_error_and_leaves_no_bar() {
-        crate::thread::fault::refuse("sitesync-progress");
+        crate::run::thread::fault::refuse("sitesync-progress");
         for show in [Show::Lines, Show::Bar] {
             let e = Progress::start(show).err().expect("the thread was refused");
             assert_eq!(

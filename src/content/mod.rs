@@ -11,13 +11,15 @@
 //! the file itself (compressed, generated) are compared by what would be uploaded, through the
 //! same [`Digest`].
 
+pub mod compress;
+
 use std::io::Write;
 use std::path::Path;
 
 use md5::{Digest as _, Md5};
 
-use crate::compress::{self, Encoder, PumpError};
 use crate::model::{Encoding, Known, Reason, RemoteObject, Settled, Time};
+use compress::{Encoder, PumpError};
 
 const MIB: u64 = 1024 * 1024;
 

@@ -169,7 +169,7 @@ impl ObjectMeta {
 #[macro_export]
 macro_rules! with_headers {
     ($builder:expr, $content_type:expr, $meta:expr) => {{
-        use $crate::fields::Field;
+        use $crate::model::fields::Field;
         let mut b = $builder.content_type($content_type);
         if let Some(meta) = $meta {
             for (field, value) in meta.fields() {

@@ -4,15 +4,18 @@
 //! sink turns events into S3 requests. Keeping these types free of behaviour lets every stage be
 //! tested on its own and lets snapshot tests build inputs without touching a disk or a server.
 
+pub mod fields;
+pub mod mime;
+
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fields::Field;
-pub use crate::fields::ObjectMeta;
-use crate::mime::Charset;
+use crate::model::fields::Field;
+pub use crate::model::fields::ObjectMeta;
+use crate::model::mime::Charset;
 
 /// A point in time as nanoseconds since the Unix epoch (covers the years 1677 to 2262).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -115,12 +118,12 @@ impl LocalFile {
         self.encoding().is_none()
     }
 
-    /// The Content-Type the object gets: the chain's as it is, else the one [`crate::mime`] gives
+    /// The Content-Type the object gets: the chain's as it is, else the one [`crate::model::mime`] gives
     /// the key's extension (with `charset` for the text types).
     pub fn content_type(&self, charset: &Charset) -> Cow<'_, str> {
         match self.meta.as_ref().and_then(|m| m.get(Field::ContentType)) {
             Some(t) => Cow::Borrowed(t),
-            None => crate::mime::content_type(&self.key, charset),
+            None => crate::model::mime::content_type(&self.key, charset),
         }
     }
 }
