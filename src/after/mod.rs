@@ -2,11 +2,13 @@
 //!
 //! Each step is a small type behind [`AfterRun`], in a file of its own, and reads the same
 //! [`Outcome`]: the counts, the failures and every key changed ([`Applied`]), and whether the
-//! run was clean. Today there are two, the chain marker and the CloudFront invalidation; the local
-//! state of the content check is another of the same kind, one new file and one line of wiring.
+//! run was clean: the chain marker, the CloudFront invalidation, the site's routing rules
+//! (`website`); the local state of the content check is another of the same kind, one new file and
+//! one line of wiring.
 
 pub mod invalidate;
 pub mod marker;
+pub mod website;
 
 pub use invalidate::Invalidate;
 pub use marker::WriteMarker;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueHint};
 
-use crate::config::Overrides;
+use crate::config::{Overrides, RedirectsOverrides};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,6 +154,9 @@ pub struct SyncArgs {
     /// Wait for the CloudFront invalidation to complete before exiting.
     #[arg(long)]
     pub wait: bool,
+    /// Refuse the run, instead of warning, when _headers sets a header S3 cannot store.
+    #[arg(long)]
+    pub strict: bool,
     /// Print a machine-readable report on stdout.
     #[arg(long)]
     pub json: bool,
@@ -196,6 +199,7 @@ impl SyncArgs {
             cloudfront_distribution_id: self.cloudfront_distribution_id.clone(),
             invalidate_added: self.invalidate_added.then_some(true),
             invalidate_max_paths: self.invalidate_max_paths,
+            redirects: self.strict.then_some(RedirectsOverrides { strict: Some(true) }),
         }
     }
 }

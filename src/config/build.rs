@@ -19,6 +19,7 @@ use crate::scan::{SkipFolders, SymlinkPolicy, WalkOptions};
 use crate::shard::Shard;
 use crate::target::{ObjectUrl, Target, TargetError};
 use crate::transform::ChainSpec;
+use crate::transform::redirects::{Context, RedirectsConfig, SiteError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -33,6 +34,9 @@ pub enum ConfigError {
     /// A `[[transform]]` table, or a plugin it names, is wrong: `key` is `transform[2].include`.
     #[error("{origin}: key `{key}`: {why}")]
     Transform { origin: String, key: String, why: String },
+    /// `_redirects`, `_headers` or `[redirects]` cannot be served as written.
+    #[error(transparent)]
+    Site(#[from] SiteError),
 }
 
 /// Validated settings of one run.
@@ -168,6 +172,7 @@ impl Config {
         let chain = build_chain(figment, &raw.transform)?;
         let (compare, state) = comparing(&raw, &bad)?;
         let shard = raw.shard.as_deref().map(|text| sharding(text, &chain, &bad)).transpose()?;
+        let chain = with_site(figment, &raw.redirects, chain, &source, shard.clone())?;
         Ok(Config::with_state_file(Config {
             source,
             target,
@@ -351,11 +356,7 @@ fn choice<T: Copy>(bad: &Bad<'_>, key: &'static str, value: &str, choices: &[(&s
 /// Validates the `[[transform]]` tables and loads the plugins they list, in order. Relative plugin
 /// paths start from the directory of the config file that names them.
 fn build_chain(figment: &Figment, tables: &[serde_json::Value]) -> Result<ChainSpec, ConfigError> {
-    let file = figment.find_metadata("transform").and_then(|md| match &md.source {
-        Some(figment::Source::File(path)) => Some(path.clone()),
-        _ => None,
-    });
-    let base = file.as_deref().and_then(Path::parent).map(Path::to_owned).unwrap_or_default();
+    let base = config_folder(figment, "transform");
     let mut chain = ChainSpec::build(tables, &base).map_err(|e| ConfigError::Transform {
         origin: origin(figment, "transform"),
         key: e.key,
@@ -363,6 +364,32 @@ fn build_chain(figment: &Figment, tables: &[serde_json::Value]) -> Result<ChainS
     })?;
     chain.origin = origin(figment, "transform");
     Ok(chain)
+}
+
+/// The chain with the steps of the site's `_redirects` and `_headers`, when it has any.
+fn with_site(
+    figment: &Figment,
+    redirects: &RedirectsConfig,
+    chain: ChainSpec,
+    source: &Path,
+    shard: Option<Shard>,
+) -> Result<ChainSpec, ConfigError> {
+    let base = config_folder(figment, "redirects");
+    let cx = Context { source, base: &base, origin: origin(figment, "redirects"), chain: &chain, shard };
+    match redirects.build(&cx)? {
+        Some(site) => Ok(chain.with_site(site)),
+        None => Ok(chain),
+    }
+}
+
+/// The folder of the config file that set `key`, where its relative paths start; empty (the
+/// working directory) when no file set it.
+fn config_folder(figment: &Figment, key: &str) -> PathBuf {
+    let file = figment.find_metadata(key).and_then(|md| match &md.source {
+        Some(figment::Source::File(path)) => Some(path.clone()),
+        _ => None,
+    });
+    file.as_deref().and_then(Path::parent).map(Path::to_owned).unwrap_or_default()
 }
 
 /// Where figment found a key: a file path, an environment variable, or the command line.

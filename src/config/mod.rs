@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use build::{CompareMode, Config, ConfigError};
 
+use crate::transform::redirects::RedirectsConfig;
+
 /// Every key of `sync.toml`, with its default. `sync.toml.example` documents each one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -94,6 +96,8 @@ pub struct RawConfig {
     pub invalidate_added: bool,
     /// A folder with more paths to invalidate than this is invalidated as `/folder/*`.
     pub invalidate_max_paths: usize,
+    /// `_redirects` and `_headers` (see docs/redirects-and-headers.md).
+    pub redirects: RedirectsConfig,
 }
 
 impl Default for RawConfig {
@@ -132,6 +136,7 @@ impl Default for RawConfig {
             cloudfront_distribution_id: None,
             invalidate_added: false,
             invalidate_max_paths: 50,
+            redirects: RedirectsConfig::default(),
         }
     }
 }
@@ -181,6 +186,15 @@ pub struct Overrides {
     pub invalidate_added: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invalidate_max_paths: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirects: Option<RedirectsOverrides>,
+}
+
+/// The flags of `[redirects]`; merged into the file's table key by key.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RedirectsOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
 }
 
 /// The default config file, used when it exists and no `--config` is given.

@@ -11,6 +11,7 @@ use super::connect::connect;
 use super::probe::Probe;
 use super::{RunOptions, Stop};
 use crate::after::invalidate::{Invalidate, Settings};
+use crate::after::website::Website;
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
@@ -101,6 +102,9 @@ impl Stages {
             }
             None => false,
         };
+        if let Some(website) = website(config, &client) {
+            after.push(Box::new(website));
+        }
         if let Some(invalidate) = invalidate(config, opts).await {
             after.push(Box::new(invalidate));
         }
@@ -194,6 +198,19 @@ async fn open_state(path: &std::path::Path, identity: &str) -> Option<state::Cur
         state::Cursor::new(reader).inspect_err(|e| tracing::warn!("ignoring the local state: {e}")).ok()
     });
     opened.await.ok().flatten()
+}
+
+/// What follows a run with redirect rules: its counts, and the bucket's routing rules.
+fn website(config: &Config, client: &aws_sdk_s3::Client) -> Option<Website> {
+    let site = config.chain.site()?;
+    let objects = site.objects().iter().filter(|o| site.owns(&o.key)).map(|o| o.key.clone()).collect();
+    Some(Website {
+        client: client.clone(),
+        target: config.target.clone(),
+        objects,
+        routing: site.routing_rules().map(<[_]>::to_vec),
+        function: site.function().map(|f| (f.path.display().to_string(), f.rules)),
+    })
 }
 
 /// The CloudFront invalidation, when a distribution is configured; its client comes from the

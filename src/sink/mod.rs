@@ -24,7 +24,7 @@ mod upload;
 
 pub use check::Checking;
 pub use head::Heads;
-pub use plan::{Phase, PlanSink, Step, is_page};
+pub use plan::{Phase, PlanSink, Step, is_page, is_redirect};
 pub use pool::SinkContext;
 pub use s3::S3Sink;
 pub use tracker::{Failure, Tracker};

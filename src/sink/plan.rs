@@ -2,13 +2,15 @@
 //!
 //! `plan` and `sync --dry-run` run the [`PlanSink`], which takes the same events as the S3 sink
 //! and renders them instead of sending them; snapshot tests pin what it prints. The order is
-//! that of a site publish (assets, then HTML pages, then server-side copies, then deletes, then
-//! what cannot be done), each group sorted by key, so the same inputs always print the same plan.
+//! that of a site publish (assets, then HTML pages, then redirect objects, which a sync sends with
+//! the pages, then server-side copies, then deletes, then what cannot be done), each group sorted
+//! by key, so the same inputs always print the same plan.
 
 use std::fmt::Write;
 
 use super::Tracker;
 use super::{Applied, Finish, Sink};
+use crate::fields::Field;
 use crate::journal::Change;
 use crate::model::{Event, LocalFile, Reason};
 use crate::names::printable;
@@ -64,7 +66,7 @@ impl Sink for PlanSink {
     async fn finish(mut self: Box<Self>, finish: Finish) -> Applied {
         let mut applied = self.tracker.applied(0);
         let count = |phase: fn(Phase) -> bool| self.steps.iter().filter(|s| phase(s.phase)).count() as u64;
-        applied.uploaded = count(|p| p <= Phase::Pages);
+        applied.uploaded = count(|p| p <= Phase::Redirects);
         applied.copied = count(|p| p == Phase::Copies);
         applied.deleted = count(|p| p == Phase::Deletes);
         applied.bytes_uploaded = self.steps.iter().map(|s| s.bytes).sum();
@@ -79,6 +81,8 @@ pub enum Phase {
     /// Everything that is not a page: uploaded first so no page points at a missing asset.
     Assets,
     Pages,
+    /// Redirect objects (`_redirects`): sent with the pages, after the assets.
+    Redirects,
     /// Keys made by server-side copy: duplicates of a file uploaded under another key, and
     /// objects re-published in place because the chain's configuration changed.
     Copies,
@@ -113,6 +117,7 @@ pub fn step(event: &Event, target: &Target) -> Step {
     let mut step = bare_step(event, target);
     if let Event::Upload { file, .. } = event
         && let Some(meta) = file.meta.as_deref()
+        && step.phase != Phase::Redirects
     {
         step.detail.push_str(&meta.shown());
     }
@@ -134,6 +139,7 @@ fn bare_step(event: &Event, target: &Target) -> Step {
                 detail: format!("(from {}, {})", printable(&target.key(source)), reason.as_str()),
                 bytes: 0,
             },
+            None if is_redirect(file) => redirect(file, *reason, target),
             None => {
                 let phase = if is_page(&file.key) { Phase::Pages } else { Phase::Assets };
                 Step::upload(phase, target.key(&file.key), file, *reason)
@@ -152,6 +158,21 @@ fn bare_step(event: &Event, target: &Target) -> Step {
     }
 }
 
+/// Whether an entry is a redirect object: bytes a step made, carrying a redirect location. It is
+/// uploaded with the pages, after the assets.
+pub fn is_redirect(file: &LocalFile) -> bool {
+    file.inline_bytes().is_some() && file.meta.as_ref().is_some_and(|m| m.get(Field::WebsiteRedirectLocation).is_some())
+}
+
+/// `redirect KEY -> TARGET (reason)`, then the headers besides the two every redirect object has.
+fn redirect(file: &LocalFile, reason: Reason, target: &Target) -> Step {
+    let mut meta = file.meta.as_deref().cloned().unwrap_or_default();
+    let location = meta.take(Field::WebsiteRedirectLocation).unwrap_or_default();
+    meta.take(Field::ContentType);
+    let detail = format!("-> {} ({}){}", printable(&location), reason.as_str(), meta.shown());
+    Step { phase: Phase::Redirects, key: target.key(&file.key), detail, bytes: file.size }
+}
+
 /// Whether a key is a page, to be uploaded after the assets it may refer to.
 pub fn is_page(key: &str) -> bool {
     let lower = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
@@ -167,10 +188,10 @@ pub fn render(steps: &mut [Step], unchanged: u64, hashed: u64) -> String {
     let (mut uploads, mut bytes, mut copies, mut deletes, mut problems) = (0, 0u64, 0, 0, 0);
     for step in steps.iter() {
         let verb = match step.phase {
-            Phase::Assets | Phase::Pages => {
+            Phase::Assets | Phase::Pages | Phase::Redirects => {
                 uploads += 1;
                 bytes += step.bytes;
-                "upload"
+                if step.phase == Phase::Redirects { "redirect" } else { "upload" }
             }
             Phase::Copies => {
                 copies += 1;

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::plan::is_page;
+use super::plan::{is_page, is_redirect};
 use super::pool::{Job, Pool, SinkContext};
 use super::spill::{Spill, Waiting};
 use super::{Applied, Finish, Sink};
@@ -49,7 +49,7 @@ impl S3Sink {
         }
         tracing::debug!("upload {} ({})", self.ctx.target.key(&file.key), reason.as_str());
         match &self.assets {
-            Some(pool) if !is_page(&file.key) => pool.send(Job::Upload { file, added }).await,
+            Some(pool) if !is_page(&file.key) && !is_redirect(&file) => pool.send(Job::Upload { file, added }).await,
             _ => self.pages.push(Waiting { file, added }).await,
         }
     }

@@ -25,6 +25,8 @@ pub struct Chain {
     max_key: usize,
     /// The keys whose Content-Encoding the bytes sent decide.
     encoded: EncodedKeys,
+    /// Keys of the walk no step sees and nothing publishes (the site's `_redirects`).
+    left_out: &'static [&'static str],
 }
 
 impl Chain {
@@ -32,7 +34,14 @@ impl Chain {
     /// step may yield keys it was not given, which makes the chain settle who publishes a key
     /// that several entries claim.
     pub fn of(steps: Vec<(String, Box<dyn Transform>)>, creates_keys: bool) -> Chain {
-        Chain { steps, claims: creates_keys.then(Claims::default), max_key: MAX_KEY_BYTES, encoded: Default::default() }
+        let claims = creates_keys.then(Claims::default);
+        Chain { steps, claims, max_key: MAX_KEY_BYTES, encoded: Default::default(), left_out: &[] }
+    }
+
+    /// Leaves the walk's entries under these keys out, before any step sees them.
+    pub fn leaving_out(mut self, keys: &'static [&'static str]) -> Chain {
+        self.left_out = keys;
+        self
     }
 
     /// Drops a Content-Encoding a step set on the keys `encoded` matches (the `compress` steps').
@@ -63,6 +72,7 @@ impl Chain {
     /// Passes a scan batch through every step.
     pub fn apply(&mut self, items: Vec<LocalItem>) -> Result<Vec<LocalItem>, TransformError> {
         let mut files: Vec<LocalFile> = items.into_iter().map(entry).collect();
+        files.retain(|f| !self.left_out.contains(&f.key.as_str()));
         let walked = self.claims.as_mut().map(|c| c.walked(&files));
         for (index, (name, step)) in self.steps.iter_mut().enumerate() {
             if files.is_empty() {

@@ -17,6 +17,7 @@ mod duplicate;
 mod filter;
 mod headers;
 pub mod plugin;
+pub mod redirects;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -182,7 +183,12 @@ impl StepSpec {
 #[derive(Debug, Clone, Default)]
 pub struct ChainSpec {
     steps: Vec<StepSpec>,
+    /// What the marker records, and its text.
+    recorded: fingerprint::Fingerprint,
     fingerprint: String,
+    /// The site's `_redirects` and `_headers` (and `[redirects]`): the steps that open and end
+    /// the chain.
+    site: Option<Arc<redirects::SiteRules>>,
     /// Where the tables came from (the config file), for messages about creating plugins.
     pub origin: String,
 }
@@ -220,7 +226,32 @@ impl ChainSpec {
             }
             steps.push(step);
         }
-        Ok(ChainSpec { steps, fingerprint: fingerprint.finish(), origin: String::new() })
+        let text = fingerprint.clone().finish();
+        Ok(ChainSpec { steps, recorded: fingerprint, fingerprint: text, site: None, origin: String::new() })
+    }
+
+    /// Adds the steps of the site's `_redirects` and `_headers`; the headers `_headers` sets are
+    /// recorded by the marker like a `headers` table's.
+    pub fn with_site(mut self, site: redirects::SiteRules) -> ChainSpec {
+        if let Some(recorded) = site.recorded() {
+            self.recorded.add(&recorded);
+            self.fingerprint = self.recorded.clone().finish();
+        }
+        self.site = Some(Arc::new(site));
+        self
+    }
+
+    pub fn site(&self) -> Option<&Arc<redirects::SiteRules>> {
+        self.site.as_ref()
+    }
+
+    /// The `headers` rule that sets a `website_redirect_location` on `key`, named as the config
+    /// has it (`transform[1].rules[0]`).
+    pub fn redirecting_rule(&self, key: &str) -> Option<String> {
+        self.steps.iter().enumerate().find_map(|(index, step)| match step {
+            StepSpec::Headers(h) => h.redirect_rule(key).map(|rule| format!("transform[{index}].rules[{rule}]")),
+            _ => None,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -303,11 +334,20 @@ impl ChainSpec {
             };
             steps.push(named);
         }
+        let mut left_out: &[&str] = &[];
+        if let Some(site) = &self.site {
+            let step = redirects::SiteStep::new(site.clone(), self.keeps_order());
+            steps.push(("_redirects and _headers".to_owned(), Box::new(step)));
+            if site.hides_files() {
+                left_out = &redirects::SITE_FILES;
+            }
+        }
         let compress = self.steps.iter().filter_map(|step| match step {
             StepSpec::Compress(c) => Some(c.clone()),
             _ => None,
         });
-        Ok(Chain::of(steps, !self.keeps_order()).encoded(EncodedKeys::of(compress.collect())))
+        let chain = Chain::of(steps, !self.keeps_order()).encoded(EncodedKeys::of(compress.collect()));
+        Ok(chain.leaving_out(left_out))
     }
 }
 
@@ -354,7 +394,7 @@ mod fingerprint {
 
     use super::LoadedPlugin;
 
-    #[derive(Default)]
+    #[derive(Debug, Clone, Default)]
     pub(super) struct Fingerprint {
         tables: Vec<Value>,
         plugins: Vec<String>,
