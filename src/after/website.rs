@@ -79,7 +79,11 @@ impl Website {
         let bucket = &self.target.bucket;
         let current = match self.client.get_bucket_website().bucket(bucket).send().await {
             Ok(current) => current,
-            Err(e) if e.as_service_error().and_then(|s| s.meta().code()) == Some("NoSuchWebsiteConfiguration") => {
+            // AWS's answer, and Garage's (an empty 204).
+            Err(e)
+                if e.as_service_error().and_then(|s| s.meta().code()) == Some("NoSuchWebsiteConfiguration")
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 204) =>
+            {
                 return Err(no_website(bucket));
             }
             Err(e) => return Err(format!("GetBucketWebsite on {bucket}: {}", describe(&e))),
