@@ -270,3 +270,18 @@ fn each_shard_publishes_the_redirect_keys_of_its_own_part() {
         assert_eq!(run.report().uploaded, 0, "{run}");
     }
 }
+
+#[test]
+fn a_rule_without_bang_that_would_hide_files_of_the_site_warns_naming_the_first() {
+    let test = site("/* /index.html 200\n");
+    test.config("sync.toml", "[redirects]\ncloudfront_function = \"redirects.js\"\n");
+    let run = test.sync(&[]).success();
+    let warning = run.stderr.lines().find(|l| l.contains("WARN")).unwrap_or_else(|| panic!("no warning\n{run}"));
+    assert!(warning.contains("_redirects line 1: /* -> /index.html (200): it also matches 3 files"), "{warning}");
+    assert!(warning.contains("(docs/guide.html first), which the CloudFront Function takes too"), "{warning}");
+    assert!(warning.contains("custom error response"), "{warning}");
+
+    test.write("_redirects", "/* /index.html 200!\n");
+    let forced = test.sync(&[]).success();
+    assert!(!forced.stderr.contains("WARN"), "`!` says it is meant\n{forced}");
+}

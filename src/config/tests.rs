@@ -5,7 +5,7 @@ use std::path::Path;
 
 use figment::Jail;
 
-use super::{Config, Overrides, RawConfig, figment};
+use super::{Config, Overrides, RawConfig, RedirectsOverrides, figment};
 
 const FILE: &str = "sync.toml";
 
@@ -206,4 +206,23 @@ fn a_store_folder_has_one_identity_before_and_after_it_exists() {
     std::fs::create_dir_all(&missing).unwrap();
     assert_eq!(before, std::fs::canonicalize(&missing).unwrap());
     assert_eq!(super::build::resolved(&missing), before);
+}
+
+#[test]
+fn strict_on_the_command_line_joins_the_files_redirects_table_without_hiding_it() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "[redirects]\nrouting_rules = true\ncloudfront_function = \"cf.js\"\n")?;
+        let extract =
+            |overrides: &Overrides| -> RawConfig { figment(Some(Path::new(FILE)), overrides).extract().unwrap() };
+        let raw = extract(&with_target());
+        assert!(!raw.redirects.strict && raw.redirects.routing_rules);
+        let flags = Overrides { redirects: Some(RedirectsOverrides { strict: Some(true) }), ..with_target() };
+        let raw = extract(&flags);
+        assert!(raw.redirects.strict, "the flag");
+        assert!(raw.redirects.routing_rules && raw.redirects.cloudfront_function.is_some(), "the file's keys stay");
+        jail.create_file(FILE, "[redirects]\nroting_rules = true\n")?;
+        let error = build(jail, &with_target()).unwrap_err();
+        assert!(error.contains("sync.toml: unknown key `redirects.roting_rules`"), "{error}");
+        Ok(())
+    });
 }

@@ -18,6 +18,7 @@ mod headers_file;
 mod page;
 mod parse;
 mod pattern;
+mod shadow;
 mod step;
 
 use std::path::{Path, PathBuf};
@@ -126,6 +127,8 @@ pub struct SiteRules {
     routing: Option<Vec<RoutingRule>>,
     function: Option<Function>,
     headers: HeadersFile,
+    /// The rules that apply where files of the site exist.
+    shadowing: Vec<shadow::Shadowing>,
     /// The files are read, so they are left out of what is published.
     files: bool,
     shard: Option<Shard>,
@@ -171,7 +174,9 @@ impl RedirectsConfig {
             Some(path) => Some(function(&compiled, cx.base.join(path), cx.source)?),
             None => None,
         };
-        Ok(Some(SiteRules { objects, routing, function, headers, files: self.files, shard: cx.shard.clone() }))
+        let shadowing = shadow::of(&compiled);
+        let (files, shard) = (self.files, cx.shard.clone());
+        Ok(Some(SiteRules { objects, routing, function, headers, shadowing, files, shard }))
     }
 }
 

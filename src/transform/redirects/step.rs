@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use super::SiteRules;
 use super::page::page;
+use super::shadow::Seen;
 use crate::fields::Field;
 use crate::model::{Body, LocalFile, Problem, Time};
 use crate::transform::{StepError, Transform};
@@ -26,12 +27,14 @@ pub struct SiteStep {
     next: usize,
     /// The redirect objects an entry of the chain took (chains that create keys).
     taken: Vec<bool>,
+    /// What the rules that apply where files exist matched.
+    seen: Seen,
 }
 
 impl SiteStep {
     pub fn new(site: Arc<SiteRules>, ordered: bool) -> SiteStep {
         let taken = vec![false; site.objects.len()];
-        SiteStep { site, ordered, next: 0, taken }
+        SiteStep { site, ordered, next: 0, taken, seen: Seen::default() }
     }
 
     /// The object `index` as an entry (or nothing, when another shard makes it).
@@ -80,6 +83,7 @@ impl Transform for SiteStep {
                 continue;
             }
             self.site.headers.apply(&mut file);
+            self.seen.see(&self.site.shadowing, &file.key);
             let objects = &self.site.objects;
             if self.ordered {
                 while self.next < objects.len() && objects[self.next].key < file.key {
@@ -108,6 +112,7 @@ impl Transform for SiteStep {
             }
         }
         self.next = self.site.objects.len();
+        self.seen.warn(&self.site.shadowing);
         Ok(out)
     }
 }
