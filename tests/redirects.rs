@@ -285,3 +285,22 @@ fn a_rule_without_bang_that_would_hide_files_of_the_site_warns_naming_the_first(
     let forced = test.sync(&[]).success();
     assert!(!forced.stderr.contains("WARN"), "`!` says it is meant\n{forced}");
 }
+
+#[test]
+fn with_a_chain_that_creates_keys_redirects_are_made_after_the_walk_and_a_created_key_still_wins() {
+    let test = site("/old /new/\n/manual/guide.html /new/\n");
+    test.config(
+        "sync.toml",
+        "[[transform]]\ntype = \"prefix_duplicate\"\nrules = [{ from = \"docs/\", to = \"manual/\" }]\n",
+    );
+    let run = test.sync(&[]).code(1);
+    assert_eq!(run.report().failed_keys(), [("manual/guide.html", "scan")], "{run}");
+    assert_eq!(test.contents()["site/manual/guide.html"], "<h1>guide</h1>", "the duplicate wins");
+    assert_eq!(head(&test, "site/old").website_redirect_location(), Some("/new/"));
+
+    test.write("_redirects", "/old /new/\n");
+    // The chain's marker was not written after the failure: the keys are copied in place once.
+    let fixed = test.sync(&[]).success();
+    assert_eq!((fixed.report().uploaded, fixed.report().failed), (0, 0), "{fixed}");
+    assert_eq!(test.sync(&[]).success().report().counts(), (0, 0, 5, 0));
+}

@@ -99,6 +99,9 @@ impl HeadersFile {
 
     /// Sets on `file` what the blocks matching its paths set.
     pub fn apply(&self, file: &mut LocalFile) {
+        if self.blocks.is_empty() {
+            return;
+        }
         let index_of = match file.key.as_str() {
             "index.html" => Some(String::from("/")),
             key => key.strip_suffix("/index.html").map(|folder| format!("/{folder}/")),

@@ -93,16 +93,21 @@ impl Pattern {
     /// or not, as Netlify matches them.
     pub fn regex(&self, optional_slash: bool) -> String {
         let mut out = String::from("/^");
-        for token in &self.tokens {
+        let last = self.tokens.len().saturating_sub(1);
+        let mut open_end = matches!(self.tokens.last(), Some(Token::Splat));
+        for (i, token) in self.tokens.iter().enumerate() {
             match token {
+                // `/docs/` matches `/docs` too: its last slash is made optional below.
+                Token::Literal(text) if i == last && optional_slash && text.ends_with('/') => {
+                    escape_regex(&text[..text.len() - 1], &mut out);
+                }
                 Token::Literal(text) => escape_regex(text, &mut out),
                 Token::Param(_) => out.push_str("([^/]+)"),
                 Token::Splat => out.push_str("(.*)"),
             }
         }
-        let ends_open = matches!(self.tokens.last(), Some(Token::Splat))
-            || matches!(self.tokens.last(), Some(Token::Literal(t)) if t.ends_with('/'));
-        if optional_slash && !ends_open {
+        open_end |= !optional_slash;
+        if !open_end {
             out.push_str("\\/?");
         }
         out.push_str("$/");
@@ -221,5 +226,7 @@ mod tests {
         assert_eq!(p.group_names(), ["year", "splat"]);
         assert_eq!(Pattern::parse("/old.html", false).unwrap().regex(true), r"/^\/old\.html\/?$/");
         assert_eq!(Pattern::parse("/café", false).unwrap().regex(false), r"/^\/caf\u00e9$/");
+        assert_eq!(Pattern::parse("/docs/", false).unwrap().regex(true), r"/^\/docs\/?$/");
+        assert_eq!(Pattern::parse("/", false).unwrap().regex(true), r"/^\/?$/");
     }
 }

@@ -116,3 +116,61 @@ impl Transform for SiteStep {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::ChainSpec;
+    use crate::transform::redirects::{Context, RedirectsConfig};
+
+    fn site(redirects: &str) -> Arc<SiteRules> {
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(source.path().join("_redirects"), redirects).unwrap();
+        let chain = ChainSpec::default();
+        let cx = Context {
+            source: source.path(),
+            base: source.path(),
+            origin: "sync.toml".into(),
+            chain: &chain,
+            shard: None,
+        };
+        Arc::new(RedirectsConfig::default().build(&cx).unwrap().unwrap())
+    }
+
+    fn files(keys: &[&str]) -> Vec<LocalFile> {
+        keys.iter().map(|k| LocalFile::new(k.to_string(), format!("/src/{k}").into(), 1, Time(0))).collect()
+    }
+
+    fn shown(out: &[LocalFile]) -> Vec<String> {
+        let kind = |f: &LocalFile| match &f.body {
+            Body::Inline(_) => "redirect",
+            Body::Unreadable(_) => "refused",
+            _ => "file",
+        };
+        out.iter().map(|f| format!("{} {}", kind(f), f.key)).collect()
+    }
+
+    const RULES: &str = "/b /x\n/c /x\n/d /x\n/f /x\n/a0 /x\n";
+
+    #[test]
+    fn in_an_ordered_chain_redirects_join_the_batches_in_key_order() {
+        let mut step = SiteStep::new(site(RULES), true);
+        let mut out = shown(&step.apply(files(&["a", "c"])).unwrap());
+        out.extend(shown(&step.apply(files(&["e"])).unwrap()));
+        out.extend(shown(&step.finish().unwrap()));
+        let expected =
+            ["file a", "redirect a0", "redirect b", "refused c", "file c", "redirect d", "file e", "redirect f"];
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn in_a_chain_that_creates_keys_redirects_come_at_the_end_and_entries_still_win() {
+        let mut step = SiteStep::new(site(RULES), false);
+        let mut out = shown(&step.apply(files(&["e", "c"])).unwrap());
+        out.extend(shown(&step.apply(files(&["a"])).unwrap()));
+        out.extend(shown(&step.finish().unwrap()));
+        let expected =
+            ["file e", "file c", "file a", "redirect a0", "redirect b", "refused c", "redirect d", "redirect f"];
+        assert_eq!(out, expected);
+    }
+}
