@@ -183,10 +183,10 @@ impl RedirectsConfig {
 /// The text of a site file, `None` when there is none.
 fn read(path: &Path) -> Result<Option<String>, SiteError> {
     let bad = |why: String| SiteError::File { path: path.to_owned(), why };
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(bad(format!("cannot read it: {e}"))),
-        Ok(_) => {}
+    // Nothing there, or a source that is not a readable folder: the run refuses the source itself
+    // when it starts, with the error that belongs to it.
+    if std::fs::symlink_metadata(path).is_err() {
+        return Ok(None);
     }
     let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
     if !meta.is_file() {
