@@ -102,12 +102,13 @@ impl Tracker {
 mod tests {
     use super::*;
 
-    const KNOWN: [(FailedOp, &str); 6] = [
+    const KNOWN: [(FailedOp, &str); 7] = [
         (FailedOp::Scan, "scan"),
         (FailedOp::Upload, "upload"),
         (FailedOp::Copy, "copy"),
         (FailedOp::Delete, "delete"),
         (FailedOp::Invalidate, "invalidate"),
+        (FailedOp::Website, "website"),
         (FailedOp::Plan, "plan"),
     ];
 
