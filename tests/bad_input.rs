@@ -480,6 +480,43 @@ fn bad_glob() {
     check(&run, "bad_glob");
 }
 
+/// A sync of a source holding `name` with `text`, with `args`, which must change nothing.
+fn with_site_file(name: &str, text: &str, args: &[&str]) -> Outcome {
+    let store = Store::start();
+    let tree = setup(&store);
+    tree.file(name, text);
+    refused(&store, tree.sync(&store.endpoint(), args))
+}
+
+#[test]
+fn redirects_malformed() {
+    let run = with_site_file(
+        "_redirects",
+        "/old /new/
+/lonely
+",
+        &[],
+    );
+    check(&run, "redirects_malformed");
+}
+
+#[test]
+fn redirects_unservable() {
+    let run = with_site_file(
+        "_redirects",
+        "/app/* /index.html 200
+",
+        &[],
+    );
+    check(&run, "redirects_unservable");
+}
+
+#[test]
+fn headers_unstorable_strict() {
+    let run = with_site_file("_headers", "/*\n  X-Frame-Options: DENY\n", &["--strict"]);
+    check(&run, "headers_unstorable_strict");
+}
+
 #[test]
 fn plugin_missing() {
     let run = with_config("[[transform]]\nplugin = \"plugins/libnope.so\"\n");

@@ -11,6 +11,11 @@
 //! `headers` rule typing the wasm and the stylesheet `text/plain` makes those checks fail: the
 //! test can tell.
 //!
+//! A site whose `_redirects` moves a page is opened at the old URL, and the browser must end on
+//! the new page (its text, and the URL it reports), both as the website endpoint serves a
+//! redirect object (a 301) and as a CDN on the REST endpoint does (the object's own page, whose
+//! refresh sends the browser on).
+//!
 //! Chromium must be installed (`apt-get install -y chromium`; `.ci/run` does it). Without it
 //! these tests fail, saying so; they are never skipped.
 
@@ -190,4 +195,45 @@ fn the_front_serves_what_website_hosting_would() {
     assert!(head.starts_with("HTTP/1.1 404"), "no blog/index.html: {head}");
     let (head, _) = get(&front, "/nothing.html?x=1");
     assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+}
+
+/// Publishes a small site whose `_redirects` moves `/old.html` to `/new/`, and the new page,
+/// which writes the URL the browser ended on into itself.
+fn moved_site(store: &Store, tree: &Tree) {
+    tree.file("index.html", "<!DOCTYPE html><html><body><h1>home</h1></body></html>");
+    tree.file(
+        "new/index.html",
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"></head><body><h1>The new page</h1>\
+         <p id=\"at\"></p><script>document.getElementById('at').textContent = location.href;</script></body></html>",
+    );
+    tree.file("_redirects", "/old.html /new/\n");
+    let run = tree.sync(&store.endpoint(), &["--json"]).run().code(0);
+    assert_eq!(run.json()["redirect_objects"], 1, "{run}");
+}
+
+/// The text of the element `id` of a dumped DOM.
+fn text(dom: &str, id: &str) -> String {
+    let open = format!("id=\"{id}\">");
+    let start = dom.find(&open).unwrap_or_else(|| panic!("no #{id} in the page:\n{dom}")) + open.len();
+    dom[start..start + dom[start..].find('<').unwrap()].to_owned()
+}
+
+#[test]
+fn an_old_url_ends_on_the_new_page_in_a_real_browser() {
+    let chromium = chromium();
+    let store = Store::start();
+    let tree = Tree::new();
+    moved_site(&store, &tree);
+
+    // As the website endpoint serves it: a 301.
+    let website = Front::start(&store, "site/");
+    let dom = load(&chromium, &website.url("/old.html"));
+    assert!(dom.contains("<h1>The new page</h1>"), "{dom}");
+    assert_eq!(text(&dom, "at"), website.url("/new/"), "the browser's final URL");
+
+    // As CloudFront on the REST endpoint serves it (no redirect header): the page's own refresh.
+    let rest = Front::rest(&store, "site/");
+    let dom = load(&chromium, &rest.url("/old.html"));
+    assert!(dom.contains("<h1>The new page</h1>"), "{dom}");
+    assert_eq!(text(&dom, "at"), rest.url("/new/"), "the browser's final URL");
 }

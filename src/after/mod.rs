@@ -2,14 +2,15 @@
 //!
 //! Each step is a small type behind [`AfterRun`], in a file of its own, and reads the same
 //! [`Outcome`]: the counts, the failures and every key changed ([`Applied`]), and whether the
-//! run was clean. Today there are two, the chain marker and the CloudFront invalidation; the local
-//! state of the content check is another of the same kind, one new file and one line of wiring.
-//! A step that fails says why in an [`AfterError`] that keeps its cause; the report names it as a
-//! [`Failure`] ([`AfterError::failure`]).
+//! run was clean: the chain marker, the CloudFront invalidation, the site's routing rules
+//! (`website`); the local state of the content check is another of the same kind, one new file and
+//! one line of wiring. A step that fails says why in an [`AfterError`] that keeps its cause; the
+//! report names it as a [`Failure`] ([`AfterError::failure`]).
 
 pub mod invalidate;
 pub mod marker;
 mod save_state;
+pub mod website;
 
 pub use invalidate::{Invalidate, InvalidateError};
 pub use marker::WriteMarker;
@@ -55,6 +56,9 @@ pub enum AfterError {
     Marker { key: String, source: StoreError },
     #[error(transparent)]
     Invalidate(#[from] InvalidateError),
+    /// The site's redirects: the record of what was made, or the bucket's website configuration.
+    #[error("{0}")]
+    Website(String),
 }
 
 impl AfterError {
@@ -63,6 +67,7 @@ impl AfterError {
         let (key, op, error) = match self {
             AfterError::Marker { key, source } => (key.clone(), FailedOp::Upload, source.message.clone()),
             AfterError::Invalidate(e) => ("(cloudfront)".to_owned(), FailedOp::Invalidate, e.to_string()),
+            AfterError::Website(why) => ("(website)".to_owned(), FailedOp::Website, why.clone()),
         };
         Failure { key, op, error }
     }

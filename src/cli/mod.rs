@@ -191,6 +191,10 @@ pub struct SyncArgs {
     #[arg(long)]
     #[serde(skip)]
     pub allow_immutable_change: bool,
+    /// Refuse the run, instead of warning, when _headers sets a header S3 cannot store.
+    #[arg(long)]
+    #[serde(rename = "redirects", skip_serializing_if = "unset", serialize_with = "strict_redirects")]
+    pub strict: bool,
     /// Wait for the CloudFront invalidation to complete before exiting.
     #[arg(long)]
     #[serde(skip)]
@@ -226,4 +230,12 @@ fn unset(given: &bool) -> bool {
 /// A `--no-X` switch, given: `X = false`.
 fn turned_off<S: Serializer>(_given: &bool, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_bool(false)
+}
+
+/// `--strict`, given: `[redirects] strict = true`, which figment merges into the file's table.
+fn strict_redirects<S: Serializer>(_given: &bool, serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut table = serializer.serialize_map(Some(1))?;
+    table.serialize_entry("strict", &true)?;
+    table.end()
 }

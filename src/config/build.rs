@@ -118,6 +118,7 @@ impl RawConfig {
         let Comparing { mode, rule, state_dir } = self.compare.build(origins)?;
         let chain = self.chain.build(origins)?;
         let shard = self.shard.build(&chain, origins)?;
+        let chain = self.site_files.build(chain, (&source, shard.clone()), origins)?;
         let identity = state_identity(&target_identity(&store, &target, shard.as_ref()), &source);
         let state = state_dir.map(|dir| state_file_for(&dir, &identity));
         let remote = self.remote.build(state.as_deref(), origins)?;

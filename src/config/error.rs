@@ -24,6 +24,9 @@ pub enum ConfigError {
     /// Two keys that each decide the same thing are both set.
     #[error("key `{key}` ({origin}) and key `{other}` ({other_origin}) {why}")]
     Conflict { key: &'static str, origin: String, other: &'static str, other_origin: String, why: &'static str },
+    /// `_redirects`, `_headers` or `[redirects]` cannot be served as written.
+    #[error(transparent)]
+    Site(#[from] crate::transform::redirects::SiteError),
 }
 
 /// The name the command line's layer goes by, in figment and in messages.

@@ -19,6 +19,7 @@ mod delete;
 mod error;
 mod invalidate;
 mod read;
+mod redirects;
 mod remote;
 mod shard;
 mod sink;
@@ -39,6 +40,7 @@ pub use compare::{CompareConfig, CompareMode};
 pub use delete::{DeleteConfig, DeleteSettings};
 pub use error::{ConfigError, Origins};
 pub use invalidate::{InvalidateConfig, InvalidateSettings};
+pub use redirects::SiteFilesConfig;
 pub use remote::{RemoteChoice, RemoteConfig};
 pub use shard::ShardConfig;
 pub use sink::{SinkConfig, SinkSettings};
@@ -60,6 +62,7 @@ pub struct RawConfig {
     pub invalidate: InvalidateConfig,
     pub chain: ChainConfig,
     pub shard: ShardConfig,
+    pub site_files: SiteFilesConfig,
 }
 
 impl RawConfig {
@@ -77,6 +80,7 @@ impl RawConfig {
             invalidate: sections.read()?,
             chain: sections.read()?,
             shard: sections.read()?,
+            site_files: sections.read()?,
         };
         sections.refuse_unknown()?;
         Ok(raw)

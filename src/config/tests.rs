@@ -283,3 +283,21 @@ fn the_default_lock_is_named_after_the_target() {
     assert_ne!(a, config("s3://bucket/site", Some("http://127.0.0.1:9000")));
     assert!(a.file_name().unwrap().to_str().unwrap().starts_with("sitesync-bucket-"));
 }
+
+#[test]
+fn strict_on_the_command_line_joins_the_files_redirects_table_without_hiding_it() {
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "[redirects]\nrouting_rules = true\ncloudfront_function = \"cf.js\"\n")?;
+        let extract = |flags: &SyncArgs| RawConfig::read(&figment(Some(Path::new(FILE)), flags)).unwrap();
+        let raw = extract(&with_target(&[]));
+        assert!(!raw.site_files.redirects.strict && raw.site_files.redirects.routing_rules);
+        let raw = extract(&with_target(&["--strict"]));
+        assert!(raw.site_files.redirects.strict, "the flag");
+        let kept = &raw.site_files.redirects;
+        assert!(kept.routing_rules && kept.cloudfront_function.is_some(), "the file's keys stay");
+        jail.create_file(FILE, "[redirects]\nroting_rules = true\n")?;
+        let error = build(jail, &with_target(&[])).unwrap_err();
+        assert!(error.contains("roting_rules"), "{error}");
+        Ok(())
+    });
+}

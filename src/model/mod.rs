@@ -343,6 +343,8 @@ pub enum FailedOp {
     Delete,
     /// The CloudFront invalidation after the run (`invalidate`).
     Invalidate,
+    /// The bucket's website configuration, for the site's redirects (`website`).
+    Website,
     /// A dry run's own work (`plan`).
     Plan,
     /// A name this version does not know, read back from a newer version's report: `report
@@ -359,6 +361,7 @@ impl FailedOp {
             FailedOp::Copy => "copy",
             FailedOp::Delete => "delete",
             FailedOp::Invalidate => "invalidate",
+            FailedOp::Website => "website",
             FailedOp::Plan => "plan",
             FailedOp::Other(name) => name,
         }

@@ -66,6 +66,10 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     // configuration error.
     let chain = stages::chain(config)?;
     let _lock = stages::lock(config, opts, stop).await?;
+    // Before anything is sent: the distribution may need it once the redirects are published.
+    if let Some(site) = config.chain.site().filter(|_| !opts.dry_run) {
+        site.write_function().map_err(crate::config::ConfigError::from)?;
+    }
     let stages = Stages::build(config, opts, stop).await?;
 
     let (walk_tx, walk_rx) = mpsc::channel(SCAN_QUEUE);

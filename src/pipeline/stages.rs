@@ -13,6 +13,7 @@ use super::probe::Probe;
 use super::{RunOptions, Stop};
 use crate::after::SaveState;
 use crate::after::invalidate::{Invalidate, Settings};
+use crate::after::website::Website;
 use crate::after::{self, AfterRun, Outcome, WriteMarker};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, RemoteChoice};
@@ -87,7 +88,7 @@ impl Stages {
         let refresh = marker.is_some();
         let guard = !opts.allow_immutable_change;
         let diff = diff_for(config, &walk, refresh, guard);
-        let after = after_steps(config, opts, &identity, marker).await;
+        let after = after_steps(config, opts, (&identity, &client), marker).await;
         let progress = Progress::start(opts.progress)?;
         let (sink, tracker) = sink(config, opts, &client, &clock, stop);
         let sink = checked(config, sink, tracker.as_ref(), &progress, &client, (refresh, guard));
@@ -145,7 +146,7 @@ fn remote(config: &Config, client: &aws_sdk_s3::Client, identity: String) -> Box
 async fn after_steps(
     config: &Config,
     opts: &RunOptions,
-    identity: &str,
+    (identity, client): (&str, &aws_sdk_s3::Client),
     marker: Option<WriteMarker>,
 ) -> Vec<Box<dyn AfterRun>> {
     let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
@@ -154,6 +155,9 @@ async fn after_steps(
     }
     if let Some(marker) = marker {
         after.push(Box::new(marker));
+    }
+    if let Some(website) = website(config, client) {
+        after.push(Box::new(website));
     }
     if let Some(invalidate) = invalidate(config, opts).await {
         after.push(Box::new(invalidate));
@@ -253,6 +257,19 @@ async fn open_state(path: &std::path::Path, identity: &str) -> Option<state::Cur
         state::Cursor::new(reader).inspect_err(|e| tracing::warn!("ignoring the local state: {e}")).ok()
     });
     opened.await.ok().flatten()
+}
+
+/// What follows a run with redirect rules: its counts, and the bucket's routing rules.
+fn website(config: &Config, client: &aws_sdk_s3::Client) -> Option<Website> {
+    let site = config.chain.site()?;
+    let objects = site.objects().iter().filter(|o| site.owns(&o.key)).map(|o| o.key.clone()).collect();
+    Some(Website {
+        client: client.clone(),
+        target: config.target.clone(),
+        objects,
+        routing: site.routing_rules().map(<[_]>::to_vec),
+        function: site.function().map(|f| (f.path.display().to_string(), f.rules)),
+    })
 }
 
 /// The CloudFront invalidation, when a distribution is configured; its client comes from the

@@ -30,7 +30,7 @@ pub use check::Checking;
 pub use counting::Counting;
 pub use guard::Guarded;
 pub use head::Heads;
-pub use phase::{Phase, is_page};
+pub use phase::{Phase, is_page, is_redirect};
 pub use plan::{PlanSink, Step};
 pub use pool::SinkContext;
 pub use s3::S3Sink;

@@ -6,6 +6,7 @@
 //! (HTML) that refer to them, then the keys made by server-side copy (whose sources must be up),
 //! then deletes; what cannot be done at all is last, and only the plan shows it.
 
+use crate::model::fields::Field;
 use crate::model::{Event, LocalFile, Reason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -13,6 +14,8 @@ pub enum Phase {
     /// Everything that is not a page: uploaded first so no page points at a missing asset.
     Assets,
     Pages,
+    /// Redirect objects (`_redirects`): sent with the pages, after the assets.
+    Redirects,
     /// Keys made by server-side copy: duplicates of a file uploaded under another key, and
     /// objects re-published in place because the chain's configuration changed.
     Copies,
@@ -37,6 +40,8 @@ impl Phase {
     pub fn of_upload(file: &LocalFile, reason: Reason) -> Phase {
         if in_place(file, reason) || file.copy_of.is_some() {
             Phase::Copies
+        } else if is_redirect(file) {
+            Phase::Redirects
         } else if is_page(&file.key) {
             Phase::Pages
         } else {
@@ -49,6 +54,12 @@ impl Phase {
 /// the changed chain's headers, and only when its bytes do not depend on the chain.
 pub fn in_place(file: &LocalFile, reason: Reason) -> bool {
     reason == Reason::Chain && file.copies_in_place()
+}
+
+/// Whether an entry is a redirect object a `_redirects` rule made: bytes of its own, and the
+/// website redirect header.
+pub fn is_redirect(file: &LocalFile) -> bool {
+    file.inline_bytes().is_some() && file.meta.as_ref().is_some_and(|m| m.get(Field::WebsiteRedirectLocation).is_some())
 }
 
 /// Whether a key is a page, to be uploaded after the assets it may refer to.

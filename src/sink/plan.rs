@@ -2,8 +2,9 @@
 //!
 //! `plan` and `sync --dry-run` run the [`PlanSink`], which takes the same events as the S3 sink
 //! and renders them instead of sending them; snapshot tests pin what it prints. The order is
-//! that of a site publish (assets, then HTML pages, then server-side copies, then deletes, then
-//! what cannot be done: the [`Phase`] the S3 sink holds each action back for), each group sorted
+//! that of a site publish (assets, then HTML pages, then redirect objects, which a sync sends with
+//! the pages, then server-side copies, then deletes, then what cannot be done: the [`Phase`] the
+//! S3 sink holds each action back for), each group sorted
 //! by key, so the same inputs always print the same plan.
 
 use std::fmt::Write;
@@ -14,6 +15,7 @@ use super::{FailedOp, Tracker};
 use crate::journal::Change;
 use crate::keys::names::printable;
 use crate::keys::target::Target;
+use crate::model::fields::Field;
 use crate::model::{Event, LocalFile, Reason};
 
 /// The sink of a dry run: every event becomes a [`Step`] of the plan, and nothing is sent.
@@ -66,7 +68,7 @@ impl Sink for PlanSink {
     async fn finish(mut self: Box<Self>, finish: Finish) -> Applied {
         let mut applied = self.tracker.applied(0);
         let count = |phase: fn(Phase) -> bool| self.steps.iter().filter(|s| phase(s.phase)).count() as u64;
-        applied.uploaded = count(|p| p <= Phase::Pages);
+        applied.uploaded = count(|p| p <= Phase::Redirects);
         applied.copied = count(|p| p == Phase::Copies);
         applied.deleted = count(|p| p == Phase::Deletes);
         applied.bytes_uploaded = self.steps.iter().map(|s| s.bytes).sum();
@@ -103,6 +105,7 @@ pub fn step(event: &Event, target: &Target) -> Step {
     let mut step = bare_step(event, target);
     if let Event::Upload { file, .. } = event
         && let Some(meta) = file.meta.as_deref()
+        && step.phase != Phase::Redirects
     {
         step.detail.push_str(&meta.shown());
     }
@@ -124,6 +127,7 @@ fn bare_step(event: &Event, target: &Target) -> Step {
                 detail: format!("(from {}, {})", printable(&key(source)), reason.as_str()),
                 bytes: 0,
             },
+            None if super::phase::is_redirect(file) => redirect(file, *reason, target),
             None => Step::upload(phase, key(&file.key), file, *reason),
         },
         Event::Delete { object } => Step { phase, key: key(&object.key), detail: String::new(), bytes: 0 },
@@ -132,6 +136,15 @@ fn bare_step(event: &Event, target: &Target) -> Step {
             Step { phase, key: key(&file.key), detail: "(not an action)".into(), bytes: 0 }
         }
     }
+}
+
+/// `redirect KEY -> TARGET (reason)`, then the headers besides the two every redirect object has.
+fn redirect(file: &LocalFile, reason: Reason, target: &Target) -> Step {
+    let mut meta = file.meta.as_deref().cloned().unwrap_or_default();
+    let location = meta.take(Field::WebsiteRedirectLocation).unwrap_or_default();
+    meta.take(Field::ContentType);
+    let detail = format!("-> {} ({}){}", printable(&location), reason.as_str(), meta.shown());
+    Step { phase: Phase::Redirects, key: target.key(&file.key), detail, bytes: file.size }
 }
 
 /// Renders the plan: one line per step, then a summary line.
@@ -143,10 +156,10 @@ pub fn render(steps: &mut [Step], unchanged: u64, hashed: u64) -> String {
     let (mut uploads, mut bytes, mut copies, mut deletes, mut problems) = (0, 0u64, 0, 0, 0);
     for step in steps.iter() {
         let verb = match step.phase {
-            Phase::Assets | Phase::Pages => {
+            Phase::Assets | Phase::Pages | Phase::Redirects => {
                 uploads += 1;
                 bytes += step.bytes;
-                "upload"
+                if step.phase == Phase::Redirects { "redirect" } else { "upload" }
             }
             Phase::Copies => {
                 copies += 1;

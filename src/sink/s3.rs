@@ -52,6 +52,7 @@ impl S3Sink {
         let waiting = Waiting { file, added };
         match (phase, &self.assets) {
             (Phase::Copies, _) => self.copies.push(waiting).await,
+            // Redirect objects go with the pages: Phase::Redirects is a plan's group only.
             (Phase::Assets, Some(pool)) => pool.send(Job::Upload { file: waiting.file, added }).await,
             _ => self.pages.push(waiting).await,
         }

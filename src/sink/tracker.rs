@@ -108,12 +108,13 @@ impl crate::run::progress::Done for Tracker {
 mod tests {
     use super::*;
 
-    const KNOWN: [(FailedOp, &str); 6] = [
+    const KNOWN: [(FailedOp, &str); 7] = [
         (FailedOp::Scan, "scan"),
         (FailedOp::Upload, "upload"),
         (FailedOp::Copy, "copy"),
         (FailedOp::Delete, "delete"),
         (FailedOp::Invalidate, "invalidate"),
+        (FailedOp::Website, "website"),
         (FailedOp::Plan, "plan"),
     ];
 

@@ -29,6 +29,8 @@ pub struct Chain {
     encoded: EncodedKeys,
     /// `cache_policy = "auto"`: the Cache-Control of the keys no step gave one.
     policy: Option<Policy>,
+    /// Keys of the walk no step sees and nothing publishes (the site's `_redirects`).
+    left_out: &'static [&'static str],
 }
 
 impl Chain {
@@ -37,12 +39,19 @@ impl Chain {
     /// that several entries claim.
     pub fn of(steps: Vec<(String, Box<dyn Transform>)>, creates_keys: bool) -> Chain {
         let claims = creates_keys.then(Claims::default);
-        Chain { steps, claims, max_key: MAX_KEY_BYTES, encoded: Default::default(), policy: None }
+        let (encoded, policy, left_out) = (Default::default(), None, &[][..]);
+        Chain { steps, claims, max_key: MAX_KEY_BYTES, encoded, policy, left_out }
     }
 
     /// Applies `policy` to what the steps yield (see [`super::cache_policy`]).
     pub fn cache_policy(mut self, policy: CachePolicy) -> Chain {
         self.policy = (policy == CachePolicy::Auto).then(Policy::default);
+        self
+    }
+
+    /// Leaves the walk's entries under these keys out, before any step sees them.
+    pub fn leaving_out(mut self, keys: &'static [&'static str]) -> Chain {
+        self.left_out = keys;
         self
     }
 
@@ -78,6 +87,7 @@ impl Chain {
     /// Passes a scan batch through every step.
     pub fn apply(&mut self, items: Vec<LocalItem>) -> Result<Vec<LocalItem>, TransformError> {
         let mut files: Vec<LocalFile> = items.into_iter().map(entry).collect();
+        files.retain(|f| !self.left_out.contains(&f.key.as_str()));
         let walked = self.claims.as_mut().map(|c| c.walked(&files));
         for (index, (name, step)) in self.steps.iter_mut().enumerate() {
             if files.is_empty() {

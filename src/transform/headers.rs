@@ -96,6 +96,14 @@ pub struct Headers {
     matched: Vec<usize>,
 }
 
+impl Headers {
+    /// The last rule that sets a `website_redirect_location` on `key`, if one does.
+    pub fn redirect_rule(&self, key: &str) -> Option<usize> {
+        let matched = self.set.matches(key);
+        matched.into_iter().rev().find(|&i| self.metas[i].get(Field::WebsiteRedirectLocation).is_some())
+    }
+}
+
 impl Transform for Headers {
     fn apply(&mut self, mut batch: Vec<LocalFile>) -> Result<Vec<LocalFile>, StepError> {
         for file in &mut batch {

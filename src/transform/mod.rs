@@ -18,6 +18,7 @@ mod duplicate;
 mod filter;
 mod headers;
 pub mod plugin;
+pub mod redirects;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -188,6 +189,9 @@ pub struct ChainSpec {
     recorded: fingerprint::Fingerprint,
     fingerprint: String,
     cache_policy: CachePolicy,
+    /// The site's `_redirects` and `_headers` (and `[redirects]`): the steps that open and end
+    /// the chain.
+    site: Option<Arc<redirects::SiteRules>>,
     /// Where the tables came from (the config file), for messages about creating plugins.
     pub origin: String,
 }
@@ -226,7 +230,32 @@ impl ChainSpec {
             steps.push(step);
         }
         let fingerprint = recorded.finish(CachePolicy::Off);
-        Ok(ChainSpec { steps, recorded, fingerprint, cache_policy: CachePolicy::Off, origin: String::new() })
+        let cache_policy = CachePolicy::Off;
+        Ok(ChainSpec { steps, recorded, fingerprint, cache_policy, site: None, origin: String::new() })
+    }
+
+    /// Adds the steps of the site's `_redirects` and `_headers`; the headers `_headers` sets are
+    /// recorded by the marker like a `headers` table's.
+    pub fn with_site(mut self, site: redirects::SiteRules) -> ChainSpec {
+        if let Some(recorded) = site.recorded() {
+            self.recorded.add(&recorded);
+            self.fingerprint = self.recorded.finish(self.cache_policy);
+        }
+        self.site = Some(Arc::new(site));
+        self
+    }
+
+    pub fn site(&self) -> Option<&Arc<redirects::SiteRules>> {
+        self.site.as_ref()
+    }
+
+    /// The `headers` rule that sets a `website_redirect_location` on `key`, named as the config
+    /// has it (`transform[1].rules[0]`).
+    pub fn redirecting_rule(&self, key: &str) -> Option<String> {
+        self.steps.iter().enumerate().find_map(|(index, step)| match step {
+            StepSpec::Headers(h) => h.redirect_rule(key).map(|rule| format!("transform[{index}].rules[{rule}]")),
+            _ => None,
+        })
     }
 
     /// The chain with `policy` applied before its steps (see [`cache_policy`]); it changes the
@@ -323,12 +352,20 @@ impl ChainSpec {
             };
             steps.push(named);
         }
+        let mut left_out: &[&str] = &[];
+        if let Some(site) = &self.site {
+            let step = redirects::SiteStep::new(site.clone(), self.keeps_order());
+            steps.push(("_redirects and _headers".to_owned(), Box::new(step)));
+            if site.hides_files() {
+                left_out = &redirects::SITE_FILES;
+            }
+        }
         let compress = self.steps.iter().filter_map(|step| match step {
             StepSpec::Compress(c) => Some(c.clone()),
             _ => None,
         });
         let chain = Chain::of(steps, !self.keeps_order()).encoded(EncodedKeys::of(compress.collect()));
-        Ok(chain.cache_policy(self.cache_policy))
+        Ok(chain.cache_policy(self.cache_policy).leaving_out(left_out))
     }
 }
 

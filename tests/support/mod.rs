@@ -13,6 +13,7 @@
 
 #![allow(dead_code)]
 
+pub mod garage;
 pub mod moto;
 pub mod proxy;
 mod store;

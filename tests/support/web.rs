@@ -2,9 +2,12 @@
 //! load what sitesync published: `GET /PATH` answers with the object `PREFIX + PATH` (a path
 //! ending in `/`, and `/` itself, with its `index.html`; a folder named without its `/` is
 //! redirected there, as S3 does), with the stored Content-Type and Content-Encoding and the
-//! stored bytes as they are (nothing is decompressed); anything else is a 404. One request per
-//! connection, HTTP/1.1, on the test server's runtime; the objects are read with GetObject from
-//! the test server, so the front sees exactly what a sync stored.
+//! stored bytes as they are (nothing is decompressed); an object carrying
+//! `x-amz-website-redirect-location` is a 301 to it, as the website endpoint answers; anything
+//! else is a 404. [`Front::rest`] serves as a CDN on the bucket's REST endpoint does instead: the
+//! redirect header is ignored and the object's body served. One request per connection,
+//! HTTP/1.1, on the test server's runtime; the objects are read with GetObject from the test
+//! server, so the front sees exactly what a sync stored.
 
 use std::net::SocketAddr;
 
@@ -28,6 +31,15 @@ struct Answer {
 impl Front {
     /// Serves the objects under `prefix` (`site/`) of the test bucket on a free port of 127.0.0.1.
     pub fn start(store: &Store, prefix: &str) -> Front {
+        Front::serve(store, prefix, true)
+    }
+
+    /// The same, but serving a redirect object's body, as CloudFront on the REST endpoint does.
+    pub fn rest(store: &Store, prefix: &str) -> Front {
+        Front::serve(store, prefix, false)
+    }
+
+    fn serve(store: &Store, prefix: &str, website: bool) -> Front {
         let listener = store.block_on(TcpListener::bind("127.0.0.1:0")).expect("binding the web front");
         let addr = listener.local_addr().unwrap();
         let (client, prefix) = (store.client.clone(), prefix.to_owned());
@@ -35,7 +47,7 @@ impl Front {
             while let Ok((socket, _)) = listener.accept().await {
                 let (client, prefix) = (client.clone(), prefix.clone());
                 tokio::spawn(async move {
-                    let _ = serve(socket, &client, &prefix).await;
+                    let _ = serve(socket, &client, &prefix, website).await;
                 });
             }
         });
@@ -47,7 +59,7 @@ impl Front {
     }
 }
 
-async fn serve(mut socket: TcpStream, client: &aws_sdk_s3::Client, prefix: &str) -> std::io::Result<()> {
+async fn serve(mut socket: TcpStream, client: &aws_sdk_s3::Client, prefix: &str, website: bool) -> std::io::Result<()> {
     let mut request = Vec::new();
     let mut buf = [0u8; 4096];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -60,7 +72,7 @@ async fn serve(mut socket: TcpStream, client: &aws_sdk_s3::Client, prefix: &str)
     let line = String::from_utf8_lossy(&request[..request.iter().position(|&b| b == b'\r').unwrap_or(0)]).into_owned();
     let mut parts = line.split(' ');
     let answer = match (parts.next(), parts.next()) {
-        (Some("GET"), Some(target)) => answer(client, prefix, target).await,
+        (Some("GET"), Some(target)) => answer(client, prefix, target, website).await,
         _ => Answer { status: "405 Method Not Allowed", headers: Vec::new(), body: Vec::new() },
     };
     let mut head =
@@ -75,7 +87,7 @@ async fn serve(mut socket: TcpStream, client: &aws_sdk_s3::Client, prefix: &str)
 }
 
 /// The object a request target names, as S3 website hosting finds it.
-async fn answer(client: &aws_sdk_s3::Client, prefix: &str, target: &str) -> Answer {
+async fn answer(client: &aws_sdk_s3::Client, prefix: &str, target: &str, website: bool) -> Answer {
     let path = target.split(['?', '#']).next().unwrap_or("/");
     let Ok(path) = percent_encoding::percent_decode_str(path).decode_utf8() else { return not_found() };
     let Some(path) = path.strip_prefix('/') else { return not_found() };
@@ -84,18 +96,23 @@ async fn answer(client: &aws_sdk_s3::Client, prefix: &str, target: &str) -> Answ
     } else {
         format!("{prefix}{path}")
     };
-    if let Some(found) = get(client, &key).await {
+    if let Some(found) = get(client, &key, website).await {
         return found;
     }
     // `/folder` of a `folder/index.html`: S3 redirects to `/folder/`.
-    if !path.is_empty() && !path.ends_with('/') && get(client, &format!("{prefix}{path}/index.html")).await.is_some() {
+    let folder = format!("{prefix}{path}/index.html");
+    if !path.is_empty() && !path.ends_with('/') && get(client, &folder, website).await.is_some() {
         return Answer { status: "302 Found", headers: vec![("Location", format!("/{path}/"))], body: Vec::new() };
     }
     not_found()
 }
 
-async fn get(client: &aws_sdk_s3::Client, key: &str) -> Option<Answer> {
+async fn get(client: &aws_sdk_s3::Client, key: &str, website: bool) -> Option<Answer> {
     let object = client.get_object().bucket(BUCKET).key(key).send().await.ok()?;
+    if let Some(location) = object.website_redirect_location().filter(|_| website) {
+        let headers = vec![("Location", location.to_owned())];
+        return Some(Answer { status: "301 Moved Permanently", headers, body: Vec::new() });
+    }
     let mut headers = Vec::new();
     if let Some(t) = object.content_type() {
         headers.push(("Content-Type", t.to_owned()));
