@@ -7,6 +7,9 @@
 //! cuts the run short ([`Stop::forced`]): the pipeline returns at once and the binary exits with
 //! 130. Either way a re-run finishes the job: every request sitesync sends is idempotent, and
 //! deletes only ever follow a complete run. The library never exits the process itself.
+//!
+//! The run can stop itself the same way, without a signal ([`Halt`]): when its lock in the bucket
+//! was taken over, no new work starts and the requests in flight get the same grace period.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,12 +31,36 @@ struct Asked {
     first: Option<&'static str>,
     /// A second one, which cuts it short.
     again: bool,
+    /// The run stopped itself ([`Halt`]).
+    halted: bool,
+}
+
+impl Asked {
+    fn stopping(&self) -> bool {
+        self.first.is_some() || self.halted
+    }
 }
 
 /// Watches for SIGINT and SIGTERM for the rest of the run.
 pub struct Stop {
     flag: Arc<AtomicBool>,
     asked: watch::Receiver<Asked>,
+    tell: Arc<watch::Sender<Asked>>,
+}
+
+/// Stops the run as a first signal does, for a reason of its own; see [`Stop::halt`].
+#[derive(Clone)]
+pub struct Halt {
+    flag: Arc<AtomicBool>,
+    tell: Arc<watch::Sender<Asked>>,
+}
+
+impl Halt {
+    /// No new work starts; the requests in flight get the grace period. The caller says why.
+    pub fn halt(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.tell.send_modify(|asked| asked.halted = true);
+    }
 }
 
 impl Stop {
@@ -42,6 +69,8 @@ impl Stop {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
         let (tx, rx) = watch::channel(Asked::default());
+        let tell = Arc::new(tx);
+        let tx = tell.clone();
         let flag = Arc::new(AtomicBool::new(false));
         let set = flag.clone();
         tokio::spawn(async move {
@@ -60,7 +89,13 @@ impl Stop {
                 tx.send_modify(|asked| asked.first = Some(name));
             }
         });
-        Ok(Stop { flag, asked: rx })
+        Ok(Stop { flag, asked: rx, tell })
+    }
+
+    /// A handle that stops the run from elsewhere (a task beside it), as a first signal does but
+    /// without one: [`Stop::signal`] stays `None`.
+    pub fn halt(&self) -> Halt {
+        Halt { flag: self.flag.clone(), tell: self.tell.clone() }
     }
 
     /// The flag the sink's workers read: set once a stop is requested.
@@ -77,10 +112,10 @@ impl Stop {
         self.flag.load(Ordering::SeqCst)
     }
 
-    /// Resolves when a stop is requested (at once if it already was).
+    /// Resolves when a stop is requested, by a signal or a [`Halt`] (at once if it already was).
     pub async fn requested_wait(&self) {
         let mut rx = self.asked.clone();
-        let _ = rx.wait_for(|asked| asked.first.is_some()).await;
+        let _ = rx.wait_for(Asked::stopping).await;
     }
 
     /// Resolves [`GRACE`] after a stop is requested: the end of the wait for in-flight requests.
@@ -97,8 +132,8 @@ impl Stop {
             let _ = rx.wait_for(|asked| asked.again).await;
         };
         let overdue = async {
-            self.deadline().await;
-            tokio::time::sleep(LAST_CALL).await;
+            let _ = self.asked.clone().wait_for(|asked| asked.first.is_some()).await;
+            tokio::time::sleep(GRACE + LAST_CALL).await;
             tracing::error!(
                 "still busy {}s after the signal: stopping now; run again to finish",
                 (GRACE + LAST_CALL).as_secs()
