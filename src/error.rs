@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
+use crate::history::lock::BucketLockError;
 use crate::run::lock::LockError;
 use crate::run::thread::SpawnError;
 use crate::transform::TransformError;
@@ -51,6 +52,10 @@ pub enum Error {
     /// Another run holds the target's lock, or the lock file cannot be used.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Another run holds the target's lock in the bucket, the server cannot keep one and
+    /// `remote_lock = "required"`, or the lock was lost during the run.
+    #[error(transparent)]
+    BucketLock(BucketLockError),
     /// `--trust-state` was given, but the local state cannot stand for the bucket in this run.
     #[error("--trust-state: {0}; run once without --trust-state, which lists the bucket")]
     Untrusted(&'static str),
@@ -73,6 +78,16 @@ impl From<crate::scan::WalkError> for Error {
         match e {
             crate::scan::WalkError::Died(why) => Error::Stage { stage: "walk".into(), why },
             crate::scan::WalkError::Spawn(e) => Error::Spawn(e),
+        }
+    }
+}
+
+/// A request of the lock's is a store error like any other.
+impl From<BucketLockError> for Error {
+    fn from(e: BucketLockError) -> Error {
+        match e {
+            BucketLockError::Store(e) => Error::Store(e),
+            e => Error::BucketLock(e),
         }
     }
 }
@@ -102,6 +117,9 @@ impl Error {
             | Error::Signals(_)
             | Error::LocalStore(_) => EXIT_FAILED,
             Error::Remote(_) => EXIT_FAILED,
+            Error::BucketLock(BucketLockError::Busy { .. } | BucketLockError::Unsupported { .. }) => EXIT_USAGE,
+            Error::BucketLock(BucketLockError::Interrupted { .. }) => EXIT_INTERRUPTED,
+            Error::BucketLock(_) => EXIT_FAILED,
             Error::Interrupted(_) | Error::CutShort(_) => EXIT_INTERRUPTED,
         }
     }

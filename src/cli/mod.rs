@@ -165,6 +165,12 @@ pub struct SyncArgs {
     #[arg(long)]
     #[serde(skip)]
     pub dry_run: bool,
+    /// The lock in the bucket that keeps runs on different machines apart: auto (where the server
+    /// honours conditional writes, else this machine's lock only, with a warning), required
+    /// (refuse a server without them) or off.
+    #[arg(long, value_name = "MODE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_lock: Option<String>,
     /// When another run holds the target's lock, wait for it instead of failing.
     #[arg(long)]
     #[serde(skip)]

@@ -19,6 +19,7 @@ use super::sink::SinkSettings;
 use super::site::Site;
 use super::store::Store;
 use crate::clock::ChangeRule;
+use crate::history::lock::Mode;
 use crate::keys::names::NameDecoder;
 use crate::keys::shard::Shard;
 use crate::keys::target::Target;
@@ -32,6 +33,8 @@ pub struct Config {
     pub target: Target,
     /// `None`: the default lock, named after the target in the temp directory.
     pub lock_file: Option<PathBuf>,
+    /// Whether a sync holds the lock in the bucket too.
+    pub remote_lock: Mode,
     /// This run's part of a split run; `None`: the whole prefix.
     pub shard: Option<Shard>,
     pub store: Store,
@@ -109,7 +112,7 @@ impl Config {
 impl RawConfig {
     /// Builds each section, cheap checks first: the chain loads plugin libraries.
     fn build(self, origins: Origins) -> Result<Config, ConfigError> {
-        let Site { source, target, lock_file } = self.site.build(origins)?;
+        let Site { source, target, lock_file, remote_lock } = self.site.build(origins)?;
         let store = self.store.build(origins)?;
         let sink = self.sink.build(origins)?;
         let delete = self.delete.build(origins)?;
@@ -126,6 +129,7 @@ impl RawConfig {
             source,
             target,
             lock_file,
+            remote_lock,
             shard,
             store,
             names,

@@ -285,6 +285,24 @@ fn the_default_lock_is_named_after_the_target() {
 }
 
 #[test]
+fn remote_lock_is_auto_unless_a_layer_says_required_or_off() {
+    use crate::history::lock::Mode;
+    Jail::expect_with(|jail| {
+        jail.create_file(FILE, "")?;
+        assert_eq!(build(jail, &with_target(&[])).unwrap().remote_lock, Mode::Auto);
+        jail.create_file(FILE, "remote_lock = \"off\"")?;
+        assert_eq!(build(jail, &with_target(&[])).unwrap().remote_lock, Mode::Off);
+        jail.set_env("SITESYNC_REMOTE_LOCK", "required");
+        assert_eq!(build(jail, &with_target(&[])).unwrap().remote_lock, Mode::Required);
+        let flag = with_target(&["--remote-lock", "auto"]);
+        assert_eq!(build(jail, &flag).unwrap().remote_lock, Mode::Auto, "the flag beats the rest");
+        let err = build(jail, &with_target(&["--remote-lock", "always"])).unwrap_err();
+        assert!(err.contains("key `remote_lock`: \"always\" is not \"auto\" or \"required\" or \"off\""), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
 fn strict_on_the_command_line_joins_the_files_redirects_table_without_hiding_it() {
     Jail::expect_with(|jail| {
         jail.create_file(FILE, "[redirects]\nrouting_rules = true\ncloudfront_function = \"cf.js\"\n")?;

@@ -13,6 +13,8 @@
 //! Records are dated by the server's clock (this machine's clock moved by the measured offset), so
 //! that runs from machines whose clocks disagree agree on what happened first and how long ago.
 
+pub mod lock;
+
 use crate::clock::Offset;
 use crate::keys::shard::Shard;
 use crate::model::Time;
@@ -81,6 +83,15 @@ fn format_utc(secs: i64) -> String {
     format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}", rem / 3600, rem / 60 % 60, rem % 60)
 }
 
+/// A time as people read it, to the millisecond (UTC): `2026-12-05T10:45:00.123Z`.
+pub fn iso_utc(at: Time) -> String {
+    let millis = at.0.div_euclid(1_000_000);
+    let (secs, ms) = (millis.div_euclid(1000), millis.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
 /// Howard Hinnant's days-to-civil: the proleptic Gregorian date of a day count from 1970-01-01.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -118,6 +129,7 @@ mod tests {
         assert!(c.0.ends_with("-2-of-8"), "{c}");
         assert_ne!(DeployId::new(at(1, 0), None), DeployId::new(at(1, 0), None), "same millisecond");
         assert_eq!(format_utc(951_782_400), "20000229T000000", "a leap day");
+        assert_eq!(iso_utc(at(951_782_400, 7)), "2000-02-29T00:00:00.007Z");
     }
 
     #[test]

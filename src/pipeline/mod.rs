@@ -50,16 +50,27 @@ pub struct RunOptions {
 /// Batches buffered between each scan and the merge.
 const SCAN_QUEUE: usize = 4;
 
-/// Runs one sync, or one plan with `dry_run`. A second signal cuts it short.
+/// Runs one sync, or one plan with `dry_run`. A second signal cuts it short. The lock in the
+/// bucket is released however the run ended.
 pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
     let stop = Stop::listen().map_err(Error::Signals)?;
-    tokio::select! {
-        report = run_until_stopped(config, opts, &stop) => report,
+    let mut bucket_lock = None;
+    let outcome = tokio::select! {
+        report = run_until_stopped(config, opts, &stop, &mut bucket_lock) => report,
         signal = stop.forced() => Err(Error::CutShort(signal)),
+    };
+    match bucket_lock {
+        Some(lock) => stages::release(lock, outcome).await,
+        None => outcome,
     }
 }
 
-async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Report, Error> {
+async fn run_until_stopped(
+    config: &Config,
+    opts: &RunOptions,
+    stop: &Stop,
+    bucket_lock: &mut Option<crate::history::lock::BucketLock>,
+) -> Result<Report, Error> {
     let started = Instant::now();
     check_source(config, opts.force_delete)?;
     // Plugins are created before anything is sent: one that refuses its settings is a
@@ -70,7 +81,7 @@ async fn run_until_stopped(config: &Config, opts: &RunOptions, stop: &Stop) -> R
     if let Some(site) = config.chain.site().filter(|_| !opts.dry_run) {
         site.write_function().map_err(crate::config::ConfigError::from)?;
     }
-    let stages = Stages::build(config, opts, stop).await?;
+    let stages = Stages::build(config, opts, stop, bucket_lock).await?;
 
     let (walk_tx, walk_rx) = mpsc::channel(SCAN_QUEUE);
     let (local_tx, local_rx) = mpsc::channel(SCAN_QUEUE);

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError, RemoteChoice};
 use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
+use crate::history::lock::{self as bucket, BucketLock, BucketLockError};
 use crate::remote::TrustedState;
 use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
@@ -71,13 +72,80 @@ pub async fn lock(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Opt
     }
 }
 
+/// The target's lock in the bucket for a sync (see `history::lock`), waited for until a signal;
+/// when a renewal finds it lost, the run is halted as by a signal. None for a plan.
+async fn bucket_lock(
+    config: &Config,
+    opts: &RunOptions,
+    (client, clock): (&aws_sdk_s3::Client, &Arc<Clock>),
+    stop: &Stop,
+) -> Result<Option<BucketLock>, Error> {
+    if opts.dry_run {
+        return Ok(None);
+    }
+    let request = bucket::Request {
+        client,
+        clock: clock.clone(),
+        target: &config.target,
+        shard: config.shard.as_ref(),
+        mode: config.remote_lock,
+        wait: opts.wait_lock,
+        timing: bucket::Timing::default(),
+    };
+    let held = BucketLock::acquire(request, stop.requested_wait()).await.map_err(|e| match e {
+        BucketLockError::Interrupted { .. } => Error::Interrupted(stop.signal().unwrap_or("a signal")),
+        e => e.into(),
+    })?;
+    if let Some(lock) = &held {
+        let (lost, halt) = (lock.when_lost(), stop.halt());
+        tokio::spawn(async move {
+            if lost.await {
+                halt.halt();
+            }
+        });
+    }
+    Ok(held)
+}
+
+/// How long releasing the bucket lock may take at the end of a run.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Releases the run's lock in the bucket, however the run ended; a lock lost during the run is
+/// the run's error. A release that fails is only a warning: the lock expires by itself.
+pub async fn release(lock: BucketLock, outcome: Result<Report, Error>) -> Result<Report, Error> {
+    let lost = lock.lost();
+    let url = lock.url().to_owned();
+    let why = match tokio::time::timeout(RELEASE_WAIT, lock.release()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {}s", RELEASE_WAIT.as_secs())),
+    };
+    if let Some(why) = why {
+        tracing::warn!(
+            "could not release the bucket lock {url} ({why}); it expires by itself, and the next run of this machine takes it over at once"
+        );
+    }
+    match lost {
+        Some(lost) => Err(lost.into()),
+        None => outcome,
+    }
+}
+
 impl Stages {
-    pub async fn build(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Stages, Error> {
+    /// The stages of a run; a sync takes the target's lock in the bucket first, into `held`, so
+    /// that the run releases it however it ends.
+    pub async fn build(
+        config: &Config,
+        opts: &RunOptions,
+        stop: &Stop,
+        held: &mut Option<BucketLock>,
+    ) -> Result<Stages, Error> {
         let clock = Arc::new(Clock::default());
         let client = tokio::select! {
             client = connect(config, clock.clone()) => client?,
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
+        *held = bucket_lock(config, opts, (&client, &clock), stop).await?;
         let walk = config.walk_options();
         let identity = config.state_identity();
         let state = match &config.state {
