@@ -16,6 +16,7 @@
 pub mod garage;
 pub mod moto;
 pub mod proxy;
+mod sigv4;
 mod store;
 pub mod web;
 

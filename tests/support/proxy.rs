@@ -11,6 +11,11 @@
 //! lets a test act at an exact point of a run (kill the process while an upload is stalled)
 //! without sleeping. Concurrency makes the order of requests vary between runs, so the seed fixes
 //! the sequence of coin flips, not which request gets which.
+//!
+//! It can also remove request headers on the way ([`Proxy::strip_request_headers`]), as a server
+//! that ignores them would: `If-None-Match` and `If-Match` make the test server one without
+//! conditional writes. Headers are signed, so a request that loses one is signed again with the
+//! test server's credentials.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,9 +64,14 @@ impl Head {
         self.method == "GET" && self.target.contains("list-type=2")
     }
 
-    /// A PutObject or UploadPart call.
+    /// A PutObject, UploadPart or CopyObject call, but for the bucket lock's writes.
     pub fn is_put(&self) -> bool {
-        self.method == "PUT"
+        self.method == "PUT" && !self.is_lock()
+    }
+
+    /// A request about the bucket lock (`.sitesync/lock`, a shard's `.sitesync/lock.K-of-N`).
+    pub fn is_lock(&self) -> bool {
+        self.target.contains("/.sitesync/lock")
     }
 }
 
@@ -133,6 +143,8 @@ struct Shared {
     released: watch::Sender<bool>,
     /// Response headers removed on the way back (lowercase names), as some gateways strip `Date`.
     stripped: Mutex<Vec<String>>,
+    /// Request headers removed on the way in (lowercase names).
+    stripped_requests: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -192,6 +204,7 @@ impl Proxy {
             injected: Default::default(),
             released,
             stripped: Mutex::new(Vec::new()),
+            stripped_requests: Mutex::new(Vec::new()),
         });
         let listener = runtime.block_on(TcpListener::bind(("127.0.0.1", 0))).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -227,6 +240,11 @@ impl Proxy {
         self.shared.stripped.lock().unwrap().push(name.to_ascii_lowercase());
     }
 
+    /// Removes the headers `names` from every request from now on, signing it again.
+    pub fn strip_request_headers(&self, names: &[&str]) {
+        self.shared.stripped_requests.lock().unwrap().extend(names.iter().map(|n| n.to_ascii_lowercase()));
+    }
+
     /// Lets every stalled request (and every later one) go through to the server.
     pub fn release(&self) {
         self.shared.released.send_replace(true);
@@ -245,7 +263,11 @@ async fn serve(client: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
     let mut upstream: Option<BufReader<TcpStream>> = None;
     loop {
         let Some(head) = read_head(&mut client).await? else { return Ok(()) };
-        let request = read_message(&mut client, head, None).await?;
+        let mut request = read_message(&mut client, head, None).await?;
+        let names = shared.stripped_requests.lock().unwrap().clone();
+        if let Some(head) = super::sigv4::resigned_without(&request.head, &names) {
+            request.head = head;
+        }
         let line = String::from_utf8_lossy(&request.head);
         let mut words = line.split_whitespace();
         let head =
