@@ -248,3 +248,25 @@ fn the_embedded_store_takes_a_file_replaced_by_a_folder_of_the_same_name() {
     wait(tree.sync(&store.endpoint(), &[]).spawn(), Duration::from_secs(60)).code(0);
     assert_eq!(store.objects()["site/a"], b"file again");
 }
+
+#[test]
+fn the_embedded_store_refuses_writes_into_a_bucket_that_does_not_exist() {
+    // s3s-fs made the bucket's folder for the first object written into it, so a run whose first
+    // request is a write (the bucket lock) synced into a bucket nobody created.
+    use aws_sdk_s3::primitives::ByteStream;
+    let store = Store::start();
+    let missing = "no-such-bucket";
+    let code = |e: &dyn aws_sdk_s3::error::ProvideErrorMetadata| e.code().map(str::to_owned);
+    let put =
+        store.block_on(store.client.put_object().bucket(missing).key("a").body(ByteStream::from_static(b"a")).send());
+    assert_eq!(put.map_err(|e| code(&e.into_service_error())).err(), Some(Some("NoSuchBucket".into())));
+    let copy = store.client.copy_object().bucket(missing).key("b").copy_source(format!("{BUCKET}/x"));
+    store.put("x", b"x");
+    let copy = store.block_on(copy.send());
+    assert_eq!(copy.map_err(|e| code(&e.into_service_error())).err(), Some(Some("NoSuchBucket".into())));
+    let upload = store.block_on(store.client.create_multipart_upload().bucket(missing).key("c").send());
+    assert_eq!(upload.map_err(|e| code(&e.into_service_error())).err(), Some(Some("NoSuchBucket".into())));
+    let buckets = store.block_on(store.client.list_buckets().send()).unwrap();
+    let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, [BUCKET], "no bucket made by a write");
+}

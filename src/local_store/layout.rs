@@ -3,7 +3,7 @@
 //! names one, then delegated to s3s-fs; listings are made from the stored names (`listing`).
 
 use s3s::dto::*;
-use s3s::{S3, S3Request, S3Response, S3Result};
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
 use super::long::Names;
 
@@ -20,6 +20,15 @@ pub struct Compliant {
 impl Compliant {
     pub fn new(inner: s3s_fs::FileSystem, root: &std::path::Path, list_etags: bool) -> Compliant {
         Compliant { inner, root: root.to_owned(), list_etags, names: Names::new(root) }
+    }
+
+    /// S3 refuses a write into a bucket that does not exist; s3s-fs would make the bucket's
+    /// folder for it.
+    async fn bucket_exists(&self, bucket: &str) -> S3Result<()> {
+        match tokio::fs::metadata(self.root.join(bucket)).await {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            _ => Err(s3_error!(NoSuchBucket)),
+        }
     }
 
     async fn source_in(&self, source: &mut CopySource) {
@@ -51,6 +60,7 @@ impl S3 for Compliant {
     }
 
     async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
         req.input.key = self.names.for_write(&req.input.bucket, &req.input.key).await?;
         self.inner.put_object(req).await
     }
@@ -66,6 +76,7 @@ impl S3 for Compliant {
     }
 
     async fn copy_object(&self, mut req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
         req.input.key = self.names.for_write(&req.input.bucket, &req.input.key).await?;
         self.source_in(&mut req.input.copy_source).await;
         self.inner.copy_object(req).await
@@ -100,6 +111,7 @@ impl S3 for Compliant {
         &self,
         mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        self.bucket_exists(&req.input.bucket).await?;
         let key = req.input.key.clone();
         req.input.key = self.names.for_write(&req.input.bucket, &req.input.key).await?;
         let mut resp = self.inner.create_multipart_upload(req).await?;
