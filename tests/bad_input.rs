@@ -545,6 +545,27 @@ fn lock_held() {
 }
 
 #[test]
+fn bucket_lock_held() {
+    let store = Store::start();
+    let tree = setup(&store);
+    let lock = r#"{"v":1,"host":"ci-runner-7","pid":4242,"start":"2026-01-02T10:45:00.000Z","version":"0.1.0","ttl":120,"token":"feedfacefeedface","machine":"another-boot pid:[1]"}"#;
+    store.put("site/.sitesync/lock", lock.as_bytes());
+    let run = refused(&store, tree.sync(&store.endpoint(), &[]));
+    check(&run, "bucket_lock_held");
+}
+
+#[test]
+fn remote_lock_unsupported() {
+    let store = Store::start();
+    let tree = setup(&store);
+    let proxy = store.proxy(1, vec![]);
+    proxy.strip_request_headers(&["If-None-Match", "If-Match"]);
+    tree.config("remote_lock = \"required\"\n");
+    let run = refused(&store, tree.sync(&proxy.endpoint(), &[]));
+    check(&run, "remote_lock_unsupported");
+}
+
+#[test]
 fn lock_file_unusable() {
     let run = with_config("lock_file = \"/nonexistent/dir/site.lock\"\n");
     check(&run, "lock_file_unusable");
