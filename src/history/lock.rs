@@ -155,14 +155,14 @@ impl BucketLock {
     }
 
     /// Stops renewing (a renewal in flight ends first) and deletes the lock if it is still this
-    /// run's.
+    /// run's. [`BucketLockError::Lost`] when it was lost by then: another run's lock is kept.
     pub async fn release(mut self) -> Result<(), BucketLockError> {
         self.stop.send_replace(true);
         if let Some(renewal) = self.renewal.take() {
             let _ = renewal.await;
         }
-        if self.lost.borrow().is_some() {
-            return Ok(());
+        if let Some(lost) = self.lost() {
+            return Err(lost);
         }
         self.lock.delete_if_ours().await?;
         Ok(())
@@ -197,7 +197,7 @@ async fn renew(
                 continue;
             }
             Ok(Err(Renewal::TakenOver(why))) => {
-                tracing::warn!("the bucket lock {} was taken over: {why}; stopping", lock.url);
+                tracing::warn!("lost the bucket lock {}: {why}; stopping", lock.url);
                 lost.send_replace(Some(why));
                 return;
             }
@@ -208,7 +208,7 @@ async fn renew(
         if since + timing.renew_every >= timing.ttl {
             let why =
                 format!("it could not be renewed for {}s ({failed}), so another run may take it over", since.as_secs());
-            tracing::warn!("the bucket lock {} is about to expire: {why}; stopping", lock.url);
+            tracing::warn!("lost the bucket lock {}: {why}; stopping", lock.url);
             lost.send_replace(Some(why));
             return;
         }
@@ -428,7 +428,7 @@ impl Lock {
                 // A renewal of this run's whose answer was lost.
                 Some(found) if self.is_mine(&found) => Ok(found.etag),
                 Some(found) => Err(Renewal::TakenOver(format!("another sitesync run holds it ({})", found.describe()))),
-                None => Err(Renewal::TakenOver("it was deleted".into())),
+                None => Err(Renewal::TakenOver("someone deleted it".into())),
             },
             Err(Refused::Unsupported(why)) => Err(Renewal::Failed(why)),
             Err(Refused::Store(e)) => Err(failed(e)),

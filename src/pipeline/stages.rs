@@ -113,18 +113,16 @@ const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Releases the run's lock in the bucket, however the run ended; a lock lost during the run is
 /// the run's error. A release that fails is only a warning: the lock expires by itself.
 pub async fn release(lock: BucketLock, outcome: Result<Report, Error>) -> Result<Report, Error> {
-    let lost = lock.lost();
-    let url = lock.url().to_owned();
-    let why = match tokio::time::timeout(RELEASE_WAIT, lock.release()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some(format!("no answer within {}s", RELEASE_WAIT.as_secs())),
+    let (url, lost) = (lock.url().to_owned(), lock.lost());
+    let failed = match tokio::time::timeout(RELEASE_WAIT, lock.release()).await {
+        Ok(Ok(())) => return outcome,
+        Ok(Err(lost @ BucketLockError::Lost { .. })) => return Err(lost.into()),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {}s", RELEASE_WAIT.as_secs()),
     };
-    if let Some(why) = why {
-        tracing::warn!(
-            "could not release the bucket lock {url} ({why}); it expires by itself, and the next run of this machine takes it over at once"
-        );
-    }
+    tracing::warn!(
+        "could not release the bucket lock {url} ({failed}); it expires by itself, and the next run of this machine takes it over at once"
+    );
     match lost {
         Some(lost) => Err(lost.into()),
         None => outcome,
