@@ -125,6 +125,23 @@ fn another_machines_lock_refuses_the_run_until_it_expires_then_is_taken_over_nam
 }
 
 #[test]
+fn a_signal_while_waiting_for_the_bucket_lock_exits_130_having_changed_nothing() {
+    let store = Store::start();
+    let tree = Tree::new();
+    tree.many(5);
+    store.put(LOCK, FOREIGN.as_bytes());
+    let mut child = tree.sync(&store.endpoint(), &["--wait-lock"]).spawn();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let waiting = lines.by_ref().map_while(Result::ok).find(|l| l.contains("waiting for the bucket lock"));
+    assert!(waiting.expect("not waiting").contains(FOREIGN_HOLDER));
+    support::signal(&child, libc::SIGTERM);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{rest:?}");
+    assert!(rest.iter().any(|l| l == "error: stopped by SIGTERM before anything was sent"), "{rest:?}");
+    assert_eq!(store.keys(), [LOCK], "the other machine's lock is kept, nothing synced");
+}
+
+#[test]
 fn a_lock_that_is_not_sitesyncs_is_held_by_someone_unknown_until_it_expires() {
     let store = Store::start();
     let tree = Tree::new();
