@@ -60,6 +60,9 @@ pub enum Error {
     /// The embedded S3 store cannot start, or this build has none.
     #[error("{0}")]
     LocalStore(String),
+    /// The ledger of retired keys (`delete_grace`) cannot be read or written.
+    #[error(transparent)]
+    Ledger(crate::history::ledger::LedgerError),
     /// A signal stopped the run before it sent anything.
     #[error("stopped by {0} before anything was sent")]
     Interrupted(&'static str),
@@ -73,6 +76,16 @@ impl From<crate::scan::WalkError> for Error {
         match e {
             crate::scan::WalkError::Died(why) => Error::Stage { stage: "walk".into(), why },
             crate::scan::WalkError::Spawn(e) => Error::Spawn(e),
+        }
+    }
+}
+
+/// A request's error is a store error (which names the endpoint); the rest are the ledger's.
+impl From<crate::history::ledger::LedgerError> for Error {
+    fn from(e: crate::history::ledger::LedgerError) -> Error {
+        match e {
+            crate::history::ledger::LedgerError::Store(e) => Error::Store(e),
+            e => Error::Ledger(e),
         }
     }
 }
@@ -100,7 +113,8 @@ impl Error {
             | Error::Stage { .. }
             | Error::Spawn(_)
             | Error::Signals(_)
-            | Error::LocalStore(_) => EXIT_FAILED,
+            | Error::LocalStore(_)
+            | Error::Ledger(_) => EXIT_FAILED,
             Error::Remote(_) => EXIT_FAILED,
             Error::Interrupted(_) | Error::CutShort(_) => EXIT_INTERRUPTED,
         }

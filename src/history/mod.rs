@@ -13,6 +13,8 @@
 //! Records are dated by the server's clock (this machine's clock moved by the measured offset), so
 //! that runs from machines whose clocks disagree agree on what happened first and how long ago.
 
+pub mod ledger;
+
 use crate::clock::Offset;
 use crate::keys::shard::Shard;
 use crate::model::Time;
