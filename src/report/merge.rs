@@ -144,6 +144,7 @@ pub fn merge(reports: impl IntoIterator<Item = Report>) -> Option<Report> {
         total.uploaded = total.uploaded.saturating_add(report.uploaded);
         total.copied = total.copied.saturating_add(report.copied);
         total.deleted = total.deleted.saturating_add(report.deleted);
+        total.retired = total.retired.saturating_add(report.retired);
         total.unchanged = total.unchanged.saturating_add(report.unchanged);
         total.failed = total.failed.saturating_add(report.failed);
         total.bytes_uploaded = total.bytes_uploaded.saturating_add(report.bytes_uploaded);
