@@ -338,3 +338,44 @@ fn shards_each_keep_their_part_and_a_change_of_n_loses_nothing() {
     assert_eq!(counts(&run), (0, 0, 9), "{run}");
     assert_eq!(site(&test.server), test.tree.expected());
 }
+
+#[test]
+fn unretire_drops_the_keys_a_rollback_brings_back() {
+    let test = Test::new().file("index.html", "home").file("a.js", "a").file("b.js", "b").file("c.js", "c");
+    test.config("sync.toml", "max_delete_percent = 100\n");
+    sync_long(&test, &[]).success();
+    for key in ["a.js", "b.js"] {
+        test.remove(key);
+    }
+    sync_long(&test, &[]).success();
+    let before = whole(&test.server);
+
+    let target = sitesync::keys::target::Target::parse(support::DEST).unwrap();
+    let keys = ["a.js".to_owned(), "gone.js".to_owned()].into();
+    let unretire = sitesync::history::ledger::unretire(&test.server.client, &target, None, &keys);
+    let dropped = test.server.block_on(unretire).unwrap();
+    assert_eq!(dropped, 1, "a.js; gone.js was never retired");
+    assert_eq!(whole(&test.server), BTreeMap::from([("b.js".to_owned(), before["b.js"])]), "b.js kept at its time");
+
+    // Nothing retired is left alone by a second call: no key to drop, the file as it was.
+    let written = test.server.objects()["site/.sitesync/retired"].clone();
+    let again = sitesync::history::ledger::unretire(&test.server.client, &target, None, &keys);
+    assert_eq!(test.server.block_on(again).unwrap(), 0);
+    assert_eq!(test.server.objects()["site/.sitesync/retired"], written);
+}
+
+#[test]
+fn a_ledger_this_version_cannot_read_withholds_the_deletes_and_is_left_as_it_is() {
+    let test = Test::new().file("index.html", "home").file("a.js", "a");
+    sync_long(&test, &[]).success();
+    let newer = b"{\"v\":2,\"shard\":null,\"written\":1}\nwhatever comes next\n";
+    test.server.put("site/.sitesync/retired", newer);
+    test.remove("a.js");
+    test.write("b.js", "b");
+    let run = sync_long(&test, &[]).code(1);
+    assert_eq!(counts(&run), (1, 0, 0), "the rest is published\n{run}");
+    assert_eq!(run.report().failed_keys(), [(".sitesync/retired", "delete")]);
+    assert!(run.stderr.contains("format 2, which this version of sitesync cannot read"), "{run}");
+    assert!(test.server.objects().contains_key("site/a.js"));
+    assert_eq!(test.server.objects()["site/.sitesync/retired"], newer);
+}

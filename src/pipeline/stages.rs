@@ -276,7 +276,13 @@ async fn retiring(
 ) -> Result<Box<dyn Sink>, Error> {
     let own = Layout::of(config.shard.as_ref());
     let mapping = MapBack::new(config.chain.duplicate_rules()).unwrap_or_default();
-    let ledger = ledger::fetch(client, &config.target, own.clone(), &mapping).await?;
+    let ledger = match ledger::fetch(client, &config.target, own.clone(), &mapping).await {
+        Ok(ledger) => ledger,
+        // A request that fails fails the run, as the listing's would; a ledger that cannot be
+        // read only withholds the deletes.
+        Err(LedgerError::Store(e)) => return Err(Error::Store(e)),
+        Err(e) => return Ok(Box::new(Retiring::unreadable(sink, own, &e))),
+    };
     // The ledger's requests have measured the clock by now.
     let offset = clock.bounds();
     let now = crate::history::server_now(offset);

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use super::{Applied, FailedOp, Failure, Finish, Sink};
 use crate::clock::Offset;
-use crate::history::ledger::{LedgerError, NewLedger, Retired};
+use crate::history::ledger::{Layout, LedgerError, NewLedger, Retired};
 use crate::keys::names::printable;
 use crate::keys::target::Target;
 use crate::model::{Event, Problem, RemoteObject, Since, Time};
@@ -38,6 +38,14 @@ use crate::model::{Event, Problem, RemoteObject, Since, Time};
 /// slack half an hour.
 pub fn slack(offset: Offset) -> Duration {
     Duration::from_nanos(u64::try_from(offset.width()).unwrap_or(0)) + Duration::from_secs(5)
+}
+
+/// The ledger file an error is about (relative to the prefix).
+fn ledger_key(e: &LedgerError) -> String {
+    match e {
+        LedgerError::Corrupt { key, .. } | LedgerError::Disk { key, .. } => key.clone(),
+        LedgerError::Store(_) => crate::history::LEDGER.to_owned(),
+    }
 }
 
 /// A sink that retires what it is asked to delete, as the ledger says, and hands the rest on.
@@ -57,6 +65,8 @@ pub struct Retiring {
     /// The ledger could not be read or written: its failure withholds the deletes, which go on
     /// as the diff gave them.
     broken: bool,
+    /// That failure, when it was found before the first batch.
+    unreadable: Option<Event>,
 }
 
 /// Where a sync uploads the new ledger.
@@ -72,7 +82,15 @@ impl Retiring {
     /// the server's clock, `now` the time it gives.
     pub fn new(inner: Box<dyn Sink>, ledger: Retired, grace: Duration, (now, offset): (Time, Offset)) -> Retiring {
         let slack = slack(offset);
-        Retiring { inner, ledger, grace, now, slack, writing: None, retiring: 0, broken: false }
+        Retiring { inner, ledger, grace, now, slack, writing: None, retiring: 0, broken: false, unreadable: None }
+    }
+
+    /// `inner` behind a ledger that cannot be read (`e`): everything else is published, and the
+    /// failure withholds every delete and leaves the ledger as it is.
+    pub fn unreadable(inner: Box<dyn Sink>, own: Layout, e: &LedgerError) -> Retiring {
+        let mut retiring = Retiring::new(inner, Retired::empty(own), Duration::MAX, (Time(0), Offset::exact(0)));
+        retiring.unreadable = Some(retiring.failed(ledger_key(e), e));
+        retiring
     }
 
     /// Writes the new ledger to `new` and uploads it once the deletes are done (a sync).
@@ -123,17 +141,14 @@ impl Retiring {
 #[async_trait::async_trait]
 impl Sink for Retiring {
     async fn accept(&mut self, events: Vec<Event>) {
-        let mut out = Vec::with_capacity(events.len());
+        let mut out = Vec::with_capacity(events.len() + 1);
+        out.extend(self.unreadable.take());
         for event in events {
             match event {
                 Event::Delete { object, retired: None } if !self.broken => match self.settle(object).await {
                     Ok(event) => out.push(event),
                     Err((e, object)) => {
-                        let key = match &e {
-                            LedgerError::Corrupt { key, .. } | LedgerError::Disk { key, .. } => key.clone(),
-                            LedgerError::Store(_) => crate::history::LEDGER.to_owned(),
-                        };
-                        out.push(self.failed(key, &e));
+                        out.push(self.failed(ledger_key(&e), &e));
                         out.push(Event::Delete { object, retired: None });
                     }
                 },
