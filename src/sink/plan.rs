@@ -165,31 +165,9 @@ pub fn render(steps: &mut [Step], unchanged: u64, hashed: u64) -> String {
     // A sync sends no delete once anything failed, and what the scan could not read fails for sure.
     let withheld = steps.iter().any(|s| s.phase == Phase::Problems);
     let mut out = String::new();
-    let (mut uploads, mut bytes, mut copies, mut deletes, mut retires, mut problems) = (0, 0u64, 0, 0, 0, 0);
+    let mut counts = Counts::default();
     for step in steps.iter() {
-        let verb = match step.phase {
-            Phase::Assets | Phase::Pages | Phase::Redirects => {
-                uploads += 1;
-                bytes += step.bytes;
-                if step.phase == Phase::Redirects { "redirect" } else { "upload" }
-            }
-            Phase::Copies => {
-                copies += 1;
-                "copy"
-            }
-            Phase::Deletes => {
-                deletes += 1;
-                "delete"
-            }
-            Phase::Retires => {
-                retires += 1;
-                "retire"
-            }
-            Phase::Problems => {
-                problems += 1;
-                "fail"
-            }
-        };
+        let verb = counts.add(step);
         // Keys are printed as they are, but for control characters, which would break the line; a
         // problem's place may already hold escaped bytes (`caf\xe9`), which thus show escaped once.
         let key = printable(&step.key);
@@ -203,20 +181,65 @@ pub fn render(steps: &mut [Step], unchanged: u64, hashed: u64) -> String {
             let _ = writeln!(out, "{verb} {key} {detail}");
         }
     }
-    // Copies only appear with a transform chain; plans without one keep their summary.
-    let copies = if copies > 0 { format!("{copies} to copy, ") } else { String::new() };
-    let deletes = if withheld && deletes + retires > 0 {
-        format!("{deletes} to delete (withheld)")
-    } else {
-        format!("{deletes} to delete")
-    };
-    // Retirements only appear with delete_grace; plans without one keep their summary.
-    let retires = if retires > 0 { format!(", {retires} to retire") } else { String::new() };
-    // Files read to compare them appear only when there were some.
-    let hashed = if hashed > 0 { format!(" ({hashed} read to compare)") } else { String::new() };
-    let _ = writeln!(
-        out,
-        "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}{retires}, {unchanged} unchanged{hashed}, {problems} failed"
-    );
+    let _ = writeln!(out, "{}", counts.summary(withheld, unchanged, hashed));
     out
+}
+
+/// The steps of a plan, counted by kind for its summary line.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    uploads: u64,
+    bytes: u64,
+    copies: u64,
+    deletes: u64,
+    retires: u64,
+    problems: u64,
+}
+
+impl Counts {
+    /// Counts `step`; the verb its line starts with.
+    fn add(&mut self, step: &Step) -> &'static str {
+        match step.phase {
+            Phase::Assets | Phase::Pages | Phase::Redirects => {
+                self.uploads += 1;
+                self.bytes += step.bytes;
+                if step.phase == Phase::Redirects { "redirect" } else { "upload" }
+            }
+            Phase::Copies => {
+                self.copies += 1;
+                "copy"
+            }
+            Phase::Deletes => {
+                self.deletes += 1;
+                "delete"
+            }
+            Phase::Retires => {
+                self.retires += 1;
+                "retire"
+            }
+            Phase::Problems => {
+                self.problems += 1;
+                "fail"
+            }
+        }
+    }
+
+    /// `plan: 2 to upload (650 bytes), 1 to delete, 4 unchanged, 1 failed`.
+    fn summary(&self, withheld: bool, unchanged: u64, hashed: u64) -> String {
+        let Counts { uploads, bytes, copies, deletes, retires, problems } = *self;
+        // Copies only appear with a transform chain; plans without one keep their summary.
+        let copies = if copies > 0 { format!("{copies} to copy, ") } else { String::new() };
+        let deletes = if withheld && deletes + retires > 0 {
+            format!("{deletes} to delete (withheld)")
+        } else {
+            format!("{deletes} to delete")
+        };
+        // Retirements only appear with delete_grace; plans without one keep their summary.
+        let retires = if retires > 0 { format!(", {retires} to retire") } else { String::new() };
+        // Files read to compare them appear only when there were some.
+        let hashed = if hashed > 0 { format!(" ({hashed} read to compare)") } else { String::new() };
+        format!(
+            "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}{retires}, {unchanged} unchanged{hashed}, {problems} failed"
+        )
+    }
 }

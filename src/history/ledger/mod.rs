@@ -25,10 +25,10 @@ pub use write::NewLedger;
 
 use std::collections::BTreeSet;
 
-use crate::error::StoreError;
 use crate::keys::shard::{MapBack, Shard};
 use crate::keys::target::{KEY_SAFE, Target};
 use crate::model::Time;
+use crate::s3client::StoreError;
 
 /// The format this version reads and writes.
 const VERSION: u32 = 1;
@@ -100,6 +100,16 @@ pub struct LedgerFile {
     pub written: Time,
     /// The retired keys, in key order, with when each was retired.
     pub entries: Vec<(String, Time)>,
+}
+
+/// A ledger file downloaded (or made as a run would upload it), before its header is read.
+struct Opened {
+    /// Its key, relative to the prefix.
+    key: String,
+    layout: Layout,
+    file: std::fs::File,
+    /// The MD5 of its lines after the header.
+    digest: [u8; 16],
 }
 
 /// The first line of a ledger file.

@@ -15,12 +15,12 @@ use aws_sdk_s3::types::EncodingType;
 use md5::{Digest as _, Md5};
 use tokio::io::AsyncWriteExt;
 
-use super::{Header, Layout, LedgerError, LedgerFile, NewLedger, VERSION, parse_line};
+use super::{Header, Layout, LedgerError, LedgerFile, NewLedger, Opened, VERSION, parse_line};
 use crate::disk::anonymous_file;
-use crate::error::{Op, StoreError};
 use crate::keys::shard::MapBack;
 use crate::keys::target::Target;
 use crate::model::Time;
+use crate::s3client::{Op, StoreError};
 
 /// Lines read in one trip to the blocking pool.
 pub(super) const CHUNK: usize = 1024;
@@ -108,15 +108,6 @@ async fn download(
     let mut file = file.into_std().await;
     file.rewind().map_err(disk)?;
     Ok(Some((file, lines.finalize().into())))
-}
-
-/// A downloaded file, before its header is read.
-pub(super) struct Opened {
-    pub key: String,
-    pub layout: Layout,
-    pub file: File,
-    /// The MD5 of its lines after the header.
-    pub digest: [u8; 16],
 }
 
 /// One file being read.

@@ -220,7 +220,7 @@ async fn a_ledger_it_cannot_read_is_refused_naming_the_file_and_the_line() {
         let mut file = crate::disk::anonymous_file("test").unwrap();
         std::io::Write::write_all(&mut file, bytes).unwrap();
         std::io::Seek::rewind(&mut file).unwrap();
-        let opened = read::Opened { key: layout.key(), layout, file, digest: [0; 16] };
+        let opened = Opened { key: layout.key(), layout, file, digest: [0; 16] };
         let failed = match Retired::open(Layout::Whole, vec![opened]).await {
             Err(e) => e,
             Ok(mut retired) => retired.lookup("z").await.unwrap_err(),

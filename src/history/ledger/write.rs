@@ -9,12 +9,11 @@ use std::sync::Arc;
 
 use md5::{Digest as _, Md5};
 
-use super::read::Opened;
-use super::{Header, Layout, LedgerError, LedgerFile, VERSION, line};
+use super::{Header, Layout, LedgerError, LedgerFile, Opened, VERSION, line};
 use crate::disk::anonymous_file;
-use crate::error::{Op, StoreError};
 use crate::keys::target::Target;
 use crate::model::Time;
+use crate::s3client::{Op, StoreError};
 
 /// Bytes of lines held before they go to the temporary file.
 const SPILL: usize = 256 * 1024;
