@@ -120,6 +120,10 @@ impl Retiring {
                 );
                 since.at
             }
+            None if listed.is_some() => {
+                tracing::debug!("{} was published again since it was retired: retired anew", printable(&object.key));
+                now
+            }
             None => now,
         };
         if let Some((new, _)) = &mut self.writing
