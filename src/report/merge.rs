@@ -256,6 +256,16 @@ mod tests {
     }
 
     #[test]
+    fn retirements_add_up_and_a_report_without_them_reads_as_none() {
+        let older = report(json!({ "deleted": 1 }));
+        assert_eq!(older.retired, 0, "a report of a version before delete_grace");
+        let merged = merge([older, report(json!({ "retired": 3, "deleted": 2 })), report(json!({ "retired": 4 }))]);
+        let merged = merged.unwrap();
+        assert_eq!((merged.retired, merged.deleted), (7, 3));
+        assert!(merged.summary().contains("3 deleted, 7 retired, 0 unchanged"), "{}", merged.summary());
+    }
+
+    #[test]
     fn nothing_merges_into_nothing() {
         assert!(merge(Vec::new()).is_none());
     }
