@@ -65,6 +65,9 @@ pub enum Error {
     /// The embedded S3 store cannot start, or this build has none.
     #[error("{0}")]
     LocalStore(String),
+    /// The ledger of retired keys (`delete_grace`) cannot be read or written.
+    #[error(transparent)]
+    Ledger(crate::history::ledger::LedgerError),
     /// A signal stopped the run before it sent anything.
     #[error("stopped by {0} before anything was sent")]
     Interrupted(&'static str),
@@ -92,6 +95,17 @@ impl From<BucketLockError> for Error {
     }
 }
 
+/// A request's error is a store error (which names the endpoint); the rest are the ledger's.
+impl From<crate::history::ledger::LedgerError> for Error {
+    fn from(e: crate::history::ledger::LedgerError) -> Error {
+        use crate::history::ledger::LedgerError;
+        match e {
+            LedgerError::Store(e) => Error::Store(e),
+            e => Error::Ledger(e),
+        }
+    }
+}
+
 /// A request's error is a store error, and a reader that died a stage that did, wherever the
 /// remote side read them; the rest say what is wrong with the source of the remote side.
 impl From<RemoteError> for Error {
@@ -115,7 +129,8 @@ impl Error {
             | Error::Stage { .. }
             | Error::Spawn(_)
             | Error::Signals(_)
-            | Error::LocalStore(_) => EXIT_FAILED,
+            | Error::LocalStore(_)
+            | Error::Ledger(_) => EXIT_FAILED,
             Error::Remote(_) => EXIT_FAILED,
             Error::BucketLock(BucketLockError::Busy { .. } | BucketLockError::Unsupported { .. }) => EXIT_USAGE,
             Error::BucketLock(BucketLockError::Interrupted { .. }) => EXIT_INTERRUPTED,

@@ -1,5 +1,6 @@
 //! Building the S3 client (and the CloudFront one beside it): the standard AWS chain,
-//! S3-compatible endpoints, and the clock probe.
+//! S3-compatible endpoints, and the clock probe; and how a request that failed is named
+//! ([`StoreError`]: which operation, on what, and why), below every module that sends one.
 //!
 //! Credentials and region come from aws-config's default chain (environment, shared profiles, SSO,
 //! web identity, container and instance roles) unless the embedded store is selected. Request

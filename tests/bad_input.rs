@@ -604,3 +604,17 @@ fn trust_state_corrupt() {
     let run = refused(&store, tree.sync(&store.endpoint(), &["--trust-state"]));
     check(&run, "trust_state_corrupt");
 }
+
+#[test]
+fn ledger_unreadable() {
+    let store = Store::start();
+    let tree = setup(&store);
+    store.put("site/.sitesync/retired", b"{\"v\":1,\"shard\":null,\"written\":1}\nfive stale.txt\n");
+    let run = tree.sync(&store.endpoint(), &["--delete-grace", "1h"]).run();
+    check(&run, "ledger_unreadable");
+    synced_without_deletes(&store);
+    assert!(
+        store.objects()["site/.sitesync/retired"].starts_with(b"{\"v\":1,\"shard\":null,\"written\":1}\nfive"),
+        "left as it is"
+    );
+}

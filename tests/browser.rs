@@ -16,6 +16,11 @@
 //! redirect object (a 301) and as a CDN on the REST endpoint does (the object's own page, whose
 //! refresh sends the browser on).
 //!
+//! A small single-page app whose script loads a lazy chunk after a timer is opened as version 1
+//! (its page kept by the front as a CDN keeps it), version 2 is deployed with `delete_grace` while
+//! the page is open, and the open page must still load its old chunk (with the grace off it fails:
+//! "Failed to fetch dynamically imported module"); after the grace, the next deploy deletes it.
+//!
 //! Chromium must be installed (`apt-get install -y chromium`; `.ci/run` does it). Without it
 //! these tests fail, saying so; they are never skipped.
 
@@ -236,4 +241,82 @@ fn an_old_url_ends_on_the_new_page_in_a_real_browser() {
     let dom = load(&chromium, &rest.url("/old.html"));
     assert!(dom.contains("<h1>The new page</h1>"), "{dom}");
     assert_eq!(text(&dom, "at"), rest.url("/new/"), "the browser's final URL");
+}
+
+/// Version `v` of a small single-page app: `index.html` runs `assets/main.V.js`, which waits
+/// until the front lets `/__deployed` through (the page is open meanwhile), then, after a timer,
+/// loads its lazy chunk `assets/chunk.V.js` and writes what it said, or why it failed, into the
+/// page. The names carry each version's hash, as a bundler's do.
+fn spa(tree: &Tree, v: u32) -> Vec<u8> {
+    let hash = format!("{v}{v}{v}{v}aaaa");
+    for old in 1..v {
+        let old = format!("{old}{old}{old}{old}aaaa");
+        let _ = std::fs::remove_file(tree.path(&format!("assets/main.{old}.js")));
+        let _ = std::fs::remove_file(tree.path(&format!("assets/chunk.{old}.js")));
+    }
+    let page = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><script type=\"module\" src=\"/assets/main.{hash}.js\">\
+         </script></head><body><h1>version {v}</h1><p id=\"chunk\" data-state=\"waiting\" data-value=\"\"></p></body></html>"
+    );
+    tree.file("index.html", &page);
+    tree.file(
+        &format!("assets/main.{hash}.js"),
+        format!(
+            "const out = document.getElementById('chunk');\n\
+             await fetch('/__deployed', {{ cache: 'no-store' }});\n\
+             setTimeout(async () => {{\n\
+               try {{ const chunk = await import('./chunk.{hash}.js'); out.dataset.value = chunk.hello(); out.dataset.state = 'ok'; }}\n\
+               catch (e) {{ out.dataset.value = String(e); out.dataset.state = 'failed'; }}\n\
+             }}, 500);\n"
+        ),
+    );
+    tree.file(&format!("assets/chunk.{hash}.js"), format!("export function hello() {{ return 'chunk {v} ran'; }}\n"));
+    page.into_bytes()
+}
+
+#[test]
+fn a_page_left_open_across_a_deploy_still_loads_its_old_chunk_during_the_grace() {
+    const GRACE: &str = "8s";
+    let chromium = chromium();
+    let store = Store::start();
+    let tree = Tree::new();
+    // Every deploy of so small an app replaces most of its files.
+    tree.config("max_delete_percent = 100\n");
+    let sync = || tree.sync(&store.endpoint(), &["--json", "--delete-grace", GRACE]).run().success().json();
+    let page = spa(&tree, 1);
+    assert_eq!(sync()["uploaded"], 3);
+
+    // The CDN keeps version 1's page; the assets come from the bucket.
+    let front = Front::start(&store, "site/");
+    front.hold("/", "text/html; charset=utf-8", page);
+    let opened = front.gate("/__deployed");
+    let url = front.url("/");
+    let browser = std::thread::spawn(move || load(&chromium, &url));
+    opened.recv_timeout(Duration::from_secs(90)).expect("the page never got to its script");
+
+    // Version 2 is deployed while the page is open.
+    spa(&tree, 2);
+    let deployed = sync();
+    assert_eq!((deployed["uploaded"].as_u64(), deployed["retired"].as_u64()), (Some(3), Some(2)), "{deployed}");
+    assert_eq!(deployed["deleted"], 0);
+    front.open_gate();
+    let dom = browser.join().unwrap();
+    assert!(dom.contains("<h1>version 1</h1>"), "{dom}");
+    assert_eq!(check(&dom, "chunk"), ok("chunk 1 ran"), "the open page loaded its old chunk");
+    assert_eq!(front.served("/assets/chunk.1111aaaa.js"), [200]);
+    let (head, _) = get(&front, "/assets/main.2222aaaa.js");
+    assert!(head.starts_with("HTTP/1.1 200"), "version 2 is published: {head}");
+
+    // After the grace, the next deploy deletes the old chunk.
+    let ledger = store.objects()["site/.sitesync/retired"].clone();
+    let line = String::from_utf8(ledger).unwrap().lines().nth(1).unwrap().to_owned();
+    let retired: u64 = line.split(' ').next().unwrap().parse().unwrap();
+    let until = std::time::UNIX_EPOCH + Duration::from_millis(retired + 9000);
+    while std::time::SystemTime::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let later = sync();
+    assert_eq!((later["deleted"].as_u64(), later["retired"].as_u64()), (Some(2), Some(0)), "{later}");
+    let (head, _) = get(&front, "/assets/chunk.1111aaaa.js");
+    assert!(head.starts_with("HTTP/1.1 404"), "the old chunk is gone: {head}");
 }

@@ -260,7 +260,9 @@ fn report_merge_adds_the_reports_of_two_real_runs() {
     let merged = merge(&one.tree, &[&a_path, &b_path]).success();
     let merged = merged.stderr_contains("done: 4 uploaded, 0 copied, 1 deleted, 1 unchanged, 0 failed");
     let (a, b, total) = (a.json(), b.json(), merged.json());
-    for field in ["uploaded", "copied", "deleted", "unchanged", "failed", "bytes_uploaded", "deletes_withheld"] {
+    for field in
+        ["uploaded", "copied", "deleted", "retired", "unchanged", "failed", "bytes_uploaded", "deletes_withheld"]
+    {
         let sum = a[field].as_u64().unwrap() + b[field].as_u64().unwrap();
         assert_eq!(total[field].as_u64(), Some(sum), "{field}");
     }

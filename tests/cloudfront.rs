@@ -266,3 +266,28 @@ fn unusual_names_are_sent_percent_encoded() {
     ];
     assert_eq!(paths, expected);
 }
+
+#[test]
+fn a_retired_key_is_invalidated_when_it_is_deleted_not_when_it_is_retired() {
+    let cdn = Cdn::new().file("index.html", "home").file("app.1111aaaa.js", "v1").file("keep.css", "keep");
+    cdn.sync(&[]).success();
+    cdn.t.remove("app.1111aaaa.js");
+    cdn.t.write("index.html", "home, version 2");
+    let retiring = cdn.sync(&["--delete-grace", "2s"]).success();
+    assert_eq!(retiring.json()["retired"], 1, "{retiring}");
+    let (_, paths) = cdn.moto.only_invalidation(&cdn.id);
+    assert_eq!(paths, ["/", "/index.html"], "the retired asset is still served as it was: nothing to invalidate");
+
+    // Once its grace is over (the ledger's time plus 2 s, and a second for the clock), the run
+    // that deletes it invalidates it.
+    let ledger = cdn.t.contents()["site/.sitesync/retired"].clone();
+    let retired: u64 = ledger.lines().nth(1).and_then(|l| l.split(' ').next()).unwrap().parse().unwrap();
+    let until = std::time::UNIX_EPOCH + std::time::Duration::from_millis(retired + 3000);
+    while std::time::SystemTime::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let deleting = cdn.sync(&["--delete-grace", "2s"]).success();
+    assert_eq!(deleting.report().deleted, 1, "{deleting}");
+    assert_eq!(reported_paths(&deleting), ["/app.1111aaaa.js"]);
+    assert_eq!(cdn.invalidations().len(), 2);
+}

@@ -26,7 +26,10 @@
 //! or `offset_lo` and `offset_hi`; and optionally the offset after the run narrowed it for the
 //! pairs it could not settle, `final_offset` or `final_lo` and `final_hi` (by default the
 //! interval does not narrow); and the chain marker the bucket holds, `marker = "current"` for the
-//! case's own chain or the recorded text (by default none).
+//! case's own chain or the recorded text (by default none); and the ledger of retired keys
+//! (`delete_grace`), `[[ledger]]` tables (one file each) with its `written` time, its `shard`
+//! (`"K/N"`, none for a whole run's) and `[[ledger.entry]]` tables of a `key` and when it was
+//! `retired`. The run's own time on the server's clock is [`T0`].
 //!
 //! The cases named `chain-*` hold a transform chain; one naming a plugin gets the workspace's
 //! example plugins (`libclean_urls.so`, `libdir_index.so`) in a `plugins/` folder beside its
@@ -44,6 +47,7 @@ use serde::Deserialize;
 use sitesync::clock::Offset;
 use sitesync::config::{self, Config};
 use sitesync::diff::Schedule;
+use sitesync::history::ledger::{Layout, LedgerFile};
 use sitesync::model::{LocalItem, RemoteObject, Time};
 use sitesync::pipeline::plan::{self, Bucket, Interleave, Planned};
 
@@ -93,6 +97,24 @@ struct RemoteSpec {
     marker: Option<String>,
     #[serde(default)]
     object: Vec<ObjectSpec>,
+    #[serde(default)]
+    ledger: Vec<LedgerSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LedgerSpec {
+    shard: Option<String>,
+    written: f64,
+    #[serde(default)]
+    entry: Vec<RetiredSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetiredSpec {
+    key: String,
+    retired: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,7 +223,24 @@ fn bucket(remote: &RemoteSpec, config: &Config) -> Bucket {
     let offset = offset("offset", remote.offset, remote.offset_lo, remote.offset_hi)
         .expect("remote.toml: the clock offset measured while scanning is required");
     let narrowed = self::offset("final", remote.final_offset, remote.final_lo, remote.final_hi).unwrap_or(offset);
-    Bucket { objects, source_sizes, marker, offset, narrowed }
+    Bucket { objects, source_sizes, marker, offset, narrowed, ledger: ledger(remote), now: at(0.0) }
+}
+
+/// The ledger files `remote.toml` describes, each one's entries sorted as a run writes them.
+fn ledger(remote: &RemoteSpec) -> Vec<LedgerFile> {
+    let layout = |shard: Option<&str>| match shard {
+        None => Layout::Whole,
+        Some(text) => Layout::Shard(sitesync::keys::shard::parse(text, None).expect("remote.toml: a ledger's shard")),
+    };
+    remote
+        .ledger
+        .iter()
+        .map(|file| {
+            let mut entries: Vec<(String, Time)> = file.entry.iter().map(|e| (e.key.clone(), at(e.retired))).collect();
+            entries.sort();
+            LedgerFile { layout: layout(file.shard.as_deref()), written: at(file.written), entries }
+        })
+        .collect()
 }
 
 fn read<T: serde::de::DeserializeOwned>(path: &Path) -> T {

@@ -168,6 +168,11 @@ const REST: &str = "\
 # delete = true                           # false: never delete (--no-delete for one run)
 # max_delete = 1000
 # max_delete_percent = 50
+##
+## An object whose file is gone is kept this long first (retired, and recorded in the bucket under
+## .sitesync/), so a page still open, or kept by a CDN, can load the old assets it names; the first
+## run after that deletes it. Units s, m, h, d; 0 deletes at once. See docs/deploys.md.
+delete_grace = \"48h\"
 
 ## --- Caching -------------------------------------------------------------------------------------
 ## Cache-Control by file name: a year and `immutable` for fingerprinted names (app.3f2a91c7.js,
@@ -225,6 +230,8 @@ mod tests {
             let config = load(&render(found), Some("s3://bkt/site"));
             assert_eq!(config.source, Path::new(found.map_or("public", |f| f.name)));
             assert_eq!(config.chain.cache_policy(), CachePolicy::Auto, "the cache policy is a live setting");
+            let grace = config.delete.grace.map(|g| g.as_secs());
+            assert_eq!(grace, Some(48 * 3600), "the grace of deletes is a live setting");
             assert_eq!(config.chain.fingerprint(), policy_alone(), "the written file sets no transform");
         }
     }

@@ -126,6 +126,11 @@ pub struct SyncArgs {
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_delete: Option<u64>,
+    /// Keep an object whose file is gone this long before deleting it (48h; units s, m, h, d; 0:
+    /// delete at once), so pages still open keep working.
+    #[arg(long, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_grace: Option<String>,
     /// Delete even past the safety limits, and sync an empty source.
     #[arg(long)]
     #[serde(skip)]

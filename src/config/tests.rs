@@ -183,6 +183,37 @@ fn cloudfront_keys_layer_and_are_checked() {
 }
 
 #[test]
+fn delete_grace_comes_from_each_layer_and_a_bad_one_names_where_it_was_set() {
+    Jail::expect_with(|jail| {
+        let grace = |flags: &SyncArgs| build_flags(flags).map(|c| c.delete.grace.map(|g| g.as_secs()));
+        jail.create_file(FILE, "")?;
+        assert_eq!(grace(&with_target(&[])), Ok(None), "off by default");
+        jail.create_file(FILE, "delete_grace = \"48h\"")?;
+        assert_eq!(grace(&with_target(&[])), Ok(Some(48 * 3600)));
+        jail.set_env("SITESYNC_DELETE_GRACE", "30m");
+        assert_eq!(grace(&with_target(&[])), Ok(Some(1800)), "the environment beats the file");
+        assert_eq!(grace(&with_target(&["--delete-grace", "2s"])), Ok(Some(2)), "the flag beats both");
+        assert_eq!(grace(&with_target(&["--delete-grace", "0"])), Ok(None), "0 turns it off");
+        jail.set_env("SITESYNC_DELETE_GRACE", "0");
+        assert_eq!(grace(&with_target(&[])), Ok(None), "a number from the environment");
+        jail.create_file(FILE, "delete_grace = 0")?;
+        jail.set_env("SITESYNC_DELETE_GRACE", "");
+        let error = grace(&with_target(&[])).unwrap_err();
+        assert!(error.contains("SITESYNC_DELETE_GRACE") && error.contains("key `delete_grace`"), "{error}");
+        jail.set_env("SITESYNC_DELETE_GRACE", "48");
+        let error = grace(&with_target(&[])).unwrap_err();
+        assert!(error.contains("\"48\" has no unit"), "{error}");
+        let error = grace(&with_target(&["--delete-grace", "2 weeks"])).unwrap_err();
+        assert!(error.starts_with("command line: key `delete_grace`: \"2 weeks\" is not a duration"), "{error}");
+        jail.clear_env();
+        jail.create_file(FILE, "delete_grace = true")?;
+        let error = grace(&with_target(&[])).unwrap_err();
+        assert!(error.contains("sync.toml: key `delete_grace`: invalid type"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
 fn the_example_file_loads_and_shows_every_default() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("sync.toml.example");
     let raw = RawConfig::read(&figment(Some(&example), &flags(&[]))).unwrap();

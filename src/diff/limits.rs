@@ -25,7 +25,7 @@ impl DeleteLimits {
     /// The limits of a run as configured: none when it does not delete or `forced`
     /// (`--force-delete`); `early` for a sync, which stops as soon as the count limit is crossed.
     pub fn new(settings: &DeleteSettings, forced: bool, early: bool) -> DeleteLimits {
-        let DeleteSettings { enabled, max, max_percent } = *settings;
+        let DeleteSettings { enabled, max, max_percent, .. } = *settings;
         DeleteLimits { enforced: enabled && !forced, max, max_percent, early }
     }
 

@@ -270,7 +270,7 @@ impl Diff {
         }
         for object in retire_upto(&mut self.remote, &self.local_side) {
             self.tally.deletes += 1;
-            out.push(Event::Delete { object });
+            out.push(Event::Delete { object, retired: None });
         }
     }
 }
@@ -311,7 +311,8 @@ mod tests {
             .iter()
             .map(|e| match e {
                 Event::Upload { file, reason } => format!("upload {} {}", file.key, reason.as_str()),
-                Event::Delete { object } => format!("delete {}", object.key),
+                Event::Delete { object, .. } => format!("delete {}", object.key),
+                Event::Retire { object, .. } => format!("retire {}", object.key),
                 Event::Problem(p) => format!("problem {}", p.place),
                 Event::Check { file, .. } => format!("check {}", file.key),
                 Event::Head { file, .. } => format!("head {}", file.key),

@@ -12,6 +12,9 @@
 //!
 //! Records are dated by the server's clock (this machine's clock moved by the measured offset), so
 //! that runs from machines whose clocks disagree agree on what happened first and how long ago.
+//! The ledger of retired keys is read and written by [`ledger`].
+
+pub mod ledger;
 
 pub mod lock;
 

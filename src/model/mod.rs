@@ -299,8 +299,18 @@ pub enum Event {
         file: LocalFile,
         reason: Reason,
     },
+    /// Delete the object; `retired` when the ledger of retired keys says it left the site a grace
+    /// period ago (`delete_grace`).
     Delete {
         object: RemoteObject,
+        retired: Option<Since>,
+    },
+    /// Keep the object, whose file is gone, for the grace period (`delete_grace`): it is recorded in
+    /// the ledger of retired keys (`history::ledger`) and deleted by the first run after its grace.
+    /// `since`: when an earlier run retired it (it is kept as it is); `None`: this run retires it.
+    Retire {
+        object: RemoteObject,
+        since: Option<Since>,
     },
     Problem(Problem),
     /// Read the file and compare it with the object; `otherwise` is the verdict when nothing
@@ -323,6 +333,36 @@ pub enum Event {
         object: RemoteObject,
         md5: Option<[u8; 16]>,
     },
+}
+
+impl Event {
+    /// Whether the delete limits count it: a delete, or a key this run retires. A key retired by
+    /// an earlier run and kept through its grace is neither: it was counted when it was retired.
+    pub fn counts_as_delete(&self) -> bool {
+        matches!(self, Event::Delete { .. } | Event::Retire { since: None, .. })
+    }
+}
+
+/// When a key left the site, as the ledger of retired keys recorded it (the server's clock), and
+/// how long before this run that was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since {
+    pub at: Time,
+    pub ago: std::time::Duration,
+}
+
+impl Since {
+    /// `2d`, `5h`, `3m` or `40s`: the largest whole unit of the age, as a plan line shows it.
+    pub fn ago_text(&self) -> String {
+        let secs = self.ago.as_secs();
+        let (n, unit) = match secs {
+            s if s >= 86_400 => (s / 86_400, 'd'),
+            s if s >= 3600 => (s / 3600, 'h'),
+            s if s >= 60 => (s / 60, 'm'),
+            s => (s, 's'),
+        };
+        format!("{n}{unit}")
+    }
 }
 
 /// How many items a batch between stages holds at most.

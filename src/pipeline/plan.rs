@@ -7,7 +7,8 @@
 //! delete limits and the content check around the plan sink are built by the functions a run
 //! builds them with ([`stages`](super::stages)), and the merge is the run's loop. Only what a
 //! run asks the bucket comes from [`Bucket`] instead: the listing, the chain marker, the clock
-//! offset and what a HEAD of a compressed key would answer ([`Heads::known`]). There is no local
+//! offset, the ledger of retired keys and what a HEAD of a compressed key would answer
+//! ([`Heads::known`]). There is no local
 //! state, as on a first run or a fresh cache. The snapshot tests pin what it returns, under
 //! several schedules and batch sizes, which must all give the same plan.
 
@@ -20,8 +21,9 @@ use crate::config::Config;
 use crate::diff::merge::{Fixed, InMemory};
 use crate::diff::{Ended, Schedule, Tally, merge};
 use crate::error::Error;
-use crate::model::{LocalItem, RemoteObject};
-use crate::sink::{Finish, Heads};
+use crate::history::ledger::{Layout, LedgerFile, Retired};
+use crate::model::{LocalItem, RemoteObject, Time};
+use crate::sink::{Finish, Heads, Retiring};
 
 /// What a run would learn of the bucket, given instead of asked.
 #[derive(Debug, Clone)]
@@ -38,6 +40,10 @@ pub struct Bucket {
     /// end, for the pairs it could not settle.
     pub offset: Offset,
     pub narrowed: Offset,
+    /// The ledger of retired keys under the prefix (`delete_grace`): each layout's file.
+    pub ledger: Vec<LedgerFile>,
+    /// The server's time during the run: what a key retired now is retired at.
+    pub now: Time,
 }
 
 /// How the merge reads the two sides: which side next, and the batches each is cut into (a
@@ -74,12 +80,20 @@ pub fn in_memory(config: &Config, bucket: &Bucket, interleave: Interleave) -> Re
     };
     let offsets = Fixed::new(bucket.offset, bucket.narrowed);
     let heads = Heads::known(bucket.source_sizes.clone());
-    let mut sink = stages::checking(config, stages::plan_sink(config), refresh, heads, true);
+    let sink = stages::checking(config, stages::plan_sink(config), refresh, heads, true);
     let limits = stages::limits_for(config, &RunOptions { dry_run: true, ..RunOptions::default() });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .map_err(|e| Error::Stage { stage: "planner's runtime".into(), why: e.to_string() })?;
     runtime.block_on(async {
+        let mut sink = match stages::grace(config) {
+            Some(grace) => {
+                let own = Layout::of(config.shard.as_ref());
+                let ledger = Retired::of_files(own, &bucket.ledger).await?;
+                Box::new(Retiring::new(sink, ledger, grace, (bucket.now, bucket.narrowed)))
+            }
+            None => sink,
+        };
         let ended = merge(&mut diff, &mut sides, &offsets, sink.as_mut(), &limits, interleave.schedule).await;
         let tally = diff.tally();
         let complete = matches!(ended, Ended::Complete);

@@ -2,11 +2,12 @@
 //!
 //! Each stage is made here, once, by a step named after it: the diff's settings, the remote
 //! source (the one the config chose, [`RemoteChoice`]), the sink (the bucket, or the plan of a
-//! dry run) and the checks around it, the delete limits and the post-run steps. A new stage of an
+//! dry run) and the checks around it (with `delete_grace`, the ledger of retired keys too), the
+//! delete limits and the post-run steps. A new stage of an
 //! existing kind (a remote source, a post-run step) is one more line in its step.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::connect::connect;
 use super::probe::Probe;
@@ -19,7 +20,9 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError, RemoteChoice};
 use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
+use crate::history::ledger::{self, Layout, LedgerError, NewLedger};
 use crate::history::lock::{self as bucket, BucketLock, BucketLockError};
+use crate::keys::shard::MapBack;
 use crate::remote::TrustedState;
 use crate::remote::{Inventory, Listing, RemoteSource};
 use crate::report::Report;
@@ -27,7 +30,9 @@ use crate::run::lock::{self, RunLock};
 use crate::run::progress::Progress;
 use crate::s3client::{self, Connection};
 use crate::scan::WalkOptions;
-use crate::sink::{Applied, Checking, Counting, Finish, Guarded, Heads, PlanSink, S3Sink, Sink, SinkContext, Tracker};
+use crate::sink::{
+    Applied, Checking, Counting, Finish, Guarded, Heads, PlanSink, Retiring, S3Sink, Sink, SinkContext, Tracker, Upload,
+};
 use crate::state;
 use crate::transform::Chain;
 
@@ -158,6 +163,10 @@ impl Stages {
         let progress = Progress::start(opts.progress)?;
         let (sink, tracker) = sink(config, opts, &client, &clock, stop);
         let sink = checked(config, sink, tracker.as_ref(), &progress, &client, (refresh, guard));
+        let sink = match grace(config) {
+            Some(grace) => retiring(config, opts, (&client, &clock), stop, (sink, grace)).await?,
+            None => sink,
+        };
         let remote = remote(config, &client, identity);
         let limits = limits_for(config, opts);
         let probe = Probe { clock, client, bucket: config.target.bucket.clone() };
@@ -312,6 +321,46 @@ fn checked(
 pub fn checking(config: &Config, sink: Box<dyn Sink>, refresh: bool, heads: Heads, guard: bool) -> Box<dyn Sink> {
     let sink: Box<dyn Sink> = if guard { Box::new(Guarded::new(sink)) } else { sink };
     Box::new(Checking::new(sink, config.sink.multipart_chunk_size, refresh).with_heads(heads))
+}
+
+/// How long a run keeps the objects whose file is gone before it deletes them: `delete_grace`,
+/// when deletes are on. `None`: deleted at once, or (`--no-delete`) never, and the ledger of
+/// retired keys is left as it is.
+pub fn grace(config: &Config) -> Option<Duration> {
+    config.delete.grace.filter(|_| config.delete.enabled)
+}
+
+/// `sink` behind the ledger of retired keys (every layout's file, read now): deletes become
+/// retirements until their grace is over. A sync writes this layout's new file as it goes and
+/// uploads it after its deletes; a plan only shows what it would retire.
+async fn retiring(
+    config: &Config,
+    opts: &RunOptions,
+    (client, clock): (&aws_sdk_s3::Client, &Arc<Clock>),
+    stop: &Stop,
+    (sink, grace): (Box<dyn Sink>, Duration),
+) -> Result<Box<dyn Sink>, Error> {
+    let own = Layout::of(config.shard.as_ref());
+    let mapping = MapBack::new(config.chain.duplicate_rules()).unwrap_or_default();
+    let ledger = match ledger::fetch(client, &config.target, own.clone(), &mapping).await {
+        Ok(ledger) => ledger,
+        // A request that fails fails the run, as the listing's would; a ledger that cannot be
+        // read only withholds the deletes.
+        Err(LedgerError::Store(e)) => return Err(Error::Store(e)),
+        Err(e) => return Ok(Box::new(Retiring::unreadable(sink, own, &e))),
+    };
+    // The ledger's requests have measured the clock by now.
+    let offset = clock.bounds();
+    let now = crate::history::server_now(offset);
+    // Never older than a file read, whatever this machine's clock: the new file speaks for its keys.
+    let written = ledger.written_after().map_or(now, |after| after.max(now));
+    let retiring = Retiring::new(sink, ledger, grace, (now, offset));
+    if opts.dry_run {
+        return Ok(Box::new(retiring));
+    }
+    let new = NewLedger::new(&own, written).map_err(|source| LedgerError::Disk { key: own.key(), source })?;
+    let upload = Upload { client: client.clone(), target: config.target.clone(), cancel: stop.flag() };
+    Ok(Box::new(retiring.writing(new, upload)))
 }
 
 /// The local state of a run, checked whole on the blocking pool, ready to be read beside the

@@ -144,6 +144,7 @@ pub fn merge(reports: impl IntoIterator<Item = Report>) -> Option<Report> {
         total.uploaded = total.uploaded.saturating_add(report.uploaded);
         total.copied = total.copied.saturating_add(report.copied);
         total.deleted = total.deleted.saturating_add(report.deleted);
+        total.retired = total.retired.saturating_add(report.retired);
         total.unchanged = total.unchanged.saturating_add(report.unchanged);
         total.failed = total.failed.saturating_add(report.failed);
         total.bytes_uploaded = total.bytes_uploaded.saturating_add(report.bytes_uploaded);
@@ -252,6 +253,16 @@ mod tests {
         assert!(missing(&["1/4294967295"]).contains("and 4294967284 more"), "a large N is named, not listed");
         assert_eq!(missing(&["1/2", "x"]), "r1.json: bad shard: \"x\" is not K/N (like 2/8) or auto/N");
         assert!(missing(&["1/2", "3/2"]).starts_with("r1.json: bad shard: \"3/2\": K must be"));
+    }
+
+    #[test]
+    fn retirements_add_up_and_a_report_without_them_reads_as_none() {
+        let older = report(json!({ "deleted": 1 }));
+        assert_eq!(older.retired, 0, "a report of a version before delete_grace");
+        let merged = merge([older, report(json!({ "retired": 3, "deleted": 2 })), report(json!({ "retired": 4 }))]);
+        let merged = merged.unwrap();
+        assert_eq!((merged.retired, merged.deleted), (7, 3));
+        assert!(merged.summary().contains("3 deleted, 7 retired, 0 unchanged"), "{}", merged.summary());
     }
 
     #[test]

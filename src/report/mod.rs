@@ -24,6 +24,10 @@ pub struct Report {
     pub uploaded: u64,
     pub copied: u64,
     pub deleted: u64,
+    /// Keys this run retired instead of deleting (`delete_grace`): kept, and recorded in the
+    /// ledger, to be deleted by the first run after their grace.
+    #[serde(default)]
+    pub retired: u64,
     pub unchanged: u64,
     pub failed: u64,
     pub bytes_uploaded: u64,
@@ -59,6 +63,7 @@ impl Report {
             uploaded: applied.uploaded,
             copied: applied.copied,
             deleted: applied.deleted,
+            retired: applied.retired,
             unchanged: unchanged + applied.verified,
             hashed: applied.hashed,
             bytes_hashed: applied.bytes_hashed,
@@ -103,8 +108,10 @@ impl Report {
     /// The line every run ends with.
     pub fn summary(&self) -> String {
         let verb = if self.dry_run { "planned" } else { "done" };
+        // Retirements only appear with delete_grace; runs without it keep their line.
+        let retired = if self.retired > 0 { format!(", {} retired", self.retired) } else { String::new() };
         let mut line = format!(
-            "{verb}: {} uploaded, {} copied, {} deleted, {} unchanged, {} failed, {} uploaded in {:.2}s",
+            "{verb}: {} uploaded, {} copied, {} deleted{retired}, {} unchanged, {} failed, {} uploaded in {:.2}s",
             self.uploaded,
             self.copied,
             self.deleted,

@@ -98,6 +98,8 @@ impl Counts {
                     bytes += file.size;
                 }
                 Event::Delete { .. } => deletes += 1,
+                // Kept, not deleted: the run sends nothing for it.
+                Event::Retire { .. } => {}
                 Event::Same { .. } => unchanged += 1,
                 Event::Problem(_) | Event::Check { .. } | Event::Head { .. } => {}
             }

@@ -159,7 +159,7 @@ impl Checking {
                     reads.push(Read::Head(self.heads.as_ref().map(|heads| heads.start(&object.key))));
                     continue;
                 }
-                Event::Delete { .. } => {
+                event if event.counts_as_delete() => {
                     deletes += 1;
                     continue;
                 }
@@ -407,7 +407,12 @@ mod tests {
         let mut sink = Checking::new(Box::new(plan), 8 << 20, false);
         let gone = RemoteObject { key: "old.html".into(), size: 1, last_modified: Time(0), etag: None };
         let problem = crate::model::Problem::new("fifo".into(), "not a regular file".into());
-        sink.accept(vec![check("a.html", b"a", b"a"), Event::Delete { object: gone }, Event::Problem(problem)]).await;
+        sink.accept(vec![
+            check("a.html", b"a", b"a"),
+            Event::Delete { object: gone, retired: None },
+            Event::Problem(problem),
+        ])
+        .await;
         assert!(sink.held.is_some(), "the batch waits for the next one while its read runs");
         assert_eq!((sink.deletes_planned(), sink.failures()), (1, 1), "the limits see it all the same");
         sink.accept(vec![]).await;

@@ -109,8 +109,10 @@ mod tests {
         }
         assert_eq!(refusal(&upload("index.html", Some("max-age=0, must-revalidate"), Reason::Content)), None);
         assert_eq!(refusal(&upload("index.html", None, Reason::Content)), None);
-        let delete =
-            Event::Delete { object: RemoteObject { key: "a".into(), size: 1, last_modified: Time(0), etag: None } };
+        let delete = Event::Delete {
+            object: RemoteObject { key: "a".into(), size: 1, last_modified: Time(0), etag: None },
+            retired: None,
+        };
         assert_eq!(refusal(&delete), None);
     }
 
@@ -120,6 +122,7 @@ mod tests {
         let mut sink = Guarded::new(Box::new(plan));
         let delete = Event::Delete {
             object: RemoteObject { key: "old.js".into(), size: 1, last_modified: Time(0), etag: None },
+            retired: None,
         };
         sink.accept(vec![upload("a.3f2a91c7.js", Some("immutable"), Reason::Content), delete]).await;
         assert_eq!((sink.failures(), sink.deletes_planned()), (1, 1));

@@ -6,7 +6,8 @@
 //! `file` and `packed` for the bytes it sends, `multipart`, `copy`, `delete`, and `spill` for what
 //! waits for its phase), and the [`PlanSink`] renders them as the plan a dry run prints (`plan`).
 //! Both take the very same events, and both ask [`Phase::of`] which phase an action runs in, so
-//! a plan cannot drift from what a sync does.
+//! a plan cannot drift from what a sync does. Around either: the content check (`check`), the
+//! immutable guard (`guard`) and, with `delete_grace`, the ledger of retired keys (`retiring`).
 
 mod check;
 mod copy;
@@ -21,6 +22,7 @@ mod packed;
 mod phase;
 pub mod plan;
 mod pool;
+mod retiring;
 mod s3;
 mod spill;
 mod tracker;
@@ -33,6 +35,7 @@ pub use head::Heads;
 pub use phase::{Phase, is_page, is_redirect};
 pub use plan::{PlanSink, Step};
 pub use pool::SinkContext;
+pub use retiring::{Retiring, Upload};
 pub use s3::S3Sink;
 pub use tracker::{FailedOp, Failure, Tracker};
 
@@ -85,6 +88,8 @@ pub struct Applied {
     pub uploaded: u64,
     pub copied: u64,
     pub deleted: u64,
+    /// Keys retired instead of deleted (`delete_grace`) and recorded in the ledger by this run.
+    pub retired: u64,
     pub bytes_uploaded: u64,
     /// Deletes planned but not sent, because of a failure, a refusal or a signal.
     pub deletes_withheld: u64,

@@ -4,7 +4,8 @@
 //!
 //! A site must never point at something that is not there yet: assets first, then the pages
 //! (HTML) that refer to them, then the keys made by server-side copy (whose sources must be up),
-//! then deletes; what cannot be done at all is last, and only the plan shows it.
+//! then deletes, then the keys retired instead (recorded in the ledger after the deletes); what
+//! cannot be done at all is last, and only the plan shows it.
 
 use crate::model::fields::Field;
 use crate::model::{Event, LocalFile, Reason};
@@ -20,6 +21,9 @@ pub enum Phase {
     /// objects re-published in place because the chain's configuration changed.
     Copies,
     Deletes,
+    /// Keys retired instead of deleted (`delete_grace`): recorded in the ledger once the deletes
+    /// are done.
+    Retires,
     Problems,
 }
 
@@ -30,6 +34,9 @@ impl Phase {
         match event {
             Event::Upload { file, reason } => Some(Phase::of_upload(file, *reason)),
             Event::Delete { .. } => Some(Phase::Deletes),
+            Event::Retire { since: None, .. } => Some(Phase::Retires),
+            // Retired by an earlier run, and kept as it is.
+            Event::Retire { since: Some(_), .. } => None,
             Event::Problem(_) => Some(Phase::Problems),
             Event::Same { .. } | Event::Check { .. } | Event::Head { .. } => None,
         }

@@ -5,7 +5,9 @@
 //! that of a site publish (assets, then HTML pages, then redirect objects, which a sync sends with
 //! the pages, then server-side copies, then deletes, then what cannot be done: the [`Phase`] the
 //! S3 sink holds each action back for), each group sorted
-//! by key, so the same inputs always print the same plan.
+//! by key, so the same inputs always print the same plan. With `delete_grace`, the keys retired
+//! instead of deleted follow the deletes (`retire KEY`), and a delete of a key whose grace ended
+//! says since when it was retired (`delete KEY (retired 2d ago)`).
 
 use std::fmt::Write;
 
@@ -39,8 +41,13 @@ impl Sink for PlanSink {
         for event in events {
             let event = super::unread(event);
             match &event {
-                Event::Delete { .. } if !self.delete => continue,
-                Event::Delete { object } => self.tracker.journal().record(object.key.clone(), Change::Deleted, false),
+                Event::Delete { .. } | Event::Retire { .. } if !self.delete => continue,
+                Event::Delete { object, .. } => {
+                    self.tracker.journal().record(object.key.clone(), Change::Deleted, false)
+                }
+                // A retirement changes no object; one kept through its grace is not an action.
+                Event::Retire { since: None, .. } => {}
+                Event::Retire { since: Some(_), .. } => continue,
                 Event::Upload { file, reason } => {
                     let copied = Phase::of_upload(file, *reason) == Phase::Copies;
                     let change = if copied { Change::Copied } else { Change::Uploaded };
@@ -58,7 +65,7 @@ impl Sink for PlanSink {
     }
 
     fn deletes_planned(&self) -> u64 {
-        self.steps.iter().filter(|s| s.phase == Phase::Deletes).count() as u64
+        self.steps.iter().filter(|s| matches!(s.phase, Phase::Deletes | Phase::Retires)).count() as u64
     }
 
     fn failures(&self) -> u64 {
@@ -71,6 +78,7 @@ impl Sink for PlanSink {
         applied.uploaded = count(|p| p <= Phase::Redirects);
         applied.copied = count(|p| p == Phase::Copies);
         applied.deleted = count(|p| p == Phase::Deletes);
+        applied.retired = count(|p| p == Phase::Retires);
         applied.bytes_uploaded = self.steps.iter().map(|s| s.bytes).sum();
         applied.plan = render(&mut self.steps, finish.unchanged, finish.hashed);
         applied.changes = self.tracker.journal().take().await;
@@ -130,7 +138,11 @@ fn bare_step(event: &Event, target: &Target) -> Step {
             None if super::phase::is_redirect(file) => redirect(file, *reason, target),
             None => Step::upload(phase, key(&file.key), file, *reason),
         },
-        Event::Delete { object } => Step { phase, key: key(&object.key), detail: String::new(), bytes: 0 },
+        Event::Delete { object, retired } => {
+            let detail = retired.map(|since| format!("(retired {} ago)", since.ago_text())).unwrap_or_default();
+            Step { phase, key: key(&object.key), detail, bytes: 0 }
+        }
+        Event::Retire { object, .. } => Step { phase, key: key(&object.key), detail: String::new(), bytes: 0 },
         Event::Problem(p) => Step { phase, key: key(&p.place), detail: p.message.clone(), bytes: 0 },
         Event::Same { file, .. } | Event::Check { file, .. } | Event::Head { file, .. } => {
             Step { phase, key: key(&file.key), detail: "(not an action)".into(), bytes: 0 }
@@ -153,32 +165,14 @@ pub fn render(steps: &mut [Step], unchanged: u64, hashed: u64) -> String {
     // A sync sends no delete once anything failed, and what the scan could not read fails for sure.
     let withheld = steps.iter().any(|s| s.phase == Phase::Problems);
     let mut out = String::new();
-    let (mut uploads, mut bytes, mut copies, mut deletes, mut problems) = (0, 0u64, 0, 0, 0);
+    let mut counts = Counts::default();
     for step in steps.iter() {
-        let verb = match step.phase {
-            Phase::Assets | Phase::Pages | Phase::Redirects => {
-                uploads += 1;
-                bytes += step.bytes;
-                if step.phase == Phase::Redirects { "redirect" } else { "upload" }
-            }
-            Phase::Copies => {
-                copies += 1;
-                "copy"
-            }
-            Phase::Deletes => {
-                deletes += 1;
-                "delete"
-            }
-            Phase::Problems => {
-                problems += 1;
-                "fail"
-            }
-        };
+        let verb = counts.add(step);
         // Keys are printed as they are, but for control characters, which would break the line; a
         // problem's place may already hold escaped bytes (`caf\xe9`), which thus show escaped once.
         let key = printable(&step.key);
         let detail = match step.phase {
-            Phase::Deletes if withheld => "(withheld: a failure below)",
+            Phase::Deletes | Phase::Retires if withheld => "(withheld: a failure below)",
             _ => step.detail.as_str(),
         };
         if detail.is_empty() {
@@ -187,18 +181,65 @@ pub fn render(steps: &mut [Step], unchanged: u64, hashed: u64) -> String {
             let _ = writeln!(out, "{verb} {key} {detail}");
         }
     }
-    // Copies only appear with a transform chain; plans without one keep their summary.
-    let copies = if copies > 0 { format!("{copies} to copy, ") } else { String::new() };
-    let deletes = if withheld && deletes > 0 {
-        format!("{deletes} to delete (withheld)")
-    } else {
-        format!("{deletes} to delete")
-    };
-    // Files read to compare them appear only when there were some.
-    let hashed = if hashed > 0 { format!(" ({hashed} read to compare)") } else { String::new() };
-    let _ = writeln!(
-        out,
-        "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}, {unchanged} unchanged{hashed}, {problems} failed"
-    );
+    let _ = writeln!(out, "{}", counts.summary(withheld, unchanged, hashed));
     out
+}
+
+/// The steps of a plan, counted by kind for its summary line.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    uploads: u64,
+    bytes: u64,
+    copies: u64,
+    deletes: u64,
+    retires: u64,
+    problems: u64,
+}
+
+impl Counts {
+    /// Counts `step`; the verb its line starts with.
+    fn add(&mut self, step: &Step) -> &'static str {
+        match step.phase {
+            Phase::Assets | Phase::Pages | Phase::Redirects => {
+                self.uploads += 1;
+                self.bytes += step.bytes;
+                if step.phase == Phase::Redirects { "redirect" } else { "upload" }
+            }
+            Phase::Copies => {
+                self.copies += 1;
+                "copy"
+            }
+            Phase::Deletes => {
+                self.deletes += 1;
+                "delete"
+            }
+            Phase::Retires => {
+                self.retires += 1;
+                "retire"
+            }
+            Phase::Problems => {
+                self.problems += 1;
+                "fail"
+            }
+        }
+    }
+
+    /// `plan: 2 to upload (650 bytes), 1 to delete, 4 unchanged, 1 failed`.
+    fn summary(&self, withheld: bool, unchanged: u64, hashed: u64) -> String {
+        let Counts { uploads, bytes, copies, deletes, retires, problems } = *self;
+        // Copies only appear with a transform chain; plans without one keep their summary.
+        let copies = if copies > 0 { format!("{copies} to copy, ") } else { String::new() };
+        let deletes = if withheld && deletes + retires > 0 {
+            format!("{deletes} to delete (withheld)")
+        } else {
+            format!("{deletes} to delete")
+        };
+        // Retirements only appear with delete_grace; plans without one keep their summary.
+        let retires = if retires > 0 { format!(", {retires} to retire") } else { String::new() };
+        // Files read to compare them appear only when there were some.
+        let hashed = if hashed > 0 { format!(" ({hashed} read to compare)") } else { String::new() };
+        format!(
+            "plan: {uploads} to upload ({bytes} bytes), {copies}{deletes}{retires}, {unchanged} unchanged{hashed}, {problems} failed"
+        )
+    }
 }

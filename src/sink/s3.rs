@@ -28,12 +28,16 @@ pub struct S3Sink {
     /// False with `--no-delete`: delete events are dropped.
     delete: bool,
     deletes: Vec<RemoteObject>,
+    /// Keys this run retires instead of deleting (`sink::Retiring` records them): they count
+    /// toward the delete limits as deletes do.
+    retiring: u64,
 }
 
 impl S3Sink {
     pub fn new(ctx: Arc<SinkContext>, workers: usize, delete: bool) -> S3Sink {
         let assets = Some(Pool::start(&ctx, workers));
-        S3Sink { ctx, workers, assets, pages: Spill::default(), copies: Spill::default(), delete, deletes: Vec::new() }
+        let (pages, copies) = (Spill::default(), Spill::default());
+        S3Sink { ctx, workers, assets, pages, copies, delete, deletes: Vec::new(), retiring: 0 }
     }
 
     async fn upload(&mut self, mut file: LocalFile, reason: Reason) {
@@ -141,8 +145,9 @@ impl Sink for S3Sink {
         for event in events {
             match super::unread(event) {
                 Event::Upload { file, reason } => self.upload(file, reason).await,
-                Event::Delete { object } if self.delete => self.deletes.push(object),
+                Event::Delete { object, .. } if self.delete => self.deletes.push(object),
                 Event::Delete { .. } => {}
+                Event::Retire { since, .. } => self.retiring += u64::from(since.is_none()),
                 Event::Problem(p) => self.ctx.tracker.failed(p.place, p.op, p.message),
                 Event::Same { file, object, md5 } => {
                     let known = Known::of(&file, &object, md5);
@@ -155,7 +160,7 @@ impl Sink for S3Sink {
     }
 
     fn deletes_planned(&self) -> u64 {
-        self.deletes.len() as u64
+        self.deletes.len() as u64 + self.retiring
     }
 
     fn failures(&self) -> u64 {

@@ -55,12 +55,13 @@ pub struct Expected {
     pub unchanged: u64,
     pub hashed: Option<u64>,
     pub copied: Option<u64>,
+    pub retired: Option<u64>,
 }
 
 impl Expected {
     /// A sync that uploads, deletes and leaves unchanged exactly these many files, and fails none.
     pub fn counts(uploaded: u64, deleted: u64, unchanged: u64) -> Expected {
-        Expected { uploaded, deleted, unchanged, hashed: None, copied: None }
+        Expected { uploaded, deleted, unchanged, hashed: None, copied: None, retired: None }
     }
 
     /// ... and reads exactly `hashed` files to compare their bytes.
@@ -73,11 +74,17 @@ impl Expected {
         Expected { copied: Some(copied), ..self }
     }
 
+    /// ... and retires exactly `retired` keys (`delete_grace`).
+    pub fn retired(self, retired: u64) -> Expected {
+        Expected { retired: Some(retired), ..self }
+    }
+
     /// The counts of `report` that differ from these, in the report's order.
     fn mismatches(&self, report: &Report) -> Vec<Mismatch> {
         let required = [
             ("uploaded", report.uploaded, Some(self.uploaded)),
             ("deleted", report.deleted, Some(self.deleted)),
+            ("retired", report.retired, self.retired),
             ("unchanged", report.unchanged, Some(self.unchanged)),
             ("failed", report.failed, Some(0)),
             ("hashed", report.hashed, self.hashed),

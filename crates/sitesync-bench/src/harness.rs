@@ -35,6 +35,8 @@ pub struct Options {
     pub mirror: bool,
     /// Also measure the tree synced by this many `--shard K/N` runs at once.
     pub shards: Option<u32>,
+    /// Also measure a no-change sync over a ledger of this many retired keys.
+    pub ledger: Option<u64>,
     /// A real site to measure, from a copy.
     pub site: Option<PathBuf>,
 }

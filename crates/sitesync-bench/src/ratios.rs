@@ -41,6 +41,7 @@ pub fn of_tree(n: u64, bytes: u64, changed: u64, sitesync: &[Row], baselines: &[
     all.push(memory(n, &floors, sitesync));
     all.extend(rebuild(bytes, sitesync, baselines));
     all.extend(shards(sitesync));
+    all.extend(ledger(sitesync));
     all
 }
 
@@ -170,4 +171,37 @@ fn shards(sitesync: &[Row]) -> Vec<Ratio> {
         }
     }
     all
+}
+
+/// A ledger of retired keys read by a no-change sync, against the same bucket synced with
+/// `--no-delete` (no ledger read, the same objects listed); and, for what keeping the retired
+/// objects costs too, against the plain no-change sync of the tree.
+fn ledger(sitesync: &[Row]) -> Vec<Ratio> {
+    use crate::variants::{BESIDE_ROW, LEDGER_ROW};
+    let (Some(with), Some(beside)) = (
+        sitesync.iter().find(|r| r.name.starts_with(LEDGER_ROW)),
+        sitesync.iter().find(|r| r.name.starts_with(BESIDE_ROW)),
+    ) else {
+        return Vec::new();
+    };
+    let idle = find(sitesync, "no-change");
+    let ratio = with.usage.wall_s / beside.usage.wall_s;
+    vec![
+        Ratio::new(
+            &with.name,
+            with.usage.wall_s,
+            beside.usage.wall_s,
+            "s",
+            beside.name.clone(),
+            Some(("≤ 1.05×", ratio <= 1.05)),
+        ),
+        Ratio::new(
+            &format!("{}, vs the tree alone", with.name),
+            with.usage.wall_s,
+            idle.usage.wall_s,
+            "s",
+            format!("{} (no retired objects to list)", idle.name),
+            None,
+        ),
+    ]
 }

@@ -230,6 +230,9 @@ fn syncs_and_listings(ctx: &Ctx, tree: &Tree, buckets: &Buckets, baselines: &mut
     if let Some(shards) = ctx.opts.shards {
         rows.extend(variants::shards(ctx, tree, &format!("shards-{n}"), shards, n - removed)?);
     }
+    if let Some(retired) = ctx.opts.ledger {
+        rows.extend(variants::ledger(ctx, tree, &format!("ledger-{n}"), retired, n - removed)?);
+    }
     Ok(Synced { rows, changed, removed })
 }
 

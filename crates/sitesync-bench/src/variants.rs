@@ -1,7 +1,8 @@
 //! Variants of the sync measured besides the four, on the same server and tree: a rebuild (every
 //! mtime new, every byte the same) beside GNU md5sum of the tree, a chain that publishes the tree
-//! twice (what the copies cost in memory), and the tree split into N shards synced at once (what
-//! the split costs over one run doing the same work).
+//! twice (what the copies cost in memory), the tree split into N shards synced at once (what the
+//! split costs over one run doing the same work), and a no-change sync over a ledger of retired
+//! keys (what reading it costs).
 
 use std::process::Command;
 use std::time::Instant;
@@ -125,4 +126,60 @@ fn merge(ctx: &Ctx, runs: &[Outcome]) -> Result<Merged> {
         bail!("sitesync report merge printed nothing: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(Merged { stdout, exit_code: out.status.code().unwrap_or(1) })
+}
+
+/// The grace of the ledger variant: long past the run, so every key it retires stays retired.
+const GRACE: &str = "48h";
+
+/// A no-change sync over a ledger of `retired` retired keys (`delete_grace`), against the same
+/// bucket synced with `--no-delete`, which reads no ledger: both list the same objects (the tree's
+/// `n`, and the retired ones, which are kept), so the difference is the ledger's cost (listing and
+/// reading it, and asking it about every object whose file is gone). The bucket gets the tree, then
+/// `retired` objects no file has, which one sync retires; the rows are the no-change syncs after.
+pub fn ledger(ctx: &Ctx, tree: &Tree, bucket: &str, retired: u64, n: u64) -> Result<Vec<Row>> {
+    ctx.create_bucket(bucket)?;
+    let grace = ["--delete-grace", GRACE];
+    eprintln!("bench: {n} files: sitesync first sync, then {retired} objects without a file, retired");
+    let first = ctx.sync(tree, bucket, &grace)?;
+    let first = rows::synced("ledger: first sync", &[first], n, Expected::counts(n, 0, 0));
+    put_gone(ctx, bucket, retired)?;
+    let retiring = ctx.sync(tree, bucket, &grace)?;
+    let retiring = rows::synced("ledger: retiring sync", &[retiring], n, Expected::counts(0, 0, n).retired(retired));
+    let mut rows = vec![first, retiring];
+    for (name, extra) in [(LEDGER_ROW, grace.as_slice()), (BESIDE_ROW, ["--no-delete"].as_slice())] {
+        eprintln!("bench: {n} files: sitesync {name} ({retired} retired keys) x{}", ctx.opts.repeat);
+        let runs = repeat(ctx.opts.repeat, || ctx.sync(tree, bucket, extra))?;
+        let name = format!("{name} ({retired} retired keys)");
+        rows.push(rows::synced(&name, &runs, n, Expected::counts(0, 0, n).retired(0)));
+    }
+    Ok(rows)
+}
+
+/// The names the ratio finds the two rows by.
+pub const LEDGER_ROW: &str = "no-change sync over a ledger";
+pub const BESIDE_ROW: &str = "no-change sync, --no-delete, same bucket";
+
+/// `count` small objects under `site/gone/` of `bucket`, put directly: objects whose files are
+/// gone, as a deploy that renamed its assets leaves them.
+fn put_gone(ctx: &Ctx, bucket: &str, count: u64) -> Result<()> {
+    let s = ctx.server;
+    let client = crate::baseline::client_with(&s.info.endpoint, &s.access_key, &s.secret_key, &s.region);
+    ctx.runtime.block_on(async {
+        let mut puts = tokio::task::JoinSet::new();
+        for i in 0..count {
+            while puts.len() >= ctx.opts.workers {
+                puts.join_next().await.context("a put")???;
+            }
+            let (client, bucket) = (client.clone(), bucket.to_owned());
+            let key = format!("site/gone/{:03}/chunk.{i:08x}.js", i % 100);
+            puts.spawn(async move {
+                let body = aws_sdk_s3::primitives::ByteStream::from_static(b"export default 1;\n");
+                client.put_object().bucket(&bucket).key(&key).body(body).send().await.map(|_| ()).context(key)
+            });
+        }
+        while let Some(put) = puts.join_next().await {
+            put??;
+        }
+        Ok(())
+    })
 }

@@ -60,6 +60,16 @@ impl Shard {
         Ok(self)
     }
 
+    /// How this shard traces keys back to their files.
+    pub fn mapping(&self) -> &MapBack {
+        &self.back
+    }
+
+    /// Shard `index` of `count` whose keys are traced back by `back` (see [`MapBack`]).
+    pub fn with_mapping(index: u32, count: u32, back: MapBack) -> Shard {
+        Shard { index, count, back }
+    }
+
     /// The folder a key counts under (without its trailing `/`).
     pub fn unit(&self, key: &str) -> String {
         let source = self.back.source(key);
