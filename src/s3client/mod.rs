@@ -14,6 +14,8 @@
 //! complete answer within the attempt timeout is abandoned and retried, so a stalled connection
 //! costs one timeout, not the run.
 
+pub mod error;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use aws_smithy_types::date_time::{DateTime, Format};
 
 use crate::clock::Clock;
 use crate::model::Time;
+pub use error::{Op, StoreError};
 
 /// Where and how to reach S3.
 #[derive(Debug, Clone)]
@@ -265,4 +268,9 @@ impl Intercept for DateProbe {
         }
         Ok(())
     }
+}
+
+/// A time the SDK gives (`LastModified`) as a [`Time`].
+pub fn to_time(t: &DateTime) -> Time {
+    Time(t.secs().saturating_mul(Time::NANOS_PER_SEC) + i64::from(t.subsec_nanos()))
 }
