@@ -42,6 +42,9 @@ pub enum Error {
     /// reading as the end of the tree or of the listing.
     #[error("the {stage} stopped before it was done: {why}")]
     Stage { stage: String, why: String },
+    /// The deploy history cannot be read, or a rollback cannot go where it was asked.
+    #[error(transparent)]
+    History(crate::history::HistoryError),
     /// A thread of the run could not be started.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -74,6 +77,16 @@ impl From<crate::scan::WalkError> for Error {
     }
 }
 
+/// A request's error is a store error wherever the history read it.
+impl From<crate::history::HistoryError> for Error {
+    fn from(e: crate::history::HistoryError) -> Error {
+        match e {
+            crate::history::HistoryError::Store(e) => Error::Store(e),
+            e => Error::History(e),
+        }
+    }
+}
+
 /// A request's error is a store error, and a reader that died a stage that did, wherever the
 /// remote side read them; the rest say what is wrong with the source of the remote side.
 impl From<RemoteError> for Error {
@@ -99,6 +112,8 @@ impl Error {
             | Error::Signals(_)
             | Error::LocalStore(_) => EXIT_FAILED,
             Error::Remote(_) => EXIT_FAILED,
+            Error::History(e) if e.refused() => EXIT_USAGE,
+            Error::History(_) => EXIT_FAILED,
             Error::Interrupted(_) | Error::CutShort(_) => EXIT_INTERRUPTED,
         }
     }

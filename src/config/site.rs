@@ -31,13 +31,19 @@ pub struct Site {
 
 impl SiteConfig {
     pub fn build(self, origins: Origins) -> Result<Site, ConfigError> {
-        let source = self.source.ok_or(ConfigError::Required("source directory"))?;
+        let source = self.source.clone().ok_or(ConfigError::Required("source directory"))?;
+        let (target, lock_file) = self.build_target(origins)?;
+        Ok(Site { source, target, lock_file })
+    }
+
+    /// The destination and the lock alone, for a command that reads no source (`rollback`).
+    pub fn build_target(self, origins: Origins) -> Result<(Target, Option<PathBuf>), ConfigError> {
         let destination = self.destination.ok_or(ConfigError::Required("destination"))?;
         let target = Target::parse(&destination)
             .map_err(|TargetError { url, why }| origins.bad("destination", format!("{url:?}: {why}")))?;
         if self.lock_file.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(origins.bad("lock_file", "the path is empty"));
         }
-        Ok(Site { source, target, lock_file: self.lock_file })
+        Ok((target, self.lock_file))
     }
 }

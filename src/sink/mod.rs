@@ -21,6 +21,7 @@ mod packed;
 mod phase;
 pub mod plan;
 mod pool;
+mod restore;
 mod s3;
 mod spill;
 mod tracker;
@@ -33,6 +34,7 @@ pub use head::Heads;
 pub use phase::{Phase, is_page, is_redirect};
 pub use plan::{PlanSink, Step};
 pub use pool::SinkContext;
+pub use restore::Restorer;
 pub use s3::S3Sink;
 pub use tracker::{FailedOp, Failure, Tracker};
 
