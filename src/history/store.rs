@@ -11,7 +11,6 @@
 use std::fs::File;
 use std::io::{self, Seek};
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::EncodingType;
 use tokio::io::AsyncWriteExt;
 
@@ -125,12 +124,7 @@ pub async fn put_file(
 ) -> Result<(), StoreError> {
     let key = target.key(rel);
     let url = format!("s3://{}/{key}", target.bucket);
-    let body = ByteStream::read_from()
-        .file(tokio::fs::File::from_std(file))
-        .length(aws_sdk_s3::primitives::Length::Exact(len))
-        .build()
-        .await
-        .map_err(|e| StoreError::answer(Op::Put, &url, e.to_string()))?;
+    let body = crate::s3client::body::from_file(std::sync::Arc::new(file), 0, len);
     let request = client
         .put_object()
         .bucket(&target.bucket)

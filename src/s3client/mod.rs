@@ -14,6 +14,7 @@
 //! complete answer within the attempt timeout is abandoned and retried, so a stalled connection
 //! costs one timeout, not the run.
 
+pub mod body;
 pub mod error;
 
 use std::sync::Arc;
