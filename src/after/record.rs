@@ -48,7 +48,9 @@ impl AfterRun for WriteRecord {
         };
         let mut said = Said::default();
         let applied = outcome.applied;
-        let written = applied.uploaded + applied.copied + applied.deleted > 0 || !kept.is_empty();
+        // `keep_deploys = 0`: no history, not even the record of this deploy.
+        let recording = self.retention.as_ref().is_none_or(|(_, keep)| *keep > 0);
+        let written = recording && (applied.uploaded + applied.copied + applied.deleted > 0 || !kept.is_empty());
         if written {
             self.write(outcome, &kept).await.map_err(fail)?;
             said.fields.insert("deploy".into(), self.id.0.clone().into());

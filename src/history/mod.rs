@@ -282,7 +282,7 @@ mod tests {
         assert_eq!(kept_key(&id, "a/b.html", 5), ".sitesync/kept/20231114T221320.005Z-3fa91c/a/b.html");
         let long = "x".repeat(1000);
         let kept = kept_key(&id, &long, 5);
-        assert!(kept.starts_with(".sitesync/kept/20231114T221320.005Z-3fa91c/#") && kept.len() == 15 + 27 + 1 + 32);
+        assert!(kept.starts_with(".sitesync/kept/20231114T221320.005Z-3fa91c/#") && kept.len() == 15 + 27 + 2 + 32);
     }
 
     #[test]
