@@ -416,3 +416,62 @@ fn a_record_carries_the_message_or_the_commit_of_the_ci() {
     assert_eq!(listed["deploys"][0]["live"], true);
     assert_eq!(listed["deploys"][1]["live"], false);
 }
+
+/// A site published to moto's S3, whose bucket keeps versions: v1, then v2 (a page changed with
+/// its redirect and headers, a file deleted, one added). Keeping records the versions, copies
+/// nothing, and the rollback restores v1 from them.
+#[test]
+fn a_bucket_that_keeps_versions_is_rolled_back_from_them_without_copies() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    let moto = support::moto::Moto::start();
+    let s3 = moto.s3();
+    moto.block_on(s3.create_bucket().bucket(BUCKET).send()).unwrap();
+    let enabled = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    moto.block_on(s3.put_bucket_versioning().bucket(BUCKET).versioning_configuration(enabled).send()).unwrap();
+    let state = |s3: &aws_sdk_s3::Client| {
+        moto.block_on(async {
+            let listed = s3.list_objects_v2().bucket(BUCKET).prefix("site/").send().await.unwrap();
+            let mut state = BTreeMap::new();
+            for key in listed.contents().iter().filter_map(|o| o.key()) {
+                let got = s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+                let headers = (got.content_type().map(str::to_owned), got.cache_control().map(str::to_owned));
+                let redirect = got.website_redirect_location().map(str::to_owned);
+                state.insert(key.to_owned(), (got.body.collect().await.unwrap().to_vec(), headers, redirect));
+            }
+            state
+        })
+    };
+    let tree = Tree::new();
+    let sync = || {
+        let cmd = tree.cmd().arg("sync").arg(tree.src()).arg(DEST).connect(&moto.endpoint());
+        cmd.env("AWS_ACCESS_KEY_ID", "testing").env("AWS_SECRET_ACCESS_KEY", "testing").arg("--json").run().code(0)
+    };
+    tree.file("index.html", "<h1>v1</h1>");
+    tree.file("gone.txt", "v1 only");
+    tree.file("_redirects", "/old.html /index.html 301\n");
+    sync();
+    let v1 = state(&s3);
+    tree.file("index.html", "<h1>v2, longer</h1>");
+    tree.file("_redirects", "/old.html /elsewhere.html 301\n");
+    tree.config(
+        "[[transform]]\ntype = \"headers\"\n[[transform.rules]]\nglob = \"*.html\"\ncache_control = \"max-age=5\"\n",
+    );
+    std::fs::remove_file(tree.path("gone.txt")).unwrap();
+    tree.file("added.txt", "v2 only");
+    let v2 = sync().json();
+    assert_eq!(v2["kept"], 3, "index.html, old.html, gone.txt: {v2}");
+    let listed = moto.block_on(s3.list_objects_v2().bucket(BUCKET).prefix("site/.sitesync/kept/").send()).unwrap();
+    assert_eq!(listed.key_count(), Some(0), "versions are recorded, nothing is copied");
+
+    let cmd = tree.cmd().arg("rollback").arg(DEST).connect(&moto.endpoint());
+    let back = cmd.env("AWS_ACCESS_KEY_ID", "testing").env("AWS_SECRET_ACCESS_KEY", "testing").arg("--json").run();
+    assert_eq!(back.code(0).report().failed, 0);
+    let now = state(&s3);
+    let site = |state: &BTreeMap<String, _>| {
+        state.keys().filter(|k: &&String| !k.contains(".sitesync/")).cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(site(&now), site(&v1));
+    for key in site(&v1) {
+        assert_eq!(now[&key], v1[&key], "{key}");
+    }
+}

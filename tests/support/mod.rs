@@ -32,7 +32,7 @@ use sitesync::local_store::{ACCESS_KEY, REGION, SECRET_KEY};
 use tempfile::TempDir;
 
 #[allow(unused_imports)] // not every test file names both
-pub use store::{BUCKET, Store};
+pub use store::{BUCKET, Store, is_history};
 
 /// The destination most tests use: the folder `site/` of the bucket.
 pub const DEST: &str = "s3://bkt/site";
