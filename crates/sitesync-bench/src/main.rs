@@ -3,7 +3,7 @@
 //! It starts a real S3 server on 127.0.0.1 (Garage, else the embedded store), generates or reuses
 //! synthetic site trees, runs the release `sitesync` binary as a child process for a first sync, a
 //! no-change sync, a sync after 1% of the files changed and one after 1% were removed (and, when
-//! asked, a mirrored chain and N shards at once), and measures
+//! asked, a mirrored chain, N shards at once and the deploy history), and measures
 //! on the same server and tree the baselines those figures are divided by: a bare walk+stat, a bare
 //! ListObjectsV2 loop and a bare PutObject loop at the same concurrency. Results go to stdout as
 //! Markdown and to a JSON file. The hidden subcommands are the roles of its child processes.
@@ -17,6 +17,7 @@ mod baseline;
 mod check;
 mod floors;
 mod harness;
+mod history;
 mod machine;
 mod measure;
 mod paths;
@@ -90,6 +91,10 @@ struct RunArgs {
     /// into a bucket of their own, to measure what the split costs over one run.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     shards: Option<u32>,
+    /// Also measure the deploy history: a deploy changing 1% of the files with the history off
+    /// and on (what keeping costs), a rollback of it, and a sync of the build it rolls back to.
+    #[arg(long)]
+    history: bool,
     /// Extra environment for sitesync, repeatable (e.g. SITESYNC_LIST_PARALLEL=1) to compare settings.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     sitesync_env: Vec<(String, String)>,
@@ -198,6 +203,7 @@ fn options(args: RunArgs) -> Result<harness::Options> {
         mirror: args.mirror,
         shards: args.shards,
         site: args.site,
+        history: args.history,
     })
 }
 

@@ -230,6 +230,9 @@ fn syncs_and_listings(ctx: &Ctx, tree: &Tree, buckets: &Buckets, baselines: &mut
     if let Some(shards) = ctx.opts.shards {
         rows.extend(variants::shards(ctx, tree, &format!("shards-{n}"), shards, n - removed)?);
     }
+    if ctx.opts.history {
+        rows.extend(crate::history::history(ctx, tree, n - removed)?);
+    }
     Ok(Synced { rows, changed, removed })
 }
 
