@@ -266,3 +266,23 @@ fn unusual_names_are_sent_percent_encoded() {
     ];
     assert_eq!(paths, expected);
 }
+
+#[test]
+fn a_rollback_invalidates_the_paths_it_restored() {
+    let cdn = Cdn::new().file("index.html", "v1").file("about.html", "about");
+    cdn.sync(&[]).code(0);
+    cdn.t.write("index.html", "v2, longer");
+    cdn.t.write("new.html", "new in v2");
+    cdn.sync(&[]).code(0);
+    let before = cdn.invalidations().len();
+
+    let cmd = cdn.t.tree.cmd().arg("rollback").arg(DEST).connect(&cdn.t.server.endpoint());
+    let run = cmd
+        .args(["--json", "--cloudfront-distribution-id", &cdn.id])
+        .env("AWS_ENDPOINT_URL_CLOUDFRONT", cdn.moto.endpoint())
+        .run()
+        .code(0);
+    assert_eq!(run.report().copied, 1, "{run}");
+    assert_eq!(reported_paths(&run), ["/", "/index.html", "/new.html"], "restored and deleted: {run}");
+    assert_eq!(cdn.invalidations().len(), before + 1);
+}

@@ -186,6 +186,11 @@ fn rollbacks_walk_back_through_history_and_forward_again_exactly() {
     assert!(plan.stdout.contains("delete site/new3.txt"), "{plan}");
     assert_eq!(site.store.list_all(), everything, "--dry-run changes nothing, the history included");
 
+    // Undoing v3 deletes new3.txt: past the delete limit the rollback is refused, doing nothing.
+    let refused = site.rollback(&["--json", "--max-delete", "0"]).code(2);
+    assert!(refused.report().refused.is_some_and(|why| why.contains("max_delete")), "{refused}");
+    assert_eq!(site.store.list_all(), everything);
+
     let back = site.rollback(&["--json"]).code(0);
     let report = back.report();
     assert_eq!((report.uploaded, report.failed), (0, 0), "{back}");

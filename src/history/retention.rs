@@ -140,13 +140,13 @@ async fn delete_version(
         .map_err(|e| StoreError::sdk(Op::Delete, format!("s3://{}/{full}?versionId={version}", target.bucket), e))
 }
 
+/// A record rewritten (rewound, and its length), and the versions (key, version id) it recorded of
+/// the purged keys.
+type Rewritten = (Option<(std::fs::File, u64)>, Vec<(String, String)>);
+
 /// A record with the lines of `wanted` keys marked purged: the new record (when a line changed)
 /// and the versions it recorded of them (a blocking read and write).
-fn rewrite(
-    file: std::fs::File,
-    name: &str,
-    wanted: &BTreeSet<String>,
-) -> Result<(Option<(std::fs::File, u64)>, Vec<(String, String)>), HistoryError> {
+fn rewrite(file: std::fs::File, name: &str, wanted: &BTreeSet<String>) -> Result<Rewritten, HistoryError> {
     let bad = |why: String| HistoryError::Record { key: name.to_owned(), why };
     let (header, lines) = super::record::read(file, name).map_err(bad)?;
     let mut out = BufWriter::new(crate::disk::anonymous_file("record")?);

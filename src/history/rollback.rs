@@ -156,10 +156,11 @@ fn merge(sources: Vec<(DeployId, Source)>, prefix_len: usize) -> Result<(Steps, 
         let Some((earliest, key)) = first else { break };
         let mut chosen = None;
         for (i, (_, stream)) in streams.iter_mut().enumerate() {
-            if let Some(Ok((_, change, before))) = stream.next_if(|b| b.as_ref().is_ok_and(|(k, ..)| *k == key)) {
-                if i == earliest {
-                    chosen = Some((change, before));
-                }
+            let next = stream.next_if(|b| b.as_ref().is_ok_and(|(k, ..)| *k == key));
+            if let Some(Ok((_, change, before))) = next
+                && i == earliest
+            {
+                chosen = Some((change, before));
             }
         }
         let (change, before) = chosen.expect("the earliest stream holds the key");
