@@ -1,8 +1,9 @@
 //! The deploy's record, written after the run (a sync or a rollback) from what it applied and what
 //! it kept, then, after a clean sync, the deploys that aged out of the history deleted.
 //!
-//! A run that changed nothing and kept nothing writes no record. Any other run writes one, clean or
-//! not: a deploy that failed (exit 1), was refused or stopped by a signal is recorded as `failed`
+//! A run that changed nothing and kept nothing writes no record, unless it settled what rollbacks
+//! restored (then the next sync need not compare those keys again). Any other run writes one,
+//! clean or not: a deploy that failed (exit 1), was refused or stopped by a signal is recorded as `failed`
 //! with what it did, and can be rolled back like any other. The record is written after the sink
 //! is done, so after everything it names was kept; a run killed before it leaves its kept folder
 //! alone, which a rollback reads as a stopped run's.
@@ -31,6 +32,9 @@ pub struct WriteRecord {
     pub keeper: Option<Arc<Keeper>>,
     /// A sync's: the records listed when it started, and how many deploys to keep.
     pub retention: Option<(Vec<DeployId>, u32)>,
+    /// A sync's: it compared keys rollbacks restored (suspects). Once it is clean, its record,
+    /// even without a change, is where the next sync stops reading rollbacks.
+    pub settles: bool,
     /// The run's clock, to date the record's end in the server's.
     pub clock: Arc<crate::clock::Clock>,
 }
@@ -50,7 +54,8 @@ impl AfterRun for WriteRecord {
         let applied = outcome.applied;
         // `keep_deploys = 0`: no history, not even the record of this deploy.
         let recording = self.retention.as_ref().is_none_or(|(_, keep)| *keep > 0);
-        let written = recording && (applied.uploaded + applied.copied + applied.deleted > 0 || !kept.is_empty());
+        let changed = applied.uploaded + applied.copied + applied.deleted > 0 || !kept.is_empty();
+        let written = recording && (changed || (self.settles && outcome.clean));
         if written {
             self.write(outcome, &kept).await.map_err(fail)?;
             said.fields.insert("deploy".into(), self.id.0.clone().into());

@@ -70,6 +70,7 @@ impl SyncHistory {
             chain,
             keeper: self.keeper.clone(),
             retention: Some((self.records.clone(), config.history.keep)),
+            settles: !self.suspects.is_empty(),
             clock,
         }
     }

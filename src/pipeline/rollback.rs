@@ -169,6 +169,7 @@ async fn after_steps(
         chain: (point.chain.clone(), point.chain.clone()),
         keeper: Some(keeper),
         retention: None,
+        settles: false,
         clock,
     };
     let mut steps: Vec<Box<dyn AfterRun>> = vec![Box::new(record)];

@@ -338,6 +338,8 @@ pub struct Report {
     pub bytes_uploaded: u64,
     pub deletes_withheld: u64,
     #[serde(default)]
+    pub hashed: u64,
+    #[serde(default)]
     pub refused: Option<String>,
     pub failures: Vec<Failure>,
 }
