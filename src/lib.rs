@@ -63,7 +63,6 @@ pub async fn rollback(args: &cli::RollbackArgs) -> Result<Report, Error> {
         force_delete: args.force_delete,
         wait_lock: args.wait_lock,
         wait_invalidation: args.wait,
-        progress: run::progress::Show::choose(false, false, args.bucket.quiet > 0),
     };
     if args.wait && config.invalidate.is_none() {
         let why = "--wait waits for a CloudFront invalidation, but no cloudfront_distribution_id is set";

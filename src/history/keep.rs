@@ -4,9 +4,10 @@
 //! CopyObject copies bytes, but not the website redirect location, and with
 //! `MetadataDirective=REPLACE` (the only way to name headers at all) nothing else either: so every
 //! header the HEAD returned is given again, the redirect location moved into the kept object's
-//! metadata (a kept object must not redirect itself), and the key it was kept from named there too
-//! (`KEPT_KEY`, percent-encoded: a header value is ASCII). The copy is conditional on the ETag the
-//! HEAD saw, so the headers and the bytes kept are of one object. The restore
+//! metadata (a kept object must not redirect itself). A key kept under its hash is named there too
+//! (`KEPT_KEY`, percent-encoded: a header value is ASCII); a nested one is named by its own key,
+//! and its name is not repeated in metadata, which S3 caps at 2 KB. The copy is conditional on the
+//! ETag the HEAD saw, so the headers and the bytes kept are of one object. The restore
 //! ([`Headers::restored`]) gives every header back to the key, the redirect location included.
 //!
 //! On a bucket that keeps versions (GetBucketVersioning says `Enabled`), the HEAD's version id is
@@ -52,13 +53,15 @@ pub struct Keeper {
     target: Target,
     /// The deploy the objects are kept for.
     pub id: DeployId,
-    versioned: bool,
+    /// Whether the bucket keeps versions, asked once, at the first object kept.
+    versioned: tokio::sync::OnceCell<bool>,
     log: Journal,
     kept: AtomicU64,
 }
 
 impl Keeper {
-    pub fn new(client: aws_sdk_s3::Client, target: Target, id: DeployId, versioned: bool) -> Keeper {
+    pub fn new(client: aws_sdk_s3::Client, target: Target, id: DeployId) -> Keeper {
+        let versioned = tokio::sync::OnceCell::new();
         Keeper { client, target, id, versioned, log: Journal::default(), kept: AtomicU64::new(0) }
     }
 
@@ -84,7 +87,8 @@ impl Keeper {
             }
             Err(e) => return Err(StoreError::sdk(Op::Head, url, e)),
         };
-        if let Some(version) = head.version_id().filter(|v| self.versioned && *v != "null") {
+        let versioned = *self.versioned.get_or_init(|| versioning(&self.client, &self.target.bucket)).await;
+        if let Some(version) = head.version_id().filter(|v| versioned && *v != "null") {
             self.log.kept(key, Change::Kept, Some(version.to_owned()));
             self.kept.fetch_add(1, Ordering::Relaxed);
             return Ok(Kept::Version);
@@ -96,8 +100,10 @@ impl Keeper {
             );
             return Ok(Kept::TooLarge);
         }
-        let to = self.target.key(&kept_key(&self.id, key, self.target.prefix.len()));
-        let headers = Headers::of(&head).for_kept(key);
+        let kept = kept_key(&self.id, key, self.target.prefix.len());
+        let nested = kept == format!("{}{}/{key}", super::KEPT, self.id);
+        let headers = Headers::of(&head).for_kept(key, nested);
+        let to = self.target.key(&kept);
         let copy = copy(&self.client, &self.target.bucket, &full, None, &headers).key(&to);
         let copy = match head.e_tag() {
             Some(etag) => copy.copy_source_if_match(etag),
@@ -164,12 +170,15 @@ impl Headers {
         }
     }
 
-    /// As a kept copy of `key` carries them: the redirect location in the metadata, the key named.
-    fn for_kept(mut self, key: &str) -> Headers {
+    /// As a kept copy of `key` carries them: the redirect location in the metadata, and the key
+    /// named there unless the kept copy is `nested` under it.
+    fn for_kept(mut self, key: &str, nested: bool) -> Headers {
         if let Some(location) = self.meta.take(Field::WebsiteRedirectLocation) {
             self.meta.metadata.insert(KEPT_REDIRECT.into(), location);
         }
-        self.meta.metadata.insert(KEPT_KEY.into(), utf8_percent_encode(key, KEY_SAFE).to_string());
+        if !nested {
+            self.meta.metadata.insert(KEPT_KEY.into(), utf8_percent_encode(key, KEY_SAFE).to_string());
+        }
         self
     }
 
@@ -228,11 +237,14 @@ mod tests {
         assert_eq!(headers.meta.get(Field::WebsiteRedirectLocation), Some("/new/"));
         assert_eq!((headers.size, headers.etag.as_deref()), (7, Some("abc")));
         assert!(headers.expires.is_some());
-        let kept = headers.clone().for_kept("caf\u{e9} +.html");
+        let kept = headers.clone().for_kept("caf\u{e9} +.html", false);
         assert_eq!(kept.meta.get(Field::WebsiteRedirectLocation), None, "a kept copy does not redirect");
         assert_eq!(kept.meta.metadata[KEPT_KEY], "caf%C3%A9%20%2B.html");
         let (restored, key) = kept.restored();
         assert_eq!(key.as_deref(), Some("caf\u{e9} +.html"));
         assert_eq!(restored, headers, "every header back, the redirect included");
+        let nested = headers.clone().for_kept("a.html", true);
+        assert!(!nested.meta.metadata.contains_key(KEPT_KEY), "named by its own key");
+        assert_eq!(nested.restored(), (headers, None));
     }
 }

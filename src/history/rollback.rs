@@ -106,13 +106,13 @@ async fn kept_by(client: &aws_sdk_s3::Client, target: &Target, id: &DeployId) ->
     let folder = format!("{KEPT}{id}/");
     let journal = Journal::default();
     for name in store::keys_under(client, target, &folder).await? {
+        // A key kept under its hash names itself in metadata; a key that starts with `#` is kept
+        // under its own name, and names nothing.
         let key = match name.starts_with('#') {
-            false => Some(name),
-            true => named_by(client, target, &format!("{folder}{name}")).await?,
+            false => name,
+            true => named_by(client, target, &format!("{folder}{name}")).await?.unwrap_or(name),
         };
-        if let Some(key) = key {
-            journal.kept(key, Change::Kept, None);
-        }
+        journal.kept(key, Change::Kept, None);
         journal.spill().await?;
     }
     Ok(journal.take().await)

@@ -3,7 +3,7 @@
 //! post-run step that records the deploy and prunes what aged out.
 //!
 //! One listing of `deploys/` a run, and a ranged GET of the newest record (for the suspects);
-//! GetBucketVersioning once when the run keeps objects. Objects are kept only when a deploy is
+//! GetBucketVersioning once, when the run keeps its first object. Objects are kept only when a deploy is
 //! recorded already (the first one has nothing to roll back to) and `keep_deploys` is 2 or more.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use crate::after::WriteRecord;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Error;
-use crate::history::keep::{Keeper, versioning};
+use crate::history::keep::Keeper;
 use crate::history::record::Kind;
 use crate::history::suspects::{self, Suspects};
 use crate::history::{DeployId, server_now, store};
@@ -40,13 +40,8 @@ impl SyncHistory {
         let suspects = suspects::read(client, target, &records, config.shard.as_ref()).await?;
         // After a request, so the clock has measured the server's.
         let id = DeployId::after(server_now(clock.bounds()), config.shard.as_ref(), records.last());
-        let keeper = match !opts.dry_run && config.history.keeps() && !records.is_empty() {
-            true => {
-                let versioned = versioning(client, &target.bucket).await;
-                Some(Arc::new(Keeper::new(client.clone(), target.clone(), id.clone(), versioned)))
-            }
-            false => None,
-        };
+        let keeps = !opts.dry_run && config.history.keeps() && !records.is_empty();
+        let keeper = keeps.then(|| Arc::new(Keeper::new(client.clone(), target.clone(), id.clone())));
         Ok(SyncHistory { id, records, keeper, suspects: Arc::new(suspects) })
     }
 

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::BucketConfig;
 use crate::diff::{DeleteLimits, Tally};
 use crate::error::{Error, Op, StoreError};
-use crate::history::keep::{Keeper, versioning};
+use crate::history::keep::Keeper;
 use crate::history::record::Kind;
 use crate::history::retention::{self, Purged};
 use crate::history::rollback::{self, Plan};
@@ -30,7 +30,6 @@ use crate::keys::shard::Shard;
 use crate::keys::target::Target;
 use crate::report::Report;
 use crate::run::lock::{self, RunLock};
-use crate::run::progress::{Progress, Show};
 use crate::run::stop::Stop;
 use crate::sink::{Applied, FailedOp, Phase, Restorer, SinkContext, Tracker};
 
@@ -43,7 +42,6 @@ pub struct RollbackOptions {
     pub force_delete: bool,
     pub wait_lock: bool,
     pub wait_invalidation: bool,
-    pub progress: Show,
 }
 
 /// The deploys recorded under the target, newest first.
@@ -100,15 +98,11 @@ async fn run_until_stopped(config: &BucketConfig, opts: &RollbackOptions, stop: 
     restore_markers(&client, &config.target, &plan.point).await?;
     let newest = timeline.records.iter().map(|(id, _)| id).chain(&timeline.stopped).max();
     let id = DeployId::after(server_now(clock.bounds()), None, newest);
-    let versioned = versioning(&client, &config.target.bucket).await;
-    let keeper = Arc::new(Keeper::new(client.clone(), config.target.clone(), id.clone(), versioned));
+    let keeper = Arc::new(Keeper::new(client.clone(), config.target.clone(), id.clone()));
     let tracker = Arc::new(Tracker::default());
-    let progress = Progress::start(opts.progress)?;
-    progress.follow(tracker.clone());
     let ctx = context(config, &client, (&clock, &tracker), stop, keeper.clone());
     let restorer = Restorer { ctx, workers: config.sink.workers };
     let applied = restorer.apply(&plan, config.delete.enabled).await;
-    drop(progress);
     let steps = after_steps(config, opts, &client, (id, keeper, clock), &plan.point).await;
     let finished = Finished { applied, tally: Tally::default(), refused: None, complete: true, failed: None };
     let mut report = stages::after(finished, steps, false, stop, started).await?;
