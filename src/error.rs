@@ -46,6 +46,9 @@ pub enum Error {
     /// reading as the end of the tree or of the listing.
     #[error("the {stage} stopped before it was done: {why}")]
     Stage { stage: String, why: String },
+    /// The deploy history cannot be read, or a rollback cannot go where it was asked.
+    #[error(transparent)]
+    History(crate::history::HistoryError),
     /// A thread of the run could not be started.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
@@ -106,6 +109,16 @@ impl From<crate::history::ledger::LedgerError> for Error {
     }
 }
 
+/// A request's error is a store error wherever the history read it.
+impl From<crate::history::HistoryError> for Error {
+    fn from(e: crate::history::HistoryError) -> Error {
+        match e {
+            crate::history::HistoryError::Store(e) => Error::Store(e),
+            e => Error::History(e),
+        }
+    }
+}
+
 /// A request's error is a store error, and a reader that died a stage that did, wherever the
 /// remote side read them; the rest say what is wrong with the source of the remote side.
 impl From<RemoteError> for Error {
@@ -135,6 +148,8 @@ impl Error {
             Error::BucketLock(BucketLockError::Busy { .. } | BucketLockError::Unsupported { .. }) => EXIT_USAGE,
             Error::BucketLock(BucketLockError::Interrupted { .. }) => EXIT_INTERRUPTED,
             Error::BucketLock(_) => EXIT_FAILED,
+            Error::History(e) if e.refused() => EXIT_USAGE,
+            Error::History(_) => EXIT_FAILED,
             Error::Interrupted(_) | Error::CutShort(_) => EXIT_INTERRUPTED,
         }
     }

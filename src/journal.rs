@@ -28,6 +28,14 @@ pub enum Change {
     Deleted,
     /// Found the same, and what was learned of it is worth keeping (the local state).
     Confirmed,
+    /// Kept before a change (`history::keep`): copied aside, or, on a bucket that keeps versions,
+    /// its version recorded (`Record::version`). Only the keeper's own record holds these.
+    Kept,
+    /// Found absent when it was to be kept: the change that followed made it.
+    Absent,
+    /// Left the site and kept in the bucket for its grace (`delete_grace`): the object is as it
+    /// was; only the ledger of retired keys changed.
+    Retired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +47,8 @@ pub struct Record {
     pub added: bool,
     /// What is now known of the file and the object under the key, for the local state.
     pub known: Option<Known>,
+    /// With [`Change::Kept`] on a bucket that keeps versions: the version kept.
+    pub version: Option<String>,
 }
 
 impl Ord for Record {
@@ -62,12 +72,18 @@ pub struct Journal {
 
 impl Journal {
     pub fn record(&self, key: impl Into<String>, change: Change, added: bool) {
-        self.lock().push(Record { key: key.into(), change, added, known: None });
+        self.lock().push(Record { key: key.into(), change, added, known: None, version: None });
     }
 
     /// Records a change with what is now known of the key.
     pub fn learn(&self, key: impl Into<String>, change: Change, added: bool, known: Known) {
-        self.lock().push(Record { key: key.into(), change, added, known: Some(known) });
+        self.lock().push(Record { key: key.into(), change, added, known: Some(known), version: None });
+    }
+
+    /// Records that `key` was kept before a change ([`Change::Kept`]), as `version` when the
+    /// bucket keeps versions, or found absent ([`Change::Absent`]).
+    pub fn kept(&self, key: impl Into<String>, change: Change, version: Option<String>) {
+        self.lock().push(Record { key: key.into(), change, added: false, known: None, version });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Record>> {
@@ -106,6 +122,7 @@ fn write_run(mut chunk: Vec<Record>) -> io::Result<File> {
             }
             None => out.write_all(&[0])?,
         }
+        put_option(&mut out, record.version.as_deref().map(str::as_bytes))?;
     }
     let mut file = out.into_inner().map_err(|e| e.into_error())?;
     file.rewind()?;
@@ -123,10 +140,14 @@ fn read_record(input: &mut impl Read) -> io::Result<Option<Record>> {
         0 => Change::Uploaded,
         1 => Change::Copied,
         2 => Change::Deleted,
-        _ => Change::Confirmed,
+        3 => Change::Confirmed,
+        4 => Change::Kept,
+        5 => Change::Absent,
+        _ => Change::Retired,
     };
     let known = if has_known == 1 { Some(get_known(input)?) } else { None };
-    Ok(Some(Record { key, change, added: added == 1, known }))
+    let version = get_option(input)?.map(String::from_utf8).transpose().map_err(io::Error::other)?;
+    Ok(Some(Record { key, change, added: added == 1, known, version }))
 }
 
 /// What is known of a key, in the binary form of the journal and the local state.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sitesync::Report;
-use sitesync::cli::{Cli, Command, InitArgs, ReportCommand, SyncArgs};
+use sitesync::cli::{BucketArgs, Cli, Command, DeploysArgs, DeploysCommand, InitArgs, ReportCommand, SyncArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,25 +19,74 @@ fn main() -> ExitCode {
             Ok(report) => finish(&report, true, 0),
             Err(e) => fail(&e, e.exit_code()),
         },
+        Command::Deploys(args) => deploys(args),
+        Command::Rollback(args) => {
+            init_logging(args.bucket.verbose, args.bucket.quiet);
+            match block_on(sitesync::rollback(args)) {
+                Ok(Ok(report)) => finish(&report, args.json, args.bucket.quiet),
+                Ok(Err(e)) => fail(&e, e.exit_code()),
+                Err(code) => code,
+            }
+        }
     }
+}
+
+/// Runs `work` on a runtime like a sync's; the exit status when the runtime cannot start.
+fn block_on<T>(work: impl std::future::Future<Output = T>) -> Result<T, ExitCode> {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Err(ExitCode::from(sitesync::error::EXIT_FAILED));
+        }
+    };
+    let outcome = runtime.block_on(work);
+    // The embedded store's server tasks end with the runtime; do not wait for idle connections.
+    runtime.shutdown_background();
+    Ok(outcome)
+}
+
+/// `deploys`: the list (a line each, or `--json`), or `deploys purge`.
+fn deploys(args: &DeploysArgs) -> ExitCode {
+    if let Some(DeploysCommand::Purge(purge)) = &args.command {
+        init_logging(purge.verbose, 0);
+        return match block_on(sitesync::purge(purge)) {
+            Ok(Ok(purged)) => {
+                eprintln!("purged: {} kept objects deleted, {} records rewritten", purged.objects, purged.records);
+                ExitCode::SUCCESS
+            }
+            Ok(Err(e)) => fail(&e, e.exit_code()),
+            Err(code) => code,
+        };
+    }
+    let BucketArgs { verbose, quiet, .. } = args.bucket;
+    init_logging(verbose, quiet);
+    let listed = match block_on(sitesync::deploys(&args.bucket)) {
+        Ok(Ok(listed)) => listed,
+        Ok(Err(e)) => return fail(&e, e.exit_code()),
+        Err(code) => return code,
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let _ = serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({ "deploys": listed }));
+        let _ = writeln!(stdout);
+    } else if listed.is_empty() {
+        eprintln!("no deploy is recorded under this target");
+    } else {
+        for deploy in &listed {
+            let _ = writeln!(stdout, "{}", deploy.line());
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// `sync`, or `plan` when `dry_run`.
 fn sync(args: &SyncArgs, dry_run: bool) -> ExitCode {
     init_logging(args.verbose, args.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(sitesync::error::EXIT_FAILED);
-        }
-    };
-    let outcome = runtime.block_on(sitesync::execute(args, dry_run));
-    // The embedded store's server tasks end with the runtime; do not wait for idle connections.
-    runtime.shutdown_background();
-    match outcome {
-        Ok(report) => finish(&report, args.json, args.quiet),
-        Err(e) => fail(&e, e.exit_code()),
+    match block_on(sitesync::execute(args, dry_run)) {
+        Ok(Ok(report)) => finish(&report, args.json, args.quiet),
+        Ok(Err(e)) => fail(&e, e.exit_code()),
+        Err(code) => code,
     }
 }
 

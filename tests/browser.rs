@@ -320,3 +320,39 @@ fn a_page_left_open_across_a_deploy_still_loads_its_old_chunk_during_the_grace()
     let (head, _) = get(&front, "/assets/chunk.1111aaaa.js");
     assert!(head.starts_with("HTTP/1.1 404"), "the old chunk is gone: {head}");
 }
+
+/// A page whose stylesheet colours its heading, and which writes the colour it got into itself.
+fn versioned_page(tree: &Tree, version: &str, color: &str) {
+    tree.file(
+        "index.html",
+        format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><link rel=\"stylesheet\" href=\"site.css\"></head>\
+             <body><h1 id=\"title\">The {version} page</h1><p id=\"color\"></p><script>\
+             document.getElementById('color').textContent = getComputedStyle(document.getElementById('title')).color;\
+             </script></body></html>"
+        ),
+    );
+    tree.file("site.css", format!("h1 {{ color: {color}; }}\n"));
+    for key in ["index.html", "site.css"] {
+        support::set_mtime(&tree.path(key), support::future());
+    }
+}
+
+#[test]
+fn a_rollback_from_v3_serves_v2_in_a_real_browser() {
+    let chromium = chromium();
+    let store = Store::start();
+    let tree = Tree::new();
+    versioned_page(&tree, "v2", "rgb(0, 128, 0)");
+    tree.sync(&store.endpoint(), &[]).run().code(0);
+    versioned_page(&tree, "v3, longer", "rgb(0, 0, 255)");
+    tree.sync(&store.endpoint(), &[]).run().code(0);
+    let front = Front::start(&store, "site/");
+    let dom = load(&chromium, &front.url("/"));
+    assert_eq!((text(&dom, "title"), text(&dom, "color")), ("The v3, longer page".into(), "rgb(0, 0, 255)".into()));
+
+    tree.cmd().arg("rollback").arg(DEST).connect(&store.endpoint()).run().code(0);
+    let dom = load(&chromium, &front.url("/"));
+    assert_eq!(text(&dom, "title"), "The v2 page", "v2's text");
+    assert_eq!(text(&dom, "color"), "rgb(0, 128, 0)", "v2's stylesheet");
+}

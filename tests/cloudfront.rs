@@ -291,3 +291,23 @@ fn a_retired_key_is_invalidated_when_it_is_deleted_not_when_it_is_retired() {
     assert_eq!(reported_paths(&deleting), ["/app.1111aaaa.js"]);
     assert_eq!(cdn.invalidations().len(), 2);
 }
+
+#[test]
+fn a_rollback_invalidates_the_paths_it_restored() {
+    let cdn = Cdn::new().file("index.html", "v1").file("about.html", "about");
+    cdn.sync(&[]).code(0);
+    cdn.t.write("index.html", "v2, longer");
+    cdn.t.write("new.html", "new in v2");
+    cdn.sync(&[]).code(0);
+    let before = cdn.invalidations().len();
+
+    let cmd = cdn.t.tree.cmd().arg("rollback").arg(DEST).connect(&cdn.t.server.endpoint());
+    let run = cmd
+        .args(["--json", "--cloudfront-distribution-id", &cdn.id])
+        .env("AWS_ENDPOINT_URL_CLOUDFRONT", cdn.moto.endpoint())
+        .run()
+        .code(0);
+    assert_eq!(run.report().copied, 1, "{run}");
+    assert_eq!(reported_paths(&run), ["/", "/index.html", "/new.html"], "restored and deleted: {run}");
+    assert_eq!(cdn.invalidations().len(), before + 1);
+}

@@ -172,9 +172,9 @@ fn rows_not_of_the_target() -> Vec<Row> {
     ]
 }
 
-/// ListObjectsV2 answered with 400 every time.
+/// ListObjectsV2 of the site answered with 400 every time.
 fn no_listing(store: &Store) -> Proxy {
-    store.proxy(7, vec![Rule::new(Fault::BadRequest).when(|h| h.is_list())])
+    store.proxy(7, vec![Rule::new(Fault::BadRequest).when(|h| h.lists_the_site())])
 }
 
 fn sync_with(tree: &Tree, proxy: &Proxy, manifest: &str) -> Outcome {

@@ -184,8 +184,8 @@ fn wanted(record: &Record, include_added: bool) -> bool {
     match record.change {
         Change::Deleted => true,
         Change::Uploaded | Change::Copied => !record.added || include_added,
-        // Found the same: nothing a cache holds is stale.
-        Change::Confirmed => false,
+        // Found the same: nothing a cache holds is stale; what was kept aside is not served.
+        Change::Confirmed | Change::Kept | Change::Absent | Change::Retired => false,
     }
 }
 
@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn added_keys_only_when_asked() {
-        let record = |change, added| Record { key: "k".into(), change, added, known: None };
+        let record = |change, added| Record { key: "k".into(), change, added, known: None, version: None };
         assert!(wanted(&record(Change::Uploaded, false), false));
         assert!(wanted(&record(Change::Copied, false), false));
         assert!(wanted(&record(Change::Deleted, false), false));

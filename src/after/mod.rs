@@ -9,11 +9,13 @@
 
 pub mod invalidate;
 pub mod marker;
+pub mod record;
 mod save_state;
 pub mod website;
 
 pub use invalidate::{Invalidate, InvalidateError};
 pub use marker::WriteMarker;
+pub use record::WriteRecord;
 pub use save_state::SaveState;
 
 use crate::diff::Tally;
@@ -59,6 +61,9 @@ pub enum AfterError {
     /// The site's redirects: the record of what was made, or the bucket's website configuration.
     #[error("{0}")]
     Website(String),
+    /// The deploy's record (`key`, relative to the prefix), or the history's retention.
+    #[error("the deploy history: {source}")]
+    Record { key: String, source: crate::history::HistoryError },
 }
 
 impl AfterError {
@@ -68,6 +73,7 @@ impl AfterError {
             AfterError::Marker { key, source } => (key.clone(), FailedOp::Upload, source.message.clone()),
             AfterError::Invalidate(e) => ("(cloudfront)".to_owned(), FailedOp::Invalidate, e.to_string()),
             AfterError::Website(why) => ("(website)".to_owned(), FailedOp::Website, why.clone()),
+            AfterError::Record { key, source } => (key.clone(), FailedOp::Upload, source.to_string()),
         };
         Failure { key, op, error }
     }

@@ -50,15 +50,16 @@ pub fn write_man(out: &mut dyn Write) -> io::Result<()> {
     out.write_all(page.text.as_bytes())
 }
 
-/// The commands that run something (`sitesync report merge`, not `sitesync report`), in order.
+/// The commands that run something (`sitesync report merge`, not `sitesync report`; but
+/// `sitesync deploys`, which runs something besides `deploys purge`), in order.
 fn leaves(command: &clap::Command) -> Vec<&clap::Command> {
     let mut found = Vec::new();
     for sub in command.get_subcommands().filter(|c| !c.is_hide_set()) {
-        if sub.has_subcommands() {
-            found.extend(leaves(sub));
-        } else {
+        let runs = sub.get_arguments().any(|a| !a.is_hide_set() && a.get_id() != "help" && a.get_id() != "version");
+        if !sub.has_subcommands() || runs {
             found.push(sub);
         }
+        found.extend(leaves(sub));
     }
     found
 }
@@ -111,8 +112,8 @@ fn exit_status() -> Roff {
         (
             EXIT_USAGE,
             "Bad usage or configuration, a refused run (missing or empty source, delete limits), a held lock, \
-             an existing sync.toml (init), or a report that cannot be read or a shard's report missing or \
-             repeated (report merge).",
+             an existing sync.toml (init), a report that cannot be read or a shard's report missing or \
+             repeated (report merge), or a deploy that is not recorded or nothing to roll back to (rollback).",
         ),
         (EXIT_INTERRUPTED, "Stopped by SIGINT or SIGTERM; run again to finish."),
     ];

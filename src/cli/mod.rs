@@ -43,6 +43,11 @@ pub enum Command {
     /// Work with `--json` reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// List the deploys recorded under the target, newest first (`deploys purge` removes keys
+    /// from them).
+    Deploys(DeploysArgs),
+    /// Make the target what it was right after an earlier deploy, from what the deploys kept.
+    Rollback(RollbackArgs),
 }
 
 #[derive(Debug, Args)]
@@ -85,30 +90,9 @@ pub struct SyncArgs {
     /// The destination, s3://BUCKET[/PREFIX] (or `destination` in sync.toml).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
-    /// Configuration file [default: ./sync.toml if it exists].
-    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
-    /// An S3-compatible endpoint (AWS_ENDPOINT_URL is honoured too).
-    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint_url: Option<String>,
-    /// Use path-style addressing (http://host/bucket/key).
-    #[arg(long)]
-    #[serde(skip_serializing_if = "unset")]
-    pub path_style: bool,
-    /// The region of the bucket [default: from the AWS chain, else us-east-1].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// A profile of the shared AWS config files.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub profile: Option<String>,
-    /// Serve an embedded S3-compatible store from DIR (no AWS account needed) and sync to it.
-    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub local_store: Option<PathBuf>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub connection: ConnectionArgs,
     /// Concurrent S3 operations.
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -210,6 +194,14 @@ pub struct SyncArgs {
     #[arg(long)]
     #[serde(skip)]
     pub wait: bool,
+    /// Deploys kept under PREFIX/.sitesync/ to roll back to (0: no history).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_deploys: Option<u32>,
+    /// What the deploy's record says of it [default: the CI's commit id, when there is one].
+    #[arg(long, value_name = "TEXT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// Print a machine-readable report on stdout.
     #[arg(long)]
     #[serde(skip)]
@@ -231,6 +223,145 @@ pub struct SyncArgs {
     #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose")]
     #[serde(skip)]
     pub quiet: u8,
+}
+
+/// How to reach the bucket, and where the configuration is: the flags every command that talks to
+/// the bucket shares (`sync`, `plan`, `deploys`, `rollback`).
+#[derive(Debug, Args, Serialize)]
+pub struct ConnectionArgs {
+    /// Configuration file [default: ./sync.toml if it exists].
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// An S3-compatible endpoint (AWS_ENDPOINT_URL is honoured too).
+    #[arg(long, value_name = "URL", value_hint = ValueHint::Url)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    /// Use path-style addressing (http://host/bucket/key).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "unset")]
+    pub path_style: bool,
+    /// The region of the bucket [default: from the AWS chain, else us-east-1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// A profile of the shared AWS config files.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Serve an embedded S3-compatible store from DIR (no AWS account needed) and sync to it.
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_store: Option<PathBuf>,
+}
+
+/// `sitesync deploys`: list the deploys recorded under the target, or purge keys from them.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeploysArgs {
+    #[command(subcommand)]
+    pub command: Option<DeploysCommand>,
+    #[command(flatten)]
+    pub bucket: BucketArgs,
+    /// Print the deploys as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeploysCommand {
+    /// Delete KEY from every deploy that kept it (a secret published by mistake).
+    Purge(PurgeArgs),
+}
+
+/// A configuration layer like [`BucketArgs`], whose target is required.
+#[derive(Debug, Args, Serialize)]
+pub struct PurgeArgs {
+    /// The target, s3://BUCKET[/PREFIX].
+    #[arg(value_name = "TARGET")]
+    #[serde(rename = "destination")]
+    pub target: String,
+    /// The keys to purge, relative to the prefix (`secrets.env`, `drafts/x.html`).
+    #[arg(required = true, value_name = "KEY")]
+    #[serde(skip)]
+    pub keys: Vec<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub connection: ConnectionArgs,
+    /// More output (-v: each action; -vv: S3 requests).
+    #[arg(short, long, action = ArgAction::Count)]
+    #[serde(skip)]
+    pub verbose: u8,
+}
+
+/// The target of a command on the bucket alone, and how to reach it; a configuration layer like
+/// [`SyncArgs`].
+#[derive(Debug, Args, Serialize)]
+pub struct BucketArgs {
+    /// The target, s3://BUCKET[/PREFIX] (or `destination` in sync.toml).
+    #[arg(value_name = "TARGET")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub connection: ConnectionArgs,
+    /// More output (-v: each action; -vv: S3 requests).
+    #[arg(short, long, action = ArgAction::Count)]
+    #[serde(skip)]
+    pub verbose: u8,
+    /// Less output (-q: warnings and errors only).
+    #[arg(short, long, action = ArgAction::Count, conflicts_with = "verbose")]
+    #[serde(skip)]
+    pub quiet: u8,
+}
+
+/// `sitesync rollback`: make the prefix what it was right after an earlier deploy.
+#[derive(Debug, Args, Serialize)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub bucket: BucketArgs,
+    /// The deploy to go back to (an id `sitesync deploys` lists) [default: the deploy before the
+    /// one whose state is live].
+    #[arg(long, value_name = "ID")]
+    #[serde(skip)]
+    pub to: Option<String>,
+    /// Print what the rollback would do, and change nothing.
+    #[arg(long)]
+    #[serde(skip)]
+    pub dry_run: bool,
+    /// What the rollback's record says of it [default: the CI's commit id, when there is one].
+    #[arg(long, value_name = "TEXT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Concurrent S3 operations.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Refuse to delete more than N objects.
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_delete: Option<u64>,
+    /// Delete past the safety limit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub force_delete: bool,
+    /// After the rollback, invalidate the restored paths in this CloudFront distribution.
+    #[arg(long, value_name = "ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudfront_distribution_id: Option<String>,
+    /// Wait for the CloudFront invalidation to complete before exiting.
+    #[arg(long)]
+    #[serde(skip)]
+    pub wait: bool,
+    /// When another run holds the target's lock, wait for it instead of failing.
+    #[arg(long)]
+    #[serde(skip)]
+    pub wait_lock: bool,
+    /// Print the report as JSON on stdout (as `sync --json` does).
+    #[arg(long)]
+    #[serde(skip)]
+    pub json: bool,
 }
 
 /// A switch that was not given says nothing.

@@ -13,6 +13,7 @@ use super::RawConfig;
 use super::compare::{CompareMode, Comparing, state_file_for};
 use super::delete::DeleteSettings;
 use super::error::{ConfigError, Origins};
+use super::history::HistorySettings;
 use super::invalidate::InvalidateSettings;
 use super::remote::RemoteChoice;
 use super::sink::SinkSettings;
@@ -52,6 +53,8 @@ pub struct Config {
     pub delete: DeleteSettings,
     /// The CloudFront invalidation after a run; `None`: no invalidation.
     pub invalidate: Option<InvalidateSettings>,
+    /// The deploy history kept under `.sitesync/`.
+    pub history: HistorySettings,
 }
 
 impl Config {
@@ -65,18 +68,7 @@ impl Config {
     /// The shards of a split run run at once, so each has its own: `lock_file` gets a `.K-of-N`
     /// suffix.
     pub fn lock_path(&self) -> PathBuf {
-        if let Some(path) = &self.lock_file {
-            return match &self.shard {
-                Some(shard) => {
-                    let mut name = path.as_os_str().to_owned();
-                    name.push(format!(".{}", shard.tag()));
-                    PathBuf::from(name)
-                }
-                None => path.clone(),
-            };
-        }
-        let id = crate::keys::target::fnv1a(self.target_identity().as_bytes());
-        std::env::temp_dir().join(format!("sitesync-{}-{id:016x}.lock", self.target.bucket))
+        lock_path(self.lock_file.as_deref(), self.shard.as_ref(), &self.target_identity(), &self.target.bucket)
     }
 
     /// The store, bucket and prefix a run writes to, as one text: the endpoint (or the embedded
@@ -125,6 +117,7 @@ impl RawConfig {
         let identity = state_identity(&target_identity(&store, &target, shard.as_ref()), &source);
         let state = state_dir.map(|dir| state_file_for(&dir, &identity));
         let remote = self.remote.build(state.as_deref(), origins)?;
+        let history = self.history.build(origins)?;
         Ok(Config {
             source,
             target,
@@ -142,12 +135,29 @@ impl RawConfig {
             sink,
             delete,
             invalidate,
+            history,
         })
     }
 }
 
+/// See [`Config::lock_path`].
+pub(super) fn lock_path(lock_file: Option<&Path>, shard: Option<&Shard>, identity: &str, bucket: &str) -> PathBuf {
+    if let Some(path) = lock_file {
+        return match shard {
+            Some(shard) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(format!(".{}", shard.tag()));
+                PathBuf::from(name)
+            }
+            None => path.to_owned(),
+        };
+    }
+    let id = crate::keys::target::fnv1a(identity.as_bytes());
+    std::env::temp_dir().join(format!("sitesync-{bucket}-{id:016x}.lock"))
+}
+
 /// See [`Config::target_identity`].
-fn target_identity(store: &Store, target: &Target, shard: Option<&Shard>) -> String {
+pub(super) fn target_identity(store: &Store, target: &Target, shard: Option<&Shard>) -> String {
     let endpoint = match (&store.local_store, &store.connection.endpoint_url) {
         (Some(dir), _) => format!("local-store:{}", resolved(dir).display()),
         (None, Some(url)) => url.trim_end_matches('/').to_owned(),

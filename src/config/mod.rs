@@ -12,11 +12,13 @@
 //! section's `build()`, and, when it has a flag, declared once more in
 //! [`SyncArgs`](crate::cli::SyncArgs) under the same name.
 
+mod bucket;
 mod build;
 mod chain;
 mod compare;
 mod delete;
 mod error;
+mod history;
 mod invalidate;
 mod read;
 mod redirects;
@@ -34,11 +36,13 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Serialize;
 
+pub use bucket::BucketConfig;
 pub use build::Config;
 pub use chain::ChainConfig;
 pub use compare::{CompareConfig, CompareMode};
 pub use delete::{DeleteConfig, DeleteSettings};
 pub use error::{ConfigError, Origins};
+pub use history::{COMMIT_VARIABLES, HistoryConfig, HistorySettings};
 pub use invalidate::{InvalidateConfig, InvalidateSettings};
 pub use redirects::SiteFilesConfig;
 pub use remote::{RemoteChoice, RemoteConfig};
@@ -63,6 +67,7 @@ pub struct RawConfig {
     pub chain: ChainConfig,
     pub shard: ShardConfig,
     pub site_files: SiteFilesConfig,
+    pub history: HistoryConfig,
 }
 
 impl RawConfig {
@@ -81,6 +86,7 @@ impl RawConfig {
             chain: sections.read()?,
             shard: sections.read()?,
             site_files: sections.read()?,
+            history: sections.read()?,
         };
         sections.refuse_unknown()?;
         Ok(raw)

@@ -43,7 +43,13 @@ pub struct Site {
 
 impl SiteConfig {
     pub fn build(self, origins: Origins) -> Result<Site, ConfigError> {
-        let source = self.source.ok_or(ConfigError::Required("source directory"))?;
+        let source = self.source.clone().ok_or(ConfigError::Required("source directory"))?;
+        let (target, lock_file, remote_lock) = self.build_target(origins)?;
+        Ok(Site { source, target, lock_file, remote_lock })
+    }
+
+    /// The destination and the locks alone, for a command that reads no source (`rollback`).
+    pub fn build_target(self, origins: Origins) -> Result<(Target, Option<PathBuf>, Mode), ConfigError> {
         let destination = self.destination.ok_or(ConfigError::Required("destination"))?;
         let target = Target::parse(&destination)
             .map_err(|TargetError { url, why }| origins.bad("destination", format!("{url:?}: {why}")))?;
@@ -52,6 +58,6 @@ impl SiteConfig {
         }
         let modes = [("auto", Mode::Auto), ("required", Mode::Required), ("off", Mode::Off)];
         let remote_lock = origins.choice("remote_lock", &self.remote_lock, &modes)?;
-        Ok(Site { source, target, lock_file: self.lock_file, remote_lock })
+        Ok((target, self.lock_file, remote_lock))
     }
 }

@@ -122,6 +122,21 @@ impl Compare {
     }
 }
 
+/// A key a rollback restored since the last sync: compared by content whatever the mode says, as
+/// its `LastModified` (the rollback's) says nothing of its bytes, and a local state recorded the
+/// object it replaced. Read when its ETag can say; sent otherwise, and when the rollback's record
+/// does not say what it made of the key.
+pub fn restored(file: &LocalFile, object: &RemoteObject, known: bool, own_part: u64) -> Decision {
+    if file.size_rules_out(object.size) {
+        return Decision::Upload(Reason::Size);
+    }
+    let readable = file.inline_bytes().is_some() || comparable(object.etag.as_deref(), object.size, own_part);
+    match known && readable {
+        true => Decision::Check { otherwise: Settled::Upload(Reason::Restored) },
+        false => Decision::Upload(Reason::Restored),
+    }
+}
+
 /// For a guarded key whose bytes something can compare: a decision that would upload it, or may,
 /// without knowing whether its bytes differ becomes a read.
 fn read_before_upload(decision: Decision) -> Decision {
@@ -351,6 +366,22 @@ mod tests {
             guarded(CompareMode::Auto, &packed, &sized(100, 1200, Some(MD5_X))),
             Decision::Check { otherwise: Settled::Upload(Reason::Unverified) }
         );
+    }
+
+    #[test]
+    fn a_key_a_rollback_restored_is_read_whatever_the_mode_or_sent() {
+        // Older than its object, and the state knows it as it was: the mtime rule and the state
+        // would both call it the same.
+        let restored_file = file(50, Some(known(50, 100)));
+        let check = Decision::Check { otherwise: Settled::Upload(Reason::Restored) };
+        assert_eq!(restored(&restored_file, &object(300, Some(MD5_X)), true, 8 << 20), check);
+        assert_eq!(restored(&restored_file, &object(300, None), true, 8 << 20), Decision::Upload(Reason::Restored));
+        assert_eq!(
+            restored(&restored_file, &object(300, Some(MD5_X)), false, 8 << 20),
+            Decision::Upload(Reason::Restored)
+        );
+        let other = RemoteObject { size: 2, ..object(300, Some(MD5_X)) };
+        assert_eq!(restored(&restored_file, &other, true, 8 << 20), Decision::Upload(Reason::Size));
     }
 
     #[test]

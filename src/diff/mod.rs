@@ -13,12 +13,14 @@ mod limits;
 pub mod merge;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use judge::{Compare, CompareMode, Decision};
 pub use limits::DeleteLimits;
 pub use merge::{Ended, Offsets, Read, Schedule, Sides, merge};
 
 use crate::clock::{ChangeRule, Offset, Verdict};
+use crate::history::suspects::{Restored, Suspects};
 use crate::model::{Event, LocalFile, LocalItem, Reason, RemoteObject};
 use crate::transform::RemoteFilter;
 
@@ -86,6 +88,8 @@ pub struct Diff {
     shard: Option<crate::keys::shard::Shard>,
     /// What the walk saw of the other shards' files.
     elsewhere: crate::keys::shard::SeenElsewhere,
+    /// Keys a rollback restored since the last sync: compared by content.
+    suspects: Arc<Suspects>,
 }
 
 impl Diff {
@@ -103,7 +107,14 @@ impl Diff {
             compare: Compare::default(),
             shard: None,
             elsewhere: crate::keys::shard::SeenElsewhere::default(),
+            suspects: Arc::default(),
         }
+    }
+
+    /// Compares the keys a rollback restored by content, whatever the mode (see
+    /// [`judge::restored`]).
+    pub fn suspects(&mut self, suspects: Arc<Suspects>) {
+        self.suspects = suspects;
     }
 
     /// Compares only the listed keys `shard` owns; `elsewhere` is the walk's count of the files
@@ -230,7 +241,14 @@ impl Diff {
     }
 
     fn judge(&mut self, file: LocalFile, object: RemoteObject, offset: Offset, out: &mut Vec<Event>) {
-        match self.compare.decide(&self.rule, &file, &object, offset) {
+        let decision = match self.suspects.get(&file.key) {
+            Some(restored) => {
+                let known = !matches!(restored, Restored::Unknown);
+                judge::restored(&file, &object, known, self.compare.own_part)
+            }
+            None => self.compare.decide(&self.rule, &file, &object, offset),
+        };
+        match decision {
             Decision::Same { learn } => self.same(file, object, learn, out),
             Decision::Upload(reason) => self.upload(file, reason, out),
             Decision::Unsure => self.unsure.push((file, object)),

@@ -70,6 +70,20 @@ impl Target {
     }
 }
 
+/// Decodes a key of a listing made with `EncodingType=url`: AWS encodes a space as `+`, Garage
+/// as `%20`; both encode a literal `+` as `%2B`.
+pub fn decode_key(encoded: &str) -> String {
+    let plus_as_space = encoded.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus_as_space).decode_utf8_lossy().into_owned()
+}
+
+/// Whether XML 1.0 can carry the key (a DeleteObjects request is XML): it allows only tab, LF and
+/// CR below U+0020, even as `&#x1;`.
+pub fn xml_can_carry(key: &str) -> bool {
+    key.chars()
+        .all(|c| !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}'))
+}
+
 /// FNV-1a: a hash that, unlike std's, is the same in every build, so every version of sitesync
 /// names a target's lock and state files alike.
 pub fn fnv1a(bytes: &[u8]) -> u64 {

@@ -81,6 +81,12 @@ impl Charset {
     }
 }
 
+/// Whether a key is a page (HTML), to be published after the assets it may refer to.
+pub fn is_page(key: &str) -> bool {
+    let lower = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
+    lower.ends_with(".html") || lower.ends_with(".htm")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,6 +269,9 @@ pub enum Reason {
     /// The object changed since the local state recorded it (another writer, another source),
     /// and nothing can say whether it still holds the file's bytes.
     Replaced,
+    /// A rollback restored the object since the last sync, and nothing can say whether it holds
+    /// the file's bytes.
+    Restored,
 }
 
 impl Reason {
@@ -281,6 +284,7 @@ impl Reason {
             Reason::Unverified => "content not verifiable",
             Reason::Chain => "chain changed",
             Reason::Replaced => "changed in the bucket",
+            Reason::Restored => "restored by a rollback",
         }
     }
 }

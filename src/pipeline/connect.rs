@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::Store;
 use crate::error::Error;
 use crate::s3client::{self, Connection};
 
-/// Connects as the config says; every response feeds `clock`.
-pub async fn connect(config: &Config, clock: Arc<Clock>) -> Result<aws_sdk_s3::Client, Error> {
-    let configured = &config.store.connection;
-    let conn = match &config.store.local_store {
+/// Connects to `store` (whose `bucket` the run uses); every response feeds `clock`.
+pub async fn connect(store: &Store, bucket: &str, clock: Arc<Clock>) -> Result<aws_sdk_s3::Client, Error> {
+    let configured = &store.connection;
+    let conn = match &store.local_store {
         // The embedded store's address and credentials, with the configured patience.
         Some(dir) => Connection {
             max_attempts: configured.max_attempts,
@@ -21,8 +21,8 @@ pub async fn connect(config: &Config, clock: Arc<Clock>) -> Result<aws_sdk_s3::C
         None => configured.clone(),
     };
     let client = s3client::client(&conn, clock).await;
-    if config.store.local_store.is_some() {
-        create_bucket(&client, &config.target.bucket).await?;
+    if store.local_store.is_some() {
+        create_bucket(&client, bucket).await?;
     }
     Ok(client)
 }

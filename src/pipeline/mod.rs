@@ -11,9 +11,11 @@
 //! [`plan::in_memory`] runs the same stages without the network, over a bucket held in memory.
 
 mod connect;
+mod history;
 mod local;
 pub mod plan;
 mod probe;
+pub mod rollback;
 mod sides;
 mod stages;
 

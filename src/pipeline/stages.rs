@@ -10,21 +10,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connect::connect;
+use super::history::SyncHistory;
 use super::probe::Probe;
 use super::{RunOptions, Stop};
 use crate::after::SaveState;
 use crate::after::invalidate::{Invalidate, Settings};
 use crate::after::website::Website;
-use crate::after::{self, AfterRun, Outcome, WriteMarker};
+use crate::after::{self, AfterRun, Outcome, WriteMarker, WriteRecord};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, RemoteChoice};
 use crate::diff::{Compare, DeleteLimits, Diff, Ended, Tally};
 use crate::error::Error;
+use crate::history::keep::Keeper;
 use crate::history::ledger::{self, Layout, LedgerError, NewLedger};
 use crate::history::lock::{self as bucket, BucketLock, BucketLockError};
+use crate::history::suspects::Suspects;
 use crate::keys::shard::MapBack;
-use crate::remote::TrustedState;
 use crate::remote::{Inventory, Listing, RemoteSource};
+use crate::remote::{RestoredState, TrustedState};
 use crate::report::Report;
 use crate::run::lock::{self, RunLock};
 use crate::run::progress::Progress;
@@ -88,13 +91,38 @@ async fn bucket_lock(
     if opts.dry_run {
         return Ok(None);
     }
-    let request = bucket::Request {
-        client,
-        clock: clock.clone(),
+    let what = LockedTarget {
         target: &config.target,
         shard: config.shard.as_ref(),
         mode: config.remote_lock,
         wait: opts.wait_lock,
+    };
+    take_bucket_lock(what, (client, clock), stop).await
+}
+
+/// What a lock in the bucket is taken for: a sync's target (or its shard's part), or a
+/// rollback's whole target.
+pub struct LockedTarget<'a> {
+    pub target: &'a crate::keys::target::Target,
+    pub shard: Option<&'a crate::keys::shard::Shard>,
+    pub mode: bucket::Mode,
+    pub wait: bool,
+}
+
+/// Takes the lock in the bucket (see `history::lock`), waiting for it until a signal when asked;
+/// when a renewal finds it lost, the run is halted as by a signal.
+pub async fn take_bucket_lock(
+    what: LockedTarget<'_>,
+    (client, clock): (&aws_sdk_s3::Client, &Arc<Clock>),
+    stop: &Stop,
+) -> Result<Option<BucketLock>, Error> {
+    let request = bucket::Request {
+        client,
+        clock: clock.clone(),
+        target: what.target,
+        shard: what.shard,
+        mode: what.mode,
+        wait: what.wait,
         timing: bucket::Timing::default(),
     };
     let held = BucketLock::acquire(request, stop.requested_wait()).await.map_err(|e| match e {
@@ -145,7 +173,7 @@ impl Stages {
     ) -> Result<Stages, Error> {
         let clock = Arc::new(Clock::default());
         let client = tokio::select! {
-            client = connect(config, clock.clone()) => client?,
+            client = connect(&config.store, &config.target.bucket, clock.clone()) => client?,
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
         *held = bucket_lock(config, opts, (&client, &clock), stop).await?;
@@ -155,19 +183,23 @@ impl Stages {
             Some(path) => open_state(path, &identity).await,
             None => None,
         };
-        let marker = chain_marker(config, &client).await?;
+        let (recorded, marker) = chain_marker(config, &client).await?;
         let refresh = marker.is_some();
         let guard = !opts.allow_immutable_change;
-        let diff = diff_for(config, &walk, refresh, guard);
-        let after = after_steps(config, opts, (&identity, &client), marker).await;
+        let history = SyncHistory::open(config, opts, &client, &clock).await?;
+        let mut diff = diff_for(config, &walk, refresh, guard);
+        diff.suspects(history.suspects.clone());
+        let chain = (config.chain.fingerprint().to_owned(), recorded);
+        let record = history.record(config, &client, clock.clone(), chain);
+        let after = after_steps(config, opts, (&identity, &client), marker, record).await;
         let progress = Progress::start(opts.progress)?;
-        let (sink, tracker) = sink(config, opts, &client, &clock, stop);
+        let (sink, tracker) = sink(config, opts, &client, &clock, stop, history.keeper.clone());
         let sink = checked(config, sink, tracker.as_ref(), &progress, &client, (refresh, guard));
         let sink = match grace(config) {
             Some(grace) => retiring(config, opts, (&client, &clock), stop, (sink, grace)).await?,
             None => sink,
         };
-        let remote = remote(config, &client, identity);
+        let remote = remote(config, &client, identity, &history.suspects);
         let limits = limits_for(config, opts);
         let probe = Probe { clock, client, bucket: config.target.bucket.clone() };
         Ok(Stages { walk, remote, state, diff, sink, tracker, probe, limits, after, progress })
@@ -204,30 +236,44 @@ pub fn chain_changed(config: &Config, recorded: &str) -> bool {
     recorded != config.chain.fingerprint()
 }
 
-/// The remote side the config chose: the listing, an S3 Inventory report, or the trusted state.
-fn remote(config: &Config, client: &aws_sdk_s3::Client, identity: String) -> Box<dyn RemoteSource> {
+/// The remote side the config chose: the listing, an S3 Inventory report, or the trusted state
+/// (corrected by what rollbacks restored since, the `suspects`).
+fn remote(
+    config: &Config,
+    client: &aws_sdk_s3::Client,
+    identity: String,
+    suspects: &Arc<Suspects>,
+) -> Box<dyn RemoteSource> {
     let (client, target) = (client.clone(), config.target.clone());
     match &config.remote {
         RemoteChoice::Listing { parallel } => Box::new(Listing { client, target, parallel: *parallel }),
         RemoteChoice::Inventory { manifest } => {
             Box::new(Inventory { client, target, manifest: manifest.clone(), shard: config.shard.clone() })
         }
-        RemoteChoice::TrustedState { path } => Box::new(TrustedState { path: path.clone(), identity }),
+        RemoteChoice::TrustedState { path } => {
+            let inner = Box::new(TrustedState { path: path.clone(), identity });
+            match suspects.is_empty() {
+                true => inner,
+                false => Box::new(RestoredState { inner, suspects: suspects.clone() }),
+            }
+        }
     }
 }
 
-/// The post-run steps, in order: save the local state, write the chain's marker, invalidate the
-/// CDN.
+/// The post-run steps, in order: save the local state, record the deploy, write the chain's
+/// marker, invalidate the CDN.
 async fn after_steps(
     config: &Config,
     opts: &RunOptions,
     (identity, client): (&str, &aws_sdk_s3::Client),
     marker: Option<WriteMarker>,
+    record: WriteRecord,
 ) -> Vec<Box<dyn AfterRun>> {
     let mut after: Vec<Box<dyn AfterRun>> = Vec::new();
     if let Some(path) = &config.state {
         after.push(Box::new(SaveState { path: path.clone(), identity: identity.to_owned() }));
     }
+    after.push(Box::new(record));
     if let Some(marker) = marker {
         after.push(Box::new(marker));
     }
@@ -240,14 +286,14 @@ async fn after_steps(
     after
 }
 
-/// The marker to write when the chain changed since the objects under the prefix were published
-/// (they may carry stale headers, so every current object is published again); `None` when the
-/// recorded chain is this one. Refused with `--trust-state`.
-async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Option<WriteMarker>, Error> {
+/// What the marker records, and the marker to write when the chain changed since the objects
+/// under the prefix were published (they may carry stale headers, so every current object is
+/// published again); `None` when the recorded chain is this one. Refused with `--trust-state`.
+async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<(String, Option<WriteMarker>), Error> {
     let (target, marker) = (&config.target, after::marker::key(config.shard.as_ref()));
     let recorded = after::marker::read(client, target, &marker).await?;
     if !chain_changed(config, &recorded) {
-        return Ok(None);
+        return Ok((recorded, None));
     }
     let fingerprint = config.chain.fingerprint();
     // The state holds a compressed key's source size, not whether its object holds compressed
@@ -260,7 +306,8 @@ async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<Op
         true => tracing::debug!("no transform chain recorded under the prefix: current objects get its headers"),
         false => tracing::info!("the transform chain changed since the last run: re-publishing every current object"),
     }
-    Ok(Some(WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint: fingerprint.into() }))
+    let write = WriteMarker { client: client.clone(), target: target.clone(), marker, fingerprint: fingerprint.into() };
+    Ok((recorded, Some(write)))
 }
 
 /// The sink of the run: the plan (`--dry-run`) or the S3 sink with the tracker of what it did.
@@ -270,6 +317,7 @@ fn sink(
     client: &aws_sdk_s3::Client,
     clock: &Arc<Clock>,
     stop: &Stop,
+    keep: Option<Arc<Keeper>>,
 ) -> (Box<dyn Sink>, Option<Arc<Tracker>>) {
     let target = config.target.clone();
     if opts.dry_run {
@@ -287,6 +335,7 @@ fn sink(
         charset: config.sink.charset.clone(),
         learn: config.state.is_some(),
         cancel: stop.flag(),
+        keep,
     });
     (Box::new(S3Sink::new(ctx, config.sink.workers, config.delete.enabled)), Some(tracker))
 }
@@ -387,17 +436,23 @@ fn website(config: &Config, client: &aws_sdk_s3::Client) -> Option<Website> {
     })
 }
 
-/// The CloudFront invalidation, when a distribution is configured; its client comes from the
-/// AWS chain even with the embedded store, whose credentials are S3's only.
+/// The CloudFront invalidation, when a distribution is configured.
 async fn invalidate(config: &Config, opts: &RunOptions) -> Option<Invalidate> {
-    let settings = Settings { wait: opts.wait_invalidation, ..config.invalidate.clone()? };
-    let conn = Connection {
-        endpoint_url: None,
-        path_style: false,
-        static_credentials: None,
-        ..config.store.connection.clone()
-    };
-    Some(Invalidate { client: s3client::cloudfront(&conn).await, target: config.target.clone(), settings })
+    invalidation(config.invalidate.as_ref(), &config.store, &config.target, opts.wait_invalidation).await
+}
+
+/// The CloudFront invalidation of `settings`, waited for with `wait`; its client comes from the
+/// AWS chain even with the embedded store, whose credentials are S3's only.
+pub async fn invalidation(
+    settings: Option<&Settings>,
+    store: &crate::config::Store,
+    target: &crate::keys::target::Target,
+    wait: bool,
+) -> Option<Invalidate> {
+    let settings = Settings { wait, ..settings?.clone() };
+    let conn =
+        Connection { endpoint_url: None, path_style: false, static_credentials: None, ..store.connection.clone() };
+    Some(Invalidate { client: s3client::cloudfront(&conn).await, target: target.clone(), settings })
 }
 
 /// A run's sink work done, and what the post-run steps need to know of it.

@@ -20,7 +20,9 @@ use tokio::sync::mpsc;
 use super::{RemoteError, RemoteSource};
 use crate::error::{Op, StoreError};
 use crate::keys::target::Target;
+pub use crate::keys::target::decode_key;
 use crate::model::{RemoteObject, Time};
+pub use crate::s3client::to_time;
 
 /// Pages buffered per folder listed ahead of the emit point.
 const PAGES_AHEAD: usize = 2;
@@ -237,16 +239,6 @@ fn object(o: &aws_sdk_s3::types::Object, target: &Target, encoded: bool) -> Opti
         last_modified: o.last_modified().map(to_time).unwrap_or(Time(0)),
         etag: o.e_tag().map(|e| e.trim_matches('"').to_owned()).filter(|e| !e.is_empty()),
     })
-}
-
-pub fn to_time(t: &aws_sdk_s3::primitives::DateTime) -> Time {
-    Time(t.secs().saturating_mul(Time::NANOS_PER_SEC) + i64::from(t.subsec_nanos()))
-}
-
-/// Decodes a key of a listing made with `EncodingType=url`.
-pub fn decode_key(encoded: &str) -> String {
-    let plus_as_space = encoded.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus_as_space).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]

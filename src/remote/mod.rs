@@ -7,6 +7,7 @@
 
 mod inventory;
 mod listing;
+mod restored;
 mod trusted;
 
 use tokio::sync::mpsc;
@@ -16,6 +17,7 @@ use crate::model::RemoteObject;
 pub use crate::error::{InventoryError, RemoteError};
 pub use inventory::Inventory;
 pub use listing::{Listing, decode_key, to_time};
+pub use restored::RestoredState;
 pub use trusted::TrustedState;
 
 /// Where the diff's other side comes from.

@@ -9,6 +9,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 
 use super::{FailedOp, SinkContext};
 use crate::error::{Op, StoreError};
+use crate::keys::target::xml_can_carry;
 
 pub(super) async fn run(ctx: &SinkContext, keys: Vec<String>) {
     let (batch, alone): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| xml_can_carry(k));
@@ -18,12 +19,6 @@ pub(super) async fn run(ctx: &SinkContext, keys: Vec<String>) {
     if !batch.is_empty() {
         delete_batch(ctx, batch).await;
     }
-}
-
-/// Whether XML 1.0 can carry the key.
-fn xml_can_carry(key: &str) -> bool {
-    key.chars()
-        .all(|c| !matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}'))
 }
 
 fn relative(ctx: &SinkContext, key: &str) -> String {
@@ -88,9 +83,9 @@ async fn delete_batch(ctx: &SinkContext, keys: Vec<String>) {
 mod tests {
     #[test]
     fn keys_with_control_characters_are_not_sent_in_xml() {
-        assert!(super::xml_can_carry("tab\there/new\nline\r.txt"));
-        assert!(super::xml_can_carry("café 日本 <&>.html"));
-        assert!(!super::xml_can_carry("bell\u{7}.txt"));
-        assert!(!super::xml_can_carry("esc\u{1b}/x"));
+        assert!(crate::keys::target::xml_can_carry("tab\there/new\nline\r.txt"));
+        assert!(crate::keys::target::xml_can_carry("café 日本 <&>.html"));
+        assert!(!crate::keys::target::xml_can_carry("bell\u{7}.txt"));
+        assert!(!crate::keys::target::xml_can_carry("esc\u{1b}/x"));
     }
 }

@@ -86,7 +86,7 @@ pub(super) async fn stream(source: Source<'_>, offset: u64, length: u64) -> Resu
             .build()
             .await
             .map_err(|e| UploadError::Read(std::io::Error::other(e))),
-        Source::Spool(file) => Ok(crate::disk::body(file.clone(), offset, length)),
+        Source::Spool(file) => Ok(crate::s3client::body::from_file(file.clone(), offset, length)),
     }
 }
 

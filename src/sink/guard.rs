@@ -39,7 +39,7 @@ pub fn refusal(event: &Event) -> Option<Problem> {
     let why = match reason {
         Reason::New | Reason::Chain => return None,
         Reason::Size | Reason::Content => "its object holds other bytes",
-        Reason::Newer | Reason::Unverified | Reason::Replaced => {
+        Reason::Newer | Reason::Unverified | Reason::Replaced | Reason::Restored => {
             "nothing can tell whether its object holds the same bytes (no ETag to compare them with and no \
              record in the local state, or the file could not be read)"
         }

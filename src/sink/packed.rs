@@ -5,8 +5,8 @@
 //! also gives the MD5 of what it wrote, and sent from there: memory stays at the encoder's window
 //! and a buffer, whatever the file's size, and the Content-Length (and whether it goes up in
 //! parts) is the compressed length. The body sent from the temporary file reads it at offsets
-//! (`disk::body`), so the SDK can build it again for a retry, and each part of a multipart upload
-//! is its own range. Bytes that do not shrink are not sent: the file goes as it is.
+//! (`s3client::body`), so the SDK can build it again for a retry, and each part of a multipart
+//! upload is its own range. Bytes that do not shrink are not sent: the file goes as it is.
 
 use std::fs::File;
 use std::io;

@@ -69,11 +69,7 @@ pub fn is_redirect(file: &LocalFile) -> bool {
     file.inline_bytes().is_some() && file.meta.as_ref().is_some_and(|m| m.get(Field::WebsiteRedirectLocation).is_some())
 }
 
-/// Whether a key is a page, to be uploaded after the assets it may refer to.
-pub fn is_page(key: &str) -> bool {
-    let lower = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
-    lower.ends_with(".html") || lower.ends_with(".htm")
-}
+pub use crate::model::mime::is_page;
 
 #[cfg(test)]
 mod tests {

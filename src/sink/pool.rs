@@ -3,6 +3,11 @@
 //! The queue holds twice as many jobs as there are workers, so whoever feeds it waits while the
 //! workers are busy instead of filling memory. A worker that panics is reported as a failure of
 //! the run (which then sends no deletes), not left to bring the process down or to pass unseen.
+//!
+//! When the run keeps a history, a worker keeps the object under a key (`history::keep`) just
+//! before it overwrites it, as part of the same job: keeping is bounded by the same workers, and
+//! a key whose object could not be kept is not changed (it is reported failed, so the run sends
+//! no deletes and exits 1).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +16,10 @@ use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 
 use super::{FailedOp, Tracker};
-use super::{copy, delete, upload};
+use super::{copy, delete, restore, upload};
+use crate::history::keep::{Keeper, Kept};
+use crate::history::rollback::Step;
+use crate::journal::Change;
 use crate::keys::target::Target;
 use crate::model::LocalFile;
 
@@ -32,6 +40,8 @@ pub struct SinkContext {
     pub learn: bool,
     /// Set when the run is stopping: queued work is dropped, in-flight requests finish.
     pub cancel: Arc<AtomicBool>,
+    /// Keeps objects before they are changed, when the run keeps a history.
+    pub keep: Option<Arc<Keeper>>,
 }
 
 impl SinkContext {
@@ -42,6 +52,23 @@ impl SinkContext {
 
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `key`'s object before `op` changes it, when the run keeps a history; an `added` key
+    /// had no object at all. `None` when it could not be kept (reported): the key is left as it is.
+    pub(super) async fn keep_first(&self, key: &str, added: bool, op: FailedOp) -> Option<Kept> {
+        let Some(keeper) = &self.keep else { return Some(Kept::Absent) };
+        if added {
+            keeper.log().kept(key, Change::Absent, None);
+            return Some(Kept::Absent);
+        }
+        match keeper.keep(key).await {
+            Ok(kept) => Some(kept),
+            Err(e) => {
+                self.tracker.failed(key, op, format!("not changed: its object could not be kept first: {e}"));
+                None
+            }
+        }
     }
 }
 
@@ -58,6 +85,10 @@ pub(super) enum Job {
         added: bool,
     },
     Delete(Vec<String>),
+    /// Keep `key` (relative to the prefix) before it is deleted.
+    Keep(String),
+    /// Restore a key from what a deploy kept (a rollback).
+    Restore(Step),
 }
 
 /// A set of workers sharing one bounded queue.
@@ -85,10 +116,20 @@ impl Pool {
                     }
                     match job {
                         Job::Upload { file, added } => {
-                            unchecked = upload::run(&ctx, file, added, unchecked.take()).await;
+                            if ctx.keep_first(&file.key, added, FailedOp::Upload).await.is_some() {
+                                unchecked = upload::run(&ctx, file, added, unchecked.take()).await;
+                            }
                         }
-                        Job::Copy { file, source, added } => copy::run(&ctx, &file, &source, added).await,
+                        Job::Copy { file, source, added } => {
+                            if ctx.keep_first(&file.key, added, FailedOp::Copy).await.is_some() {
+                                copy::run(&ctx, &file, &source, added).await;
+                            }
+                        }
                         Job::Delete(keys) => delete::run(&ctx, keys).await,
+                        Job::Keep(key) => {
+                            ctx.keep_first(&key, false, FailedOp::Delete).await;
+                        }
+                        Job::Restore(step) => restore::run(&ctx, step).await,
                     }
                 }
                 upload::finish(&ctx, unchecked).await;

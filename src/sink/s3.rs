@@ -91,7 +91,11 @@ impl S3Sink {
     }
 
     async fn spill_journal(&self) {
-        if let Err(e) = self.ctx.tracker.journal().spill().await {
+        let kept = match &self.ctx.keep {
+            Some(keeper) => keeper.log().spill().await,
+            None => Ok(()),
+        };
+        if let Err(e) = kept.and(self.ctx.tracker.journal().spill().await) {
             self.ctx.tracker.failed("(changes)", FailedOp::Upload, format!("cannot write the record of changes: {e}"));
         }
     }
@@ -129,14 +133,32 @@ impl S3Sink {
             }
             return deletes.len() as u64;
         }
-        let pool = Pool::start(&self.ctx, self.workers.min(8));
-        for chunk in deletes.chunks(1000) {
-            let keys = chunk.iter().map(|o| self.ctx.target.key(&o.key)).collect();
-            pool.send(Job::Delete(keys)).await;
+        let keys: Vec<String> = deletes.into_iter().map(|o| o.key).collect();
+        delete_kept(&self.ctx, self.workers, keys).await
+    }
+}
+
+/// Deletes `keys` (relative to the prefix), each kept first when the run keeps a history; when
+/// one cannot be kept, none is deleted (a clean run will). Returns how many were withheld.
+pub(super) async fn delete_kept(ctx: &Arc<SinkContext>, workers: usize, keys: Vec<String>) -> u64 {
+    if ctx.keep.is_some() {
+        let failures = ctx.tracker.failure_count();
+        let pool = Pool::start(ctx, workers);
+        for key in &keys {
+            pool.send(Job::Keep(key.clone())).await;
         }
         pool.finish().await;
-        0
+        if ctx.tracker.failure_count() > failures || ctx.cancelled() {
+            tracing::warn!("{} deletes withheld: an object could not be kept first", keys.len());
+            return keys.len() as u64;
+        }
     }
+    let pool = Pool::start(ctx, workers.min(8));
+    for chunk in keys.chunks(1000) {
+        pool.send(Job::Delete(chunk.iter().map(|k| ctx.target.key(k)).collect())).await;
+    }
+    pool.finish().await;
+    0
 }
 
 #[async_trait::async_trait]
@@ -147,7 +169,14 @@ impl Sink for S3Sink {
                 Event::Upload { file, reason } => self.upload(file, reason).await,
                 Event::Delete { object, .. } if self.delete => self.deletes.push(object),
                 Event::Delete { .. } => {}
-                Event::Retire { since, .. } => self.retiring += u64::from(since.is_none()),
+                Event::Retire { object, since } => {
+                    // A new retirement is a change of the deploy (a rollback un-retires it); one
+                    // still in its grace is not.
+                    if since.is_none() {
+                        self.retiring += 1;
+                        self.ctx.tracker.journal().record(object.key, Change::Retired, false);
+                    }
+                }
                 Event::Problem(p) => self.ctx.tracker.failed(p.place, p.op, p.message),
                 Event::Same { file, object, md5 } => {
                     let known = Known::of(&file, &object, md5);
@@ -209,6 +238,7 @@ mod tests {
             charset: Default::default(),
             learn: false,
             cancel: Arc::new(AtomicBool::new(false)),
+            keep: None,
         });
         let mut sink = S3Sink::new(ctx, 1, true);
         let n = super::super::spill::CHUNK * 2 + 7;

@@ -33,7 +33,7 @@ use sitesync::local_store::{ACCESS_KEY, REGION, SECRET_KEY};
 use tempfile::TempDir;
 
 #[allow(unused_imports)] // not every test file names both
-pub use store::{BUCKET, Store};
+pub use store::{BUCKET, Store, is_history};
 
 /// The destination most tests use: the folder `site/` of the bucket.
 pub const DEST: &str = "s3://bkt/site";
@@ -338,6 +338,8 @@ pub struct Report {
     pub failed: u64,
     pub bytes_uploaded: u64,
     pub deletes_withheld: u64,
+    #[serde(default)]
+    pub hashed: u64,
     #[serde(default)]
     pub refused: Option<String>,
     pub failures: Vec<Failure>,

@@ -64,6 +64,12 @@ impl Head {
         self.method == "GET" && self.target.contains("list-type=2")
     }
 
+    /// A ListObjectsV2 call of the site's keys: not of the deploy history under `.sitesync/`,
+    /// which every sync lists (a few records, whatever the site's size).
+    pub fn lists_the_site(&self) -> bool {
+        self.is_list() && !self.target.contains(".sitesync%2F")
+    }
+
     /// A PutObject, UploadPart or CopyObject call, but for the bucket lock's writes.
     pub fn is_put(&self) -> bool {
         self.method == "PUT" && !self.is_lock()

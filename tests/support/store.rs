@@ -72,8 +72,17 @@ impl Store {
             .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
     }
 
-    /// Every key of the bucket with its listed size, decoded strictly.
+    /// Every key of the bucket with its listed size, decoded strictly; without the deploy
+    /// history (`site/.sitesync/deploys/` and `site/.sitesync/kept/`), which every sync keeps beside
+    /// the site and most tests are not about ([`Store::list_all`] has it).
     pub fn list(&self) -> BTreeMap<String, u64> {
+        let mut listed = self.list_all();
+        listed.retain(|key, _| !is_history(key));
+        listed
+    }
+
+    /// Every key of the bucket with its listed size, decoded strictly, the history's included.
+    pub fn list_all(&self) -> BTreeMap<String, u64> {
         self.block_on(async {
             let mut objects = BTreeMap::new();
             let mut token = None;
@@ -148,6 +157,11 @@ impl Store {
         let file = std::fs::File::options().write(true).open(&path).unwrap_or_else(|e| panic!("{key}: {e}"));
         file.set_modified(when).unwrap();
     }
+}
+
+/// Whether a key is one of the deploy history's, under any prefix.
+pub fn is_history(key: &str) -> bool {
+    key.contains(".sitesync/deploys/") || key.contains(".sitesync/kept/")
 }
 
 impl Drop for Store {

@@ -231,7 +231,9 @@ async fn list_stream(
             .await
             .with_context(|| format!("ListObjectsV2 {bucket}/{prefix}"))?;
         counted.extra += 1;
-        for object in page.contents() {
+        // sitesync's own objects under `.sitesync/` (the deploy history) are listed, but the
+        // count is the tree's files'.
+        for object in page.contents().iter().filter(|o| !o.key().unwrap_or("").contains(".sitesync/")) {
             counted.items += 1;
             counted.bytes += object.size().unwrap_or(0).max(0) as u64;
         }

@@ -39,6 +39,8 @@ pub struct Options {
     pub ledger: Option<u64>,
     /// A real site to measure, from a copy.
     pub site: Option<PathBuf>,
+    /// Also measure keeping a deploy history, and a rollback.
+    pub history: bool,
 }
 
 /// A run in progress: its options, the server every scenario talks to, and a runtime for the
@@ -79,6 +81,20 @@ impl Ctx<'_> {
         self.clean_env(&mut cmd);
         cmd.envs(opts.sitesync_env.iter().map(|(k, v)| (k, v)));
         cmd
+    }
+
+    /// One measured `sitesync rollback` of `bucket`'s prefix, to the deploy before the live one.
+    pub fn rollback(&self, bucket: &str, files: u64) -> Result<Outcome> {
+        let (opts, server) = (self.opts, self.server);
+        let mut cmd = Command::new(&opts.sitesync);
+        cmd.arg("rollback")
+            .arg(format!("s3://{bucket}/site"))
+            .args(["--endpoint-url", &server.info.endpoint, "--path-style", "--region", &server.region])
+            .args(["--workers", &opts.workers.to_string(), "--max-delete", "1000000000", "--json", "-q"])
+            .current_dir(&opts.server_dir);
+        self.clean_env(&mut cmd);
+        cmd.envs(opts.sitesync_env.iter().map(|(k, v)| (k, v)));
+        measure::run(&cmd, Some(self.server.pid()), limit(files))
     }
 
     /// One measured baseline: this binary in the role `args[0]`, over a tree of `files` files.

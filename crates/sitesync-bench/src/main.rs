@@ -3,9 +3,9 @@
 //! It starts a real S3 server on 127.0.0.1 (Garage, else the embedded store), generates or reuses
 //! synthetic site trees, runs the release `sitesync` binary as a child process for a first sync, a
 //! no-change sync, a sync after 1% of the files changed and one after 1% were removed (and, when
-//! asked, a mirrored chain, N shards at once and a ledger of retired keys), and measures
-//! on the same server and tree the baselines those figures are divided by: a bare walk+stat, a bare
-//! ListObjectsV2 loop and a bare PutObject loop at the same concurrency. Results go to stdout as
+//! asked, a mirrored chain, N shards at once, a ledger of retired keys and the deploy history), and
+//! measures on the same server and tree the baselines those figures are divided by: a bare
+//! walk+stat, a bare ListObjectsV2 loop and a bare PutObject loop at the same concurrency. Results go to stdout as
 //! Markdown and to a JSON file. The hidden subcommands are the roles of its child processes.
 //!
 //! ```text
@@ -17,6 +17,7 @@ mod baseline;
 mod check;
 mod floors;
 mod harness;
+mod history;
 mod machine;
 mod measure;
 mod paths;
@@ -94,6 +95,10 @@ struct RunArgs {
     /// against the same bucket synced with --no-delete, which reads no ledger.
     #[arg(long, value_name = "N", value_parser = parse_count)]
     ledger: Option<u64>,
+    /// Also measure the deploy history: a deploy changing 1% of the files with the history off
+    /// and on (what keeping costs), a rollback of it, and a sync of the build it rolls back to.
+    #[arg(long)]
+    history: bool,
     /// Extra environment for sitesync, repeatable (e.g. SITESYNC_LIST_PARALLEL=1) to compare settings.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     sitesync_env: Vec<(String, String)>,
@@ -203,6 +208,7 @@ fn options(args: RunArgs) -> Result<harness::Options> {
         shards: args.shards,
         ledger: args.ledger,
         site: args.site,
+        history: args.history,
     })
 }
 

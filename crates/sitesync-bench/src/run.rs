@@ -233,6 +233,9 @@ fn syncs_and_listings(ctx: &Ctx, tree: &Tree, buckets: &Buckets, baselines: &mut
     if let Some(retired) = ctx.opts.ledger {
         rows.extend(variants::ledger(ctx, tree, &format!("ledger-{n}"), retired, n - removed)?);
     }
+    if ctx.opts.history {
+        rows.extend(crate::history::history(ctx, tree, n - removed)?);
+    }
     Ok(Synced { rows, changed, removed })
 }
 

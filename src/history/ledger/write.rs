@@ -108,7 +108,7 @@ impl NewLedger {
             .key(&key)
             .content_type("text/plain; charset=utf-8")
             .content_length(len as i64)
-            .body(crate::disk::body(Arc::new(file), 0, len))
+            .body(crate::s3client::body::from_file(Arc::new(file), 0, len))
             .send()
             .await;
         put.map_err(|e| StoreError::sdk(Op::Put, format!("s3://{}/{key}", target.bucket), e))?;
