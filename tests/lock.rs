@@ -428,5 +428,8 @@ fn garage_ignores_conditional_writes_auto_warns_and_required_exits_2() {
     assert!(keys().is_empty(), "{:?}", keys());
     let run = sync(&[]).code(0);
     assert_eq!(run.stderr.matches("does not honour conditional writes").count(), 1, "{run}");
-    assert_eq!(keys().len(), 5, "synced, and no lock left: {:?}", keys());
+    let site = keys().into_iter().filter(|k| !k.starts_with("site/.sitesync/")).count();
+    assert_eq!(site, 5, "synced: {:?}", keys());
+    assert!(!keys().iter().any(|k| k.starts_with(LOCK)), "no lock left: {:?}", keys());
+    assert!(keys().iter().any(|k| k.starts_with("site/.sitesync/deploys/")), "the deploy is recorded: {:?}", keys());
 }
