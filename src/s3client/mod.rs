@@ -18,6 +18,9 @@
 //! A request that fails is a [`StoreError`]: which operation ([`Op`]) on what, and why, with the
 //! SDK's error kept. It is declared here, beside the client and below every module that sends a
 //! request, and named by `error` with the run's other errors.
+//!
+//! Per request, the client does no more than a correct request needs: the endpoint rules run
+//! once per bucket ([`endpoints`]).
 
 pub mod body;
 pub mod error;
@@ -43,6 +46,8 @@ use aws_smithy_types::date_time::{DateTime, Format};
 use crate::clock::Clock;
 use crate::model::Time;
 pub use error::{Op, StoreError};
+
+mod endpoints;
 
 /// Where and how to reach S3.
 #[derive(Debug, Clone)]
@@ -119,6 +124,7 @@ pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client 
         // Unlimited tokens: the budget is `max_attempts` per request, not a quota per run.
         .retry_partition(RetryPartition::custom("sitesync").token_bucket(TokenBucket::unlimited()).build())
         .timeout_config(timeout_config(conn))
+        .endpoint_resolver(endpoints::Endpoints::default())
         .interceptor(DateProbe { clock })
         .build();
     aws_sdk_s3::Client::from_conf(config)
