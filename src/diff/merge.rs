@@ -78,14 +78,17 @@ pub async fn merge(
         let read_local = match schedule {
             Schedule::Behind => {
                 let (local_at, remote_at) = diff.positions();
-                local_open && (!remote_open || local_at <= remote_at)
+                local_open && (!remote_open || local_at <= remote_at || diff.remote_ahead())
             }
             Schedule::Alternate { .. } => local_open && (local_turn || !remote_open),
         };
         local_turn = !local_turn;
         if read_local {
             match sides.local().await {
-                Read::Batch(batch) => diff.local_batch(batch, offsets.now(), &mut events),
+                Read::Batch(batch) => {
+                    diff.local_batch(batch, offsets.now(), &mut events);
+                    diff.spill().await;
+                }
                 Read::End => {
                     local_open = false;
                     diff.local_done(&mut events);
@@ -94,7 +97,14 @@ pub async fn merge(
             }
         } else {
             match sides.remote().await {
-                Read::Batch(batch) => diff.remote_batch(batch, offsets.now(), &mut events),
+                Read::Batch(batch) => {
+                    if let Some(last) = batch.last()
+                        && let Err(e) = diff.before_remote(&last.key).await
+                    {
+                        return unreadable(e);
+                    }
+                    diff.remote_batch(batch, offsets.now(), &mut events);
+                }
                 Read::End => {
                     remote_open = false;
                     diff.remote_done(&mut events);
@@ -102,9 +112,17 @@ pub async fn merge(
                 other => return other.ended(),
             }
         }
-        sink.accept(std::mem::take(&mut events)).await;
-        if let Some(why) = refusal(limits, sink, None) {
-            return Ended::Refused(why);
+        loop {
+            sink.accept(std::mem::take(&mut events)).await;
+            if let Some(why) = refusal(limits, sink, None) {
+                return Ended::Refused(why);
+            }
+            // Held local entries left on disk once the listing ended: uploads, a block at a time.
+            match diff.retire_spilled(&mut events).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => return unreadable(e),
+            }
         }
     }
     offsets.narrow(diff).await;
@@ -114,6 +132,12 @@ pub async fn merge(
         Some(why) => Ended::Refused(why),
         None => Ended::Complete,
     }
+}
+
+/// The diff cannot read back the entries it held on disk: the run cannot tell what to delete.
+fn unreadable(e: std::io::Error) -> Ended {
+    let why = format!("cannot read back the entries it held in a temporary file: {e}");
+    Ended::Failed(Error::Stage { stage: "diff".into(), why })
 }
 
 /// A run where something failed sends no deletes at all, so the limits need not stop it: the
@@ -185,5 +209,88 @@ impl Offsets for Fixed {
 
     async fn narrow(&self, _diff: &Diff) {
         *self.now.lock().unwrap_or_else(|e| e.into_inner()) = self.narrowed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ChangeRule;
+    use crate::model::{Event, LocalFile, Time};
+    use crate::sink::{Applied, Finish};
+
+    /// Counts what a merge decided.
+    #[derive(Default)]
+    struct Tally {
+        uploads: u64,
+        deletes: u64,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Tally {
+        async fn accept(&mut self, events: Vec<Event>) {
+            for event in events {
+                match event {
+                    Event::Upload { .. } => self.uploads += 1,
+                    Event::Delete { .. } => self.deletes += 1,
+                    _ => {}
+                }
+            }
+        }
+        fn deletes_planned(&self) -> u64 {
+            self.deletes
+        }
+        fn failures(&self) -> u64 {
+            0
+        }
+        async fn finish(self: Box<Self>, _: Finish) -> Applied {
+            Applied::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_whole_tree_duplicate_holds_a_bounded_number_of_keys_in_memory() {
+        // Sections on both sides of `mirror/`, each file yielded with its copy, as the chain does.
+        let n = 5 * super::super::held::IN_MEMORY;
+        let keys: Vec<String> =
+            (0..n).map(|i| format!("{}/p{i:07}.html", ["blog", "news", "tags"][i * 3 / n])).collect();
+        let file = |key: &str| LocalFile::new(key.to_owned(), format!("/site/{key}").into(), 1, Time(50));
+        let local: Vec<LocalItem> =
+            keys.iter().flat_map(|k| [file(k), file(&format!("mirror/{k}"))]).map(LocalItem::File).collect();
+        let mut listed: Vec<RemoteObject> = local
+            .iter()
+            .map(|item| match item {
+                LocalItem::File(f) => {
+                    RemoteObject { key: f.key.clone(), size: 1, last_modified: Time(100), etag: None }
+                }
+                LocalItem::Problem(_) => unreachable!(),
+            })
+            .collect();
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+
+        let mut diff = Diff::new(ChangeRule { fudge: 0 });
+        diff.local_unordered();
+        let mut sides = InMemory::batched(&local, &listed, 1000);
+        let offsets = Fixed::new(Offset::exact(0), Offset::exact(0));
+        let mut sink = Tally::default();
+        let ended = merge(
+            &mut diff,
+            &mut sides,
+            &offsets,
+            &mut sink,
+            &DeleteLimits { enforced: false, max: 0, max_percent: 0, early: true },
+            Schedule::Behind,
+        )
+        .await;
+        assert!(matches!(ended, Ended::Complete), "{ended:?}");
+        assert_eq!((sink.uploads, sink.deletes, diff.tally().unchanged), (0, 0, 2 * n as u64));
+        assert_eq!(diff.pending(), 0);
+        let bound = 2 * super::super::held::IN_MEMORY + 2000;
+        assert!(
+            diff.peak <= bound,
+            "the diff held {} keys in memory at once, over {bound}, for {} keys",
+            diff.peak,
+            2 * n
+        );
     }
 }

@@ -6,8 +6,12 @@
 //! upload or a delete straight away. Memory therefore holds only the keys between the two scan
 //! positions, not two maps of the whole tree. If a side ever yields keys out of order, the diff
 //! stays correct and only stops retiring early from that side's position. The loop that feeds it
-//! from the two scans is [`merge`].
+//! from the two scans is [`merge`]. A chain that creates keys makes the local side yield keys far
+//! ahead of the listing (`mirror/…` with every file): those local entries spill to disk in sorted
+//! runs and come back as the listing nears them ([`held`]), and the listing is read no further
+//! ahead of such a local side than the diff holds in memory ([`Diff::remote_ahead`]).
 
+mod held;
 mod judge;
 mod limits;
 pub mod merge;
@@ -71,7 +75,8 @@ pub struct Tally {
 
 pub struct Diff {
     rule: ChangeRule,
-    local: BTreeMap<String, LocalFile>,
+    /// Local entries the listing has not reached yet.
+    local: held::Held,
     remote: BTreeMap<String, RemoteObject>,
     local_side: Side,
     remote_side: Side,
@@ -90,13 +95,16 @@ pub struct Diff {
     elsewhere: crate::keys::shard::SeenElsewhere,
     /// Keys a rollback restored since the last sync: compared by content.
     suspects: Arc<Suspects>,
+    /// The most entries both maps held in memory at once.
+    #[cfg(test)]
+    peak: usize,
 }
 
 impl Diff {
     pub fn new(rule: ChangeRule) -> Diff {
         Diff {
             rule,
-            local: BTreeMap::new(),
+            local: held::Held::default(),
             remote: BTreeMap::new(),
             local_side: Side::default(),
             remote_side: Side::default(),
@@ -108,6 +116,8 @@ impl Diff {
             shard: None,
             elsewhere: crate::keys::shard::SeenElsewhere::default(),
             suspects: Arc::default(),
+            #[cfg(test)]
+            peak: 0,
         }
     }
 
@@ -170,7 +180,7 @@ impl Diff {
                     match self.remote.remove(&file.key) {
                         Some(object) => self.judge(file, object, offset, out),
                         None => {
-                            self.local.insert(file.key.clone(), file);
+                            self.local.memory.insert(file.key.clone(), file);
                         }
                     }
                 }
@@ -202,7 +212,8 @@ impl Diff {
                 continue;
             }
             self.tally.remote_objects += 1;
-            match self.local.remove(&object.key) {
+            // Every held entry up to this page's end is in memory (`before_remote`).
+            match self.local.memory.remove(&object.key) {
                 Some(file) => self.judge(file, object, offset, out),
                 None => {
                     self.remote.insert(object.key.clone(), object);
@@ -210,6 +221,34 @@ impl Diff {
             }
         }
         self.retire(out);
+    }
+
+    /// Writes the local entries held past the in-memory bound to disk.
+    pub async fn spill(&mut self) {
+        self.local.spill().await;
+    }
+
+    /// Before a page of the listing whose last key is `last`: the held local entries it may
+    /// match, back in memory.
+    pub async fn before_remote(&mut self, last: &str) -> std::io::Result<()> {
+        self.local.reload_upto(last).await
+    }
+
+    /// Once the listing has ended: retires the next local entries held on disk, as uploads.
+    /// False when none are left.
+    pub async fn retire_spilled(&mut self, out: &mut Vec<Event>) -> std::io::Result<bool> {
+        if !self.remote_side.done || !self.local.spilled() {
+            return Ok(false);
+        }
+        self.local.reload_some().await?;
+        self.retire(out);
+        Ok(true)
+    }
+
+    /// The listing is ahead of an unordered local side by more objects than the diff keeps in
+    /// memory: read the local side, whose entries can spill, until it catches up.
+    pub fn remote_ahead(&self) -> bool {
+        self.remote.len() > held::IN_MEMORY
     }
 
     pub fn local_done(&mut self, out: &mut Vec<Event>) {
@@ -282,7 +321,11 @@ impl Diff {
     }
 
     fn retire(&mut self, out: &mut Vec<Event>) {
-        let missing_remotely = retire_upto(&mut self.local, &self.remote_side);
+        #[cfg(test)]
+        {
+            self.peak = self.peak.max(self.local.memory.len() + self.remote.len());
+        }
+        let missing_remotely = retire_upto(&mut self.local.memory, &self.remote_side);
         for file in missing_remotely {
             self.upload(file, Reason::New, out);
         }

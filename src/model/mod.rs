@@ -6,6 +6,7 @@
 
 pub mod fields;
 pub mod mime;
+pub mod record;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -18,6 +18,11 @@
 //! A request that fails is a [`StoreError`]: which operation ([`Op`]) on what, and why, with the
 //! SDK's error kept. It is declared here, beside the client and below every module that sends a
 //! request, and named by `error` with the run's other errors.
+//!
+//! Per request, the client does no more than a correct request needs: the endpoint rules run
+//! once per bucket ([`endpoints`]), and the SDK's stalled-stream protection watches only bodies
+//! large enough to stall (1 MiB and up, see [`sending`]); a small body is written in one go, and
+//! its request is bounded by the attempt timeout like any other.
 
 pub mod body;
 pub mod error;
@@ -32,7 +37,7 @@ use aws_sdk_s3::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    RuntimeComponents,
+    RuntimeComponents, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -43,6 +48,8 @@ use aws_smithy_types::date_time::{DateTime, Format};
 use crate::clock::Clock;
 use crate::model::Time;
 pub use error::{Op, StoreError};
+
+mod endpoints;
 
 /// Where and how to reach S3.
 #[derive(Debug, Clone)]
@@ -119,6 +126,8 @@ pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client 
         // Unlimited tokens: the budget is `max_attempts` per request, not a quota per run.
         .retry_partition(RetryPartition::custom("sitesync").token_bucket(TokenBucket::unlimited()).build())
         .timeout_config(timeout_config(conn))
+        .stalled_stream_protection(stalled_stream(false))
+        .endpoint_resolver(endpoints::Endpoints::default())
         .interceptor(DateProbe { clock })
         .build();
     aws_sdk_s3::Client::from_conf(config)
@@ -162,6 +171,12 @@ fn timeout_config(conn: &Connection) -> TimeoutConfig {
         .build()
 }
 
+/// The SDK's stalled-stream protection: responses always; uploads when `large_upload` (a body of
+/// [`sending`]'s size, which the override of that request turns it on for).
+fn stalled_stream(large_upload: bool) -> StalledStreamProtectionConfig {
+    StalledStreamProtectionConfig::enabled().upload_enabled(large_upload).build()
+}
+
 fn retry_config(conn: &Connection) -> RetryConfig {
     let config = match conn.retry_mode {
         RetryMode::Standard => RetryConfig::standard(),
@@ -171,8 +186,9 @@ fn retry_config(conn: &Connection) -> RetryConfig {
 }
 
 /// A config override for a request that sends `bytes`: its attempt timeout grows with the body,
-/// so a large part on a slow link is not cut off while a stalled small request still is. `None`
-/// when the client's timeout already covers it.
+/// so a large part on a slow link is not cut off while a stalled small request still is, and the
+/// SDK watches the body's throughput (stalled-stream protection). `None` below 1 MiB, where the
+/// client's timeout already covers it.
 pub fn sending(client: &aws_sdk_s3::Client, bytes: u64) -> Option<aws_sdk_s3::config::Builder> {
     const SMALL: u64 = 1024 * 1024;
     let base = client.config().timeout_config()?;
@@ -182,7 +198,7 @@ pub fn sending(client: &aws_sdk_s3::Client, bytes: u64) -> Option<aws_sdk_s3::co
     }
     let mut timeouts = base.to_builder();
     timeouts.set_operation_attempt_timeout(Some(attempt + Duration::from_secs_f64(bytes as f64 / MIN_SEND_RATE)));
-    Some(aws_sdk_s3::Config::builder().timeout_config(timeouts.build()))
+    Some(aws_sdk_s3::Config::builder().timeout_config(timeouts.build()).stalled_stream_protection(stalled_stream(true)))
 }
 
 /// Sends a request that carries `$bytes` bytes (a PutObject, an UploadPart, a large CopyObject)

@@ -6,17 +6,12 @@
 //! chunks, on the blocking thread pool so the async workers never wait on the disk. An inline body
 //! (a generated page) is written out with its entry, bytes and all.
 
-use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::io::{self, BufReader, BufWriter, Seek, Write};
 
-use crate::disk::{
-    anonymous_file, get_array, get_bytes, get_bytes_up_to, get_option, get_string, get_u64, put_bytes, put_option,
-    put_u64,
-};
-use crate::model::{Body, Encoding, LocalFile, ObjectMeta, Problem, Time};
+use crate::disk::{anonymous_file, get_array, get_u64, put_u64};
+use crate::model::LocalFile;
+use crate::model::record::{get_file, put_file};
 
 /// An upload or copy waiting for its phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,13 +99,7 @@ fn write_chunk(handle: Option<(File, usize)>, chunk: &[Waiting]) -> io::Result<(
     put_u64(&mut out, chunk.len() as u64)?;
     for Waiting { file: f, added } in chunk {
         out.write_all(&[u8::from(*added)])?;
-        put_bytes(&mut out, f.key.as_bytes())?;
-        put_body(&mut out, &f.body)?;
-        put_u64(&mut out, f.size)?;
-        put_u64(&mut out, f.mtime.0 as u64)?;
-        let meta = f.meta.as_deref().map(|m| serde_json::to_vec(m).expect("headers serialise"));
-        put_option(&mut out, meta.as_deref())?;
-        put_option(&mut out, f.copy_of.as_deref().map(str::as_bytes))?;
+        put_file(&mut out, f)?;
     }
     let file = out.into_inner().map_err(|e| e.into_error())?;
     Ok((file, chunks + 1))
@@ -121,68 +110,20 @@ fn read_chunk(mut input: BufReader<File>) -> io::Result<(BufReader<File>, Vec<Wa
     let mut chunk = Vec::with_capacity(count);
     for _ in 0..count {
         let [added] = get_array::<1>(&mut input)?;
-        let key = get_string(&mut input)?;
-        let body = get_body(&mut input)?;
-        let size = get_u64(&mut input)?;
-        let mtime = Time(get_u64(&mut input)? as i64);
-        let meta = match get_option(&mut input)? {
-            Some(json) => Some(Box::new(serde_json::from_slice::<ObjectMeta>(&json).map_err(io::Error::other)?)),
-            None => None,
-        };
-        let copy_of = get_option(&mut input)?.map(String::from_utf8).transpose().map_err(io::Error::other)?;
-        let file = LocalFile { key, body, size, mtime, meta, copy_of, known: None };
+        let file = get_file(&mut input)?;
         chunk.push(Waiting { file, added: added == 1 });
     }
     Ok((input, chunk))
 }
 
-fn put_body(out: &mut impl Write, body: &Body) -> io::Result<()> {
-    match body {
-        Body::File(path) => {
-            out.write_all(&[0])?;
-            put_bytes(out, path.as_os_str().as_bytes())
-        }
-        Body::Unreadable(problem) => {
-            out.write_all(&[1])?;
-            put_bytes(out, problem.place.as_bytes())?;
-            put_bytes(out, problem.message.as_bytes())
-        }
-        Body::Inline(bytes) => {
-            out.write_all(&[2])?;
-            put_bytes(out, bytes)
-        }
-        Body::Compressed { path, encoding } => {
-            out.write_all(&[3])?;
-            put_bytes(out, path.as_os_str().as_bytes())?;
-            put_bytes(out, encoding.token().as_bytes())
-        }
-    }
-}
-
-fn get_body(input: &mut impl Read) -> io::Result<Body> {
-    let path = |input: &mut _| get_bytes(input).map(|b| PathBuf::from(OsString::from_vec(b)));
-    match get_array::<1>(input)? {
-        [0] => Ok(Body::File(path(input)?)),
-        [1] => {
-            let place = get_string(input)?;
-            let message = get_string(input)?;
-            Ok(Body::Unreadable(std::sync::Arc::new(Problem::new(place, message))))
-        }
-        [2] => Ok(Body::Inline(get_bytes_up_to(input, crate::keys::target::MAX_PUT_BYTES)?.into())),
-        [3] => {
-            let path = path(input)?;
-            let token = get_string(input)?;
-            let encoding = Encoding::by_token(&token)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("an encoding {token:?}")))?;
-            Ok(Body::Compressed { path, encoding })
-        }
-        [tag] => Err(io::Error::other(format!("a spilled entry has an unknown body tag {tag}"))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::model::{Body, Encoding, ObjectMeta, Time};
 
     fn file(i: usize) -> LocalFile {
         let mut f = LocalFile::new(

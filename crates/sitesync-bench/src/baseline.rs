@@ -7,8 +7,10 @@
 //!
 //! Each runs in its own child process (a hidden subcommand of this binary) so its CPU and peak
 //! RSS are measured exactly like sitesync's, and prints one JSON line with what it counted. The
-//! S3 client is the bare SDK: static credentials, request and response checksums only when
-//! required, no interceptors.
+//! listings use the bare SDK (static credentials, request and response checksums only when
+//! required, no interceptors); the PutObject loop uses sitesync's own client settings
+//! (`sitesync::s3client::client`: retries, timeouts, checksums, endpoint rules, stalled-stream
+//! protection), so the first sync's ratio to it is the pipeline's cost alone.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,20 @@ pub fn client_with(endpoint: &str, key: &str, secret: &str, region: &str) -> aws
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// The client sitesync builds for the same server, with the same credentials.
+async fn sitesync_client(endpoint: &str) -> Result<aws_sdk_s3::Client> {
+    let key = std::env::var("AWS_ACCESS_KEY_ID").context("AWS_ACCESS_KEY_ID")?;
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").context("AWS_SECRET_ACCESS_KEY")?;
+    let conn = sitesync::s3client::Connection {
+        endpoint_url: Some(endpoint.to_owned()),
+        path_style: true,
+        region: Some(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into())),
+        static_credentials: Some((key, secret)),
+        ..Default::default()
+    };
+    Ok(sitesync::s3client::client(&conn, Default::default()).await)
 }
 
 /// Walks `root` and stats every file, with `threads` threads sharing a queue of directories.
@@ -252,7 +268,7 @@ async fn list_stream(
 /// time. The file list is gathered first; reading each file is part of the loop, as it is for
 /// any uploader.
 pub async fn put(at: &Endpoint, root: &Path, workers: usize) -> Result<Counted> {
-    let client = client(&at.endpoint)?;
+    let client = sitesync_client(&at.endpoint).await?;
     let mut files = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
