@@ -135,7 +135,7 @@ mod tests {
         // A parameter the SDK adds would otherwise be ignored by the comparison: name it there.
         let shown = format!("{:?}", params("site", "k"));
         let fields: Vec<&str> = shown
-            .split(|c: char| c == '{' || c == ',')
+            .split(['{', ','])
             .skip(1)
             .filter_map(|field| field.split(':').next())
             .map(str::trim)
