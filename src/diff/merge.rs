@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use super::{DeleteLimits, Diff};
 use crate::clock::Offset;
 use crate::error::Error;
-use crate::model::{LocalItem, RemoteObject};
+use crate::model::{Event, LocalItem, RemoteObject};
 use crate::sink::Sink;
 
 /// What one read of a side gave.
@@ -71,58 +71,20 @@ pub async fn merge(
     limits: &DeleteLimits,
     schedule: Schedule,
 ) -> Ended {
-    let (mut local_open, mut remote_open) = (true, true);
-    let mut local_turn = schedule != Schedule::Alternate { local_first: false };
+    let mut open =
+        Open { local: true, remote: true, local_turn: schedule != Schedule::Alternate { local_first: false } };
     let mut events = Vec::new();
-    while local_open || remote_open {
-        let read_local = match schedule {
-            Schedule::Behind => {
-                let (local_at, remote_at) = diff.positions();
-                local_open && (!remote_open || local_at <= remote_at || diff.remote_ahead())
-            }
-            Schedule::Alternate { .. } => local_open && (local_turn || !remote_open),
-        };
-        local_turn = !local_turn;
-        if read_local {
-            match sides.local().await {
-                Read::Batch(batch) => {
-                    diff.local_batch(batch, offsets.now(), &mut events);
-                    diff.spill().await;
-                }
-                Read::End => {
-                    local_open = false;
-                    diff.local_done(&mut events);
-                }
-                other => return other.ended(),
-            }
+    while open.local || open.remote {
+        let read = if open.reads_local(schedule, diff) {
+            read_local(diff, sides, offsets, &mut open, &mut events).await
         } else {
-            match sides.remote().await {
-                Read::Batch(batch) => {
-                    if let Some(last) = batch.last()
-                        && let Err(e) = diff.before_remote(&last.key).await
-                    {
-                        return unreadable(e);
-                    }
-                    diff.remote_batch(batch, offsets.now(), &mut events);
-                }
-                Read::End => {
-                    remote_open = false;
-                    diff.remote_done(&mut events);
-                }
-                other => return other.ended(),
-            }
+            read_remote(diff, sides, offsets, &mut open, &mut events).await
+        };
+        if let Err(ended) = read {
+            return ended;
         }
-        loop {
-            sink.accept(std::mem::take(&mut events)).await;
-            if let Some(why) = refusal(limits, sink, None) {
-                return Ended::Refused(why);
-            }
-            // Held local entries left on disk once the listing ended: uploads, a block at a time.
-            match diff.retire_spilled(&mut events).await {
-                Ok(true) => continue,
-                Ok(false) => break,
-                Err(e) => return unreadable(e),
-            }
+        if let Err(ended) = hand_over(diff, sink, limits, &mut events).await {
+            return ended;
         }
     }
     offsets.narrow(diff).await;
@@ -131,6 +93,91 @@ pub async fn merge(
     match refusal(limits, sink, Some(diff.tally())) {
         Some(why) => Ended::Refused(why),
         None => Ended::Complete,
+    }
+}
+
+/// Which sides have more to read, and whose turn it is under [`Schedule::Alternate`].
+struct Open {
+    local: bool,
+    remote: bool,
+    local_turn: bool,
+}
+
+impl Open {
+    /// Whether the next read is of the local side (and, alternating, the turn passes).
+    fn reads_local(&mut self, schedule: Schedule, diff: &Diff) -> bool {
+        let local = match schedule {
+            Schedule::Behind => {
+                let (local_at, remote_at) = diff.positions();
+                self.local && (!self.remote || local_at <= remote_at || diff.remote_ahead())
+            }
+            Schedule::Alternate { .. } => self.local && (self.local_turn || !self.remote),
+        };
+        self.local_turn = !self.local_turn;
+        local
+    }
+}
+
+async fn read_local(
+    diff: &mut Diff,
+    sides: &mut impl Sides,
+    offsets: &impl Offsets,
+    open: &mut Open,
+    events: &mut Vec<Event>,
+) -> Result<(), Ended> {
+    match sides.local().await {
+        Read::Batch(batch) => {
+            diff.local_batch(batch, offsets.now(), events);
+            diff.spill().await;
+        }
+        Read::End => {
+            open.local = false;
+            diff.local_done(events);
+        }
+        other => return Err(other.ended()),
+    }
+    Ok(())
+}
+
+async fn read_remote(
+    diff: &mut Diff,
+    sides: &mut impl Sides,
+    offsets: &impl Offsets,
+    open: &mut Open,
+    events: &mut Vec<Event>,
+) -> Result<(), Ended> {
+    match sides.remote().await {
+        Read::Batch(batch) => {
+            if let Some(last) = batch.last() {
+                diff.before_remote(&last.key).await.map_err(unreadable)?;
+            }
+            diff.remote_batch(batch, offsets.now(), events);
+        }
+        Read::End => {
+            open.remote = false;
+            diff.remote_done(events);
+        }
+        other => return Err(other.ended()),
+    }
+    Ok(())
+}
+
+/// Hands the events to the sink, and once the listing has ended, the local entries left on disk
+/// as uploads, a block at a time; stops at a refusal of the delete limits.
+async fn hand_over(
+    diff: &mut Diff,
+    sink: &mut dyn Sink,
+    limits: &DeleteLimits,
+    events: &mut Vec<Event>,
+) -> Result<(), Ended> {
+    loop {
+        sink.accept(std::mem::take(events)).await;
+        if let Some(why) = refusal(limits, sink, None) {
+            return Err(Ended::Refused(why));
+        }
+        if !diff.retire_spilled(events).await.map_err(unreadable)? {
+            return Ok(());
+        }
     }
 }
 

@@ -247,13 +247,17 @@ async fn list_stream(
             .await
             .with_context(|| format!("ListObjectsV2 {bucket}/{prefix}"))?;
         counted.extra += 1;
+        let encoded = page.encoding_type() == Some(&EncodingType::Url);
         // sitesync's own objects under `.sitesync/` (the deploy history) are listed, but the
-        // count is the tree's files'.
-        for object in page.contents().iter().filter(|o| !o.key().unwrap_or("").contains(".sitesync/")) {
+        // count is the tree's files'. The keys come url-encoded (`/` as `%2F` on some servers).
+        let own = |key: &str| {
+            let key = if encoded { sitesync::remote::decode_key(key) } else { key.to_owned() };
+            key.contains(".sitesync/")
+        };
+        for object in page.contents().iter().filter(|o| !own(o.key().unwrap_or(""))) {
             counted.items += 1;
             counted.bytes += object.size().unwrap_or(0).max(0) as u64;
         }
-        let encoded = page.encoding_type() == Some(&EncodingType::Url);
         for p in page.common_prefixes().iter().filter_map(|p| p.prefix()) {
             prefixes.push(if encoded { sitesync::remote::decode_key(p) } else { p.to_owned() });
         }
