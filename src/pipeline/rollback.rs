@@ -147,11 +147,7 @@ async fn take_lock(config: &BucketConfig, opts: &RollbackOptions, stop: &Stop) -
     if opts.dry_run {
         return Ok(None);
     }
-    let (path, target) = (config.lock_path(), config.target.to_string());
-    tokio::select! {
-        lock = lock::acquire(&path, &target, opts.wait_lock) => Ok(Some(lock?)),
-        _ = stop.requested_wait() => Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
-    }
+    stages::this_machines_lock(&config.lock_path(), &config.target.to_string(), opts.wait_lock, stop).await.map(Some)
 }
 
 fn context(

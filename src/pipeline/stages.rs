@@ -73,9 +73,18 @@ pub async fn lock(config: &Config, opts: &RunOptions, stop: &Stop) -> Result<Opt
     if opts.dry_run {
         return Ok(None);
     }
-    let (path, target) = (config.lock_path(), config.target.to_string());
+    this_machines_lock(&config.lock_path(), &config.target.to_string(), opts.wait_lock, stop).await.map(Some)
+}
+
+/// This machine's lock on a target (a sync's or a rollback's), given up at a signal.
+pub async fn this_machines_lock(
+    path: &std::path::Path,
+    target: &str,
+    wait: bool,
+    stop: &Stop,
+) -> Result<RunLock, Error> {
     tokio::select! {
-        lock = lock::acquire(&path, &target, opts.wait_lock) => Ok(Some(lock?)),
+        lock = lock::acquire(path, target, wait) => Ok(lock?),
         _ = stop.requested_wait() => Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
     }
 }
