@@ -12,16 +12,17 @@
 //! only when its file appeared after the disk was asked. Between two created entries, the first to
 //! come wins, which the walk's order fixes too.
 //!
-//! The created keys are kept as 128-bit hashes: a set of the keys themselves cost more than the
-//! rest of the chain (an allocation and a long hash per key, and 100 MB for a million keys). With
-//! two independently seeded SipHash values, two keys of one run collide with probability about
-//! n²/2¹²⁹ (10⁻²⁶ for a million keys). Keeping only those, not the walk's keys too, halves what a
-//! whole-tree duplicate holds.
+//! The created keys are kept as 128-bit hashes ([`KeyHashes`], 16 bytes a key): a set of the
+//! keys themselves cost more than the rest of the chain (an allocation and a long hash per key,
+//! and 100 MB for a million keys). With two independently seeded SipHash values, two keys of one
+//! run collide with probability about n²/2¹²⁹ (10⁻²⁶ for a million keys). Keeping only those, not
+//! the walk's keys too, halves what a whole-tree duplicate holds.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::path::PathBuf;
 
+use super::key_hashes::{KeyHashes, Spread};
 use crate::keys::names::{NameDecoder, escape};
 use crate::model::LocalFile;
 
@@ -29,7 +30,7 @@ use crate::model::LocalFile;
 pub(super) struct Claims {
     seeds: (RandomState, RandomState),
     /// The keys created entries were given.
-    created: HashSet<u128, BuildHasherDefault<Spread>>,
+    created: KeyHashes,
     disk: Option<SourceFiles>,
 }
 
@@ -85,7 +86,7 @@ impl Claims {
         let mut refused: Vec<Option<String>> = vec![None; accepted.len()];
         // The entries the walk found claim their keys first, then the ones the steps created.
         for (i, file) in accepted.iter().enumerate().filter(|(i, _)| found[*i]) {
-            if self.created.contains(&self.hash(&[file.key.as_bytes()])) {
+            if self.created.contains(self.hash(&[file.key.as_bytes()])) {
                 refused[i] = Some(
                     "the transform chain published this key from another file before this one was found; \
                      skipped (check overlapping rules)"
@@ -182,28 +183,6 @@ impl SourceFiles {
 
 fn os(bytes: &[u8]) -> &std::ffi::OsStr {
     std::os::unix::ffi::OsStrExt::from_bytes(bytes)
-}
-
-/// The hasher of a set whose keys are already uniform hashes: it keeps their low bits.
-#[derive(Default)]
-struct Spread(u64);
-
-impl Hasher for Spread {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        self.0 = n as u64;
-    }
 }
 
 #[cfg(test)]

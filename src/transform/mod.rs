@@ -17,6 +17,7 @@ mod compress;
 mod duplicate;
 mod filter;
 mod headers;
+mod key_hashes;
 pub mod plugin;
 pub mod redirects;
 
