@@ -96,13 +96,18 @@ impl Claims {
         }
         for (i, file) in accepted.iter().enumerate().filter(|(i, _)| !found[*i]) {
             let on_disk = self.disk.as_mut().is_some_and(|d| d.has_file(&file.key));
-            if on_disk || !self.created.insert(self.hash(&[file.key.as_bytes()])) {
-                refused[i] = Some(format!(
-                    "the transform chain publishes this key twice; the entry made from {} is skipped, as the \
-                     file found under this key wins (check overlapping rules)",
-                    self.origin(file)
-                ));
-            }
+            let winner = if on_disk {
+                "the file found under this key"
+            } else if !self.created.insert(self.hash(&[file.key.as_bytes()])) {
+                "the entry made first"
+            } else {
+                continue;
+            };
+            refused[i] = Some(format!(
+                "the transform chain publishes this key twice; the entry made from {} is skipped, as {winner} \
+                 wins (check overlapping rules)",
+                self.origin(file)
+            ));
         }
         let mut losers = Vec::new();
         let mut kept = Vec::with_capacity(accepted.len());
@@ -261,7 +266,7 @@ mod tests {
         let losers = claims.settle(&mut first, &record);
         assert_eq!((first.len(), losers.len()), (1, 1));
         assert_eq!(first[0].copy_of.as_deref(), Some("a/x"));
-        assert!(losers[0].1.contains("made from b/x"), "{}", losers[0].1);
+        assert!(losers[0].1.contains("made from b/x is skipped, as the entry made first wins"), "{}", losers[0].1);
         // `m/x` appears on disk after it was looked for: the walk's entry comes second and loses.
         std::fs::create_dir_all(root.path().join("m")).unwrap();
         std::fs::write(root.path().join("m/x"), "late").unwrap();
