@@ -6,6 +6,7 @@
 //! (PutObject, CreateMultipartUpload, CopyObject, through [`with_headers!`]) all read the table,
 //! so adding a header is one row and one setter.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -192,6 +193,26 @@ macro_rules! with_headers {
     }};
 }
 
+/// The headers [`with_headers!`] sets, by their names on the wire, for a request built by hand
+/// (the direct PutObject, `s3client::direct`): Content-Type, then every field of `$meta` but its
+/// Content-Type, then its metadata.
+pub fn header_list(content_type: &str, meta: Option<&ObjectMeta>) -> Vec<(Cow<'static, str>, String)> {
+    let mut headers = vec![(Cow::Borrowed(Field::ContentType.spec().header), content_type.to_owned())];
+    if let Some(meta) = meta {
+        let fields = meta.fields().filter(|(field, _)| *field != Field::ContentType);
+        headers.extend(fields.map(|(field, value)| (Cow::Borrowed(field.spec().header), value.to_owned())));
+        headers.extend(meta.metadata.iter().map(|(k, v)| (Cow::Owned(format!("x-amz-meta-{k}")), v.clone())));
+    }
+    headers
+}
+
+/// Sets `name` to `value` in a [`header_list`], replacing the value it had, as a setter of the
+/// SDK's request builder does.
+pub fn set_header(headers: &mut Vec<(Cow<'static, str>, String)>, name: Cow<'static, str>, value: String) {
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+    headers.push((name, value));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +237,27 @@ mod tests {
         assert_eq!(
             a.shown(),
             " [Cache-Control: max-age=60; Content-Encoding: gzip; x-amz-meta-team: web; x-amz-meta-tier: static]"
+        );
+    }
+
+    #[test]
+    fn the_header_list_names_what_the_request_builders_set() {
+        let mut meta = ObjectMeta::default();
+        meta.set(Field::ContentType, "text/plain");
+        meta.set(Field::CacheControl, "max-age=60");
+        meta.set(Field::WebsiteRedirectLocation, "/elsewhere");
+        meta.metadata.insert("team".into(), "web".into());
+        let mut headers = header_list("text/html", Some(&meta));
+        set_header(&mut headers, "content-type".into(), "text/css".into());
+        let shown: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        assert_eq!(
+            shown,
+            [
+                "Cache-Control: max-age=60",
+                "x-amz-website-redirect-location: /elsewhere",
+                "x-amz-meta-team: web",
+                "content-type: text/css"
+            ]
         );
     }
 

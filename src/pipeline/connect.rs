@@ -5,10 +5,15 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Store;
 use crate::error::Error;
-use crate::s3client::{self, Connection};
+use crate::s3client::{self, Connection, Direct};
 
-/// Connects to `store` (whose `bucket` the run uses); every response feeds `clock`.
-pub async fn connect(store: &Store, bucket: &str, clock: Arc<Clock>) -> Result<aws_sdk_s3::Client, Error> {
+/// Connects to `store` (whose `bucket` the run uses); every response feeds `clock`. Gives the
+/// client, and the direct PutObject of small bodies beside it when the client allows one.
+pub async fn connect(
+    store: &Store,
+    bucket: &str,
+    clock: Arc<Clock>,
+) -> Result<(aws_sdk_s3::Client, Option<Arc<Direct>>), Error> {
     let configured = &store.connection;
     let conn = match &store.local_store {
         // The embedded store's address and credentials, with the configured patience.
@@ -20,11 +25,11 @@ pub async fn connect(store: &Store, bucket: &str, clock: Arc<Clock>) -> Result<a
         },
         None => configured.clone(),
     };
-    let client = s3client::client(&conn, clock).await;
+    let (client, direct) = s3client::clients(&conn, clock).await;
     if store.local_store.is_some() {
         create_bucket(&client, bucket).await?;
     }
-    Ok(client)
+    Ok((client, direct))
 }
 
 #[cfg(feature = "local-store")]

@@ -46,14 +46,14 @@ pub struct RollbackOptions {
 
 /// The deploys recorded under the target, newest first.
 pub async fn deploys(config: &BucketConfig) -> Result<Vec<Listed>, Error> {
-    let client = connect(&config.store, &config.target.bucket, Arc::default()).await?;
+    let client = connect(&config.store, &config.target.bucket, Arc::default()).await?.0;
     Ok(Timeline::read(&client, &config.target).await?.listed())
 }
 
 /// Removes `keys` from every deploy that kept them, under the target's lock.
 pub async fn purge(config: &BucketConfig, keys: &[String]) -> Result<Purged, Error> {
     let _lock = lock::acquire(&config.lock_path(), &config.target.to_string(), false).await?;
-    let client = connect(&config.store, &config.target.bucket, Arc::default()).await?;
+    let client = connect(&config.store, &config.target.bucket, Arc::default()).await?.0;
     Ok(retention::purge(&client, &config.target, keys).await?)
 }
 
@@ -73,7 +73,7 @@ async fn run_until_stopped(config: &BucketConfig, opts: &RollbackOptions, stop: 
     let started = Instant::now();
     let _lock = take_lock(config, opts, stop).await?;
     let clock = Arc::new(Clock::default());
-    let client = connect(&config.store, &config.target.bucket, clock.clone()).await?;
+    let client = connect(&config.store, &config.target.bucket, clock.clone()).await?.0;
     // The same lock in the bucket as a sync of the whole target: a rollback and a deploy never
     // interleave, on one machine or several.
     let held = match opts.dry_run {
@@ -159,6 +159,8 @@ fn context(
 ) -> Arc<SinkContext> {
     Arc::new(SinkContext {
         client: client.clone(),
+        // A rollback copies; its only upload is its record.
+        direct: None,
         target: config.target.clone(),
         tracker: tracker.clone(),
         multipart_threshold: config.sink.multipart_threshold,

@@ -31,7 +31,7 @@ use crate::remote::{RestoredState, TrustedState};
 use crate::report::Report;
 use crate::run::lock::{self, RunLock};
 use crate::run::progress::Progress;
-use crate::s3client::{self, Connection};
+use crate::s3client::{self, Connection, Direct};
 use crate::scan::WalkOptions;
 use crate::sink::{
     Applied, Checking, Counting, Finish, Guarded, Heads, PlanSink, Retiring, S3Sink, Sink, SinkContext, Tracker, Upload,
@@ -181,7 +181,7 @@ impl Stages {
         held: &mut Option<BucketLock>,
     ) -> Result<Stages, Error> {
         let clock = Arc::new(Clock::default());
-        let client = tokio::select! {
+        let (client, direct) = tokio::select! {
             client = connect(&config.store, &config.target.bucket, clock.clone()) => client?,
             _ = stop.requested_wait() => return Err(Error::Interrupted(stop.signal().unwrap_or("a signal"))),
         };
@@ -202,7 +202,7 @@ impl Stages {
         let record = history.record(config, &client, clock.clone(), chain);
         let after = after_steps(config, opts, (&identity, &client), marker, record).await;
         let progress = Progress::start(opts.progress)?;
-        let (sink, tracker) = sink(config, opts, &client, &clock, stop, history.keeper.clone());
+        let (sink, tracker) = sink(config, opts, (&client, direct), &clock, stop, history.keeper.clone());
         let sink = checked(config, sink, tracker.as_ref(), &progress, &client, (refresh, guard));
         let sink = match grace(config) {
             Some(grace) => retiring(config, opts, (&client, &clock), stop, (sink, grace)).await?,
@@ -323,7 +323,7 @@ async fn chain_marker(config: &Config, client: &aws_sdk_s3::Client) -> Result<(S
 fn sink(
     config: &Config,
     opts: &RunOptions,
-    client: &aws_sdk_s3::Client,
+    (client, direct): (&aws_sdk_s3::Client, Option<Arc<Direct>>),
     clock: &Arc<Clock>,
     stop: &Stop,
     keep: Option<Arc<Keeper>>,
@@ -335,6 +335,7 @@ fn sink(
     let tracker = Arc::new(Tracker::default());
     let ctx = Arc::new(SinkContext {
         client: client.clone(),
+        direct,
         target,
         tracker: tracker.clone(),
         multipart_threshold: config.sink.multipart_threshold,

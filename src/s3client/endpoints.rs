@@ -8,10 +8,15 @@
 //! rules), so [`Endpoints`] remembers the answer for everything else and hands the same endpoint,
 //! signing properties included (signing name, region, no double encoding), to every request of
 //! the bucket. Nothing is computed here: a miss asks the SDK's own rules.
+//!
+//! What the rules said of a bucket's objects is also written in a [`Routes`] book, where the
+//! direct PutObject ([`super::direct`]) finds where to send an upload and how to sign it.
 
-use std::sync::RwLock;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use aws_sdk_s3::config::endpoint::{DefaultResolver, EndpointFuture, Params, ResolveEndpoint};
+use aws_smithy_types::Document;
 use aws_smithy_types::endpoint::Endpoint;
 
 /// The SDK's endpoint rules, with their last answer remembered whatever the request's key.
@@ -19,6 +24,14 @@ use aws_smithy_types::endpoint::Endpoint;
 pub(super) struct Endpoints {
     rules: DefaultResolver,
     last: RwLock<Option<(Params, Endpoint)>>,
+    routes: Arc<Routes>,
+}
+
+impl Endpoints {
+    /// The rules, writing what they say of each bucket's objects in `routes`.
+    pub(super) fn writing_to(routes: Arc<Routes>) -> Endpoints {
+        Endpoints { routes, ..Endpoints::default() }
+    }
 }
 
 impl ResolveEndpoint for Endpoints {
@@ -30,8 +43,66 @@ impl ResolveEndpoint for Endpoints {
         }
         EndpointFuture::new(async move {
             let endpoint = self.rules.resolve_endpoint(params).await?;
+            self.routes.learn(params, &endpoint);
             *self.last.write().unwrap_or_else(|e| e.into_inner()) = Some((params.clone(), endpoint.clone()));
             Ok(endpoint)
+        })
+    }
+}
+
+/// Where the objects of each bucket are sent, and how a request to them is signed: what the SDK's
+/// rules said for a request on an object (not a bucket's configuration, an Object Lambda or a
+/// directory bucket's control plane), kept for the direct PutObject.
+#[derive(Debug, Default)]
+pub(crate) struct Routes {
+    buckets: RwLock<HashMap<String, Option<Arc<Route>>>>,
+}
+
+/// An object's endpoint, without the key, and its SigV4 scope.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    /// The endpoint's URL with no trailing `/`: `https://site.s3.eu-west-1.amazonaws.com`, or
+    /// `http://127.0.0.1:9000/site` path-style. The key's path is appended to it.
+    pub base: String,
+    pub signing_region: String,
+    pub signing_name: String,
+}
+
+impl Routes {
+    /// The route to `bucket`'s objects, once the rules have run for one of its requests, unless
+    /// they gave what only the SDK sends (another signature than SigV4, headers of the endpoint's
+    /// own).
+    pub(crate) fn get(&self, bucket: &str) -> Option<Arc<Route>> {
+        self.buckets.read().unwrap_or_else(|e| e.into_inner()).get(bucket).cloned().flatten()
+    }
+
+    fn learn(&self, params: &Params, endpoint: &Endpoint) {
+        let on_objects = params.use_object_lambda_endpoint() != Some(true)
+            && params.use_s3_express_control_endpoint() != Some(true)
+            && params.disable_access_points() != Some(true);
+        if let (true, Some(bucket)) = (on_objects, params.bucket()) {
+            let route = Route::of(endpoint).map(Arc::new);
+            self.buckets.write().unwrap_or_else(|e| e.into_inner()).insert(bucket.to_owned(), route);
+        }
+    }
+}
+
+impl Route {
+    /// The route of a plain SigV4 endpoint; `None` for anything else.
+    fn of(endpoint: &Endpoint) -> Option<Route> {
+        let scheme = endpoint.auth_schemes().first()?;
+        let text = |name| match scheme.get(name) {
+            Some(Document::String(value)) => Some(value.clone()),
+            _ => None,
+        };
+        let single_encoding = matches!(scheme.get("disableDoubleEncoding"), Some(Document::Bool(true)));
+        if scheme.name() != "sigv4" || !single_encoding || endpoint.headers().next().is_some() {
+            return None;
+        }
+        Some(Route {
+            base: endpoint.url().trim_end_matches('/').to_owned(),
+            signing_region: text("signingRegion")?,
+            signing_name: text("signingName")?,
         })
     }
 }
@@ -128,6 +199,30 @@ mod tests {
         for property in ["sigv4", "signingName", "\"s3\"", "eu-west-1", "disableDoubleEncoding"] {
             assert!(schemes.contains(property), "{property} missing from {schemes}");
         }
+    }
+
+    #[test]
+    fn a_buckets_route_is_what_the_rules_gave_its_objects() {
+        let routes = Arc::new(Routes::default());
+        let endpoints = Endpoints::writing_to(routes.clone());
+        assert_eq!(routes.get("site"), None, "nothing is known before the rules ran");
+        resolve(&endpoints, &params("site", "a.html"));
+        let route = routes.get("site").expect("a SigV4 route");
+        assert_eq!(
+            *route,
+            Route {
+                base: "http://127.0.0.1:9000/site".into(),
+                signing_region: "eu-west-1".into(),
+                signing_name: "s3".into()
+            }
+        );
+        let aws = Params::builder().bucket("site").region("eu-west-1").build().unwrap();
+        let endpoint = futures_lite(DefaultResolver::new().resolve_endpoint(&aws)).unwrap();
+        assert_eq!(Route::of(&endpoint).unwrap().base, "https://site.s3.eu-west-1.amazonaws.com");
+        // A directory bucket is signed with its own session scheme: only the SDK sends to it.
+        let express = Params::builder().bucket("site--euw1-az1--x-s3").region("eu-west-1").build().unwrap();
+        let endpoint = futures_lite(DefaultResolver::new().resolve_endpoint(&express)).unwrap();
+        assert_eq!(Route::of(&endpoint), None, "{:?}", endpoint.auth_schemes());
     }
 
     #[test]

@@ -81,6 +81,30 @@ impl StoreError {
         StoreError { op, on: on.into(), code, message, endpoint: None, source: Some(Box::new(err)) }
     }
 
+    /// A request sent without the SDK that the server refused with `status`, S3's `code` and
+    /// `message` (from the error document, when it had one), named as [`describe`] names the
+    /// SDK's.
+    ///
+    /// [`describe`]: crate::s3client::describe
+    pub fn answered(op: Op, on: &str, status: u16, code: Option<String>, message: Option<String>) -> StoreError {
+        let named = code.clone().unwrap_or_else(|| format!("HTTP {status} without an S3 error code"));
+        let message = match message {
+            Some(message) => format!("{named}: {message}"),
+            None => named,
+        };
+        StoreError { op, on: on.into(), code, message, endpoint: None, source: None }
+    }
+
+    /// A request sent without the SDK that got no answer (refused, reset, timed out), with its
+    /// chain of causes.
+    pub fn unsent<E>(op: Op, on: &str, error: E) -> StoreError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let message = crate::s3client::causes(&error);
+        StoreError { op, on: on.into(), code: None, message, endpoint: None, source: Some(Box::new(error)) }
+    }
+
     /// A request that went through but whose answer cannot be used.
     pub fn answer(op: Op, on: impl Into<String>, message: impl Into<String>) -> StoreError {
         StoreError { op, on: on.into(), code: None, message: message.into(), endpoint: None, source: None }

@@ -22,9 +22,12 @@
 //! Per request, the client does no more than a correct request needs: the endpoint rules run
 //! once per bucket ([`endpoints`]), and the SDK's stalled-stream protection watches only bodies
 //! large enough to stall (1 MiB and up, see [`sending`]); a small body is written in one go, and
-//! its request is bounded by the attempt timeout like any other.
+//! its request is bounded by the attempt timeout like any other. A small body held in memory is
+//! not even sent through the SDK's orchestrator: [`direct`] signs and sends that PutObject itself,
+//! with the same endpoint, credentials, retries, timeouts and clock.
 
 pub mod body;
+pub mod direct;
 pub mod error;
 
 use std::sync::Arc;
@@ -40,13 +43,18 @@ use aws_sdk_s3::config::{
     RuntimeComponents, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_async::rt::sleep::{SharedAsyncSleep, TokioSleep};
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
+use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use aws_smithy_types::date_time::{DateTime, Format};
 
 use crate::clock::Clock;
 use crate::model::Time;
+pub use direct::Direct;
+use direct::Keys;
 pub use error::{Op, StoreError};
 
 mod endpoints;
@@ -103,21 +111,35 @@ const MIN_SEND_RATE: f64 = 256.0 * 1024.0;
 /// Connecting takes at most this long (or the attempt timeout, when shorter).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The S3 client of a run (see [`clients`]).
 pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client {
-    let mut builder = match &conn.static_credentials {
-        Some((access, secret)) => aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(fallback_region(conn))
-            .credentials_provider(Credentials::new(access, secret, None, None, "sitesync-static")),
+    clients(conn, clock).await.0
+}
+
+/// The S3 client of a run, and beside it the [`Direct`] PutObject of small bodies, which shares its
+/// credentials, endpoint rules, retries, timeouts and clock. No `Direct` with adaptive retries
+/// (the SDK paces those) or without credentials.
+pub async fn clients(conn: &Connection, clock: Arc<Clock>) -> (aws_sdk_s3::Client, Option<Arc<Direct>>) {
+    let (mut builder, keys) = match &conn.static_credentials {
+        Some((access, secret)) => {
+            let credentials = Credentials::new(access, secret, None, None, "sitesync-static");
+            let builder = aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(fallback_region(conn))
+                .credentials_provider(credentials.clone());
+            (builder, Some(Keys::Fixed(Identity::new(credentials, None))))
+        }
         None => {
             let sdk = load(conn).await;
+            let keys = sdk.credentials_provider().map(Keys::chain);
             let builder = aws_sdk_s3::config::Builder::from(&sdk);
-            if sdk.region().is_some() { builder } else { builder.region(fallback_region(conn)) }
+            (if sdk.region().is_some() { builder } else { builder.region(fallback_region(conn)) }, keys)
         }
     };
     if let Some(url) = &conn.endpoint_url {
         builder = builder.endpoint_url(url);
     }
+    let routes = Arc::new(endpoints::Routes::default());
     let config = builder
         .force_path_style(conn.path_style)
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
@@ -127,10 +149,18 @@ pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client 
         .retry_partition(RetryPartition::custom("sitesync").token_bucket(TokenBucket::unlimited()).build())
         .timeout_config(timeout_config(conn))
         .stalled_stream_protection(stalled_stream(false))
-        .endpoint_resolver(endpoints::Endpoints::default())
-        .interceptor(DateProbe { clock })
+        .endpoint_resolver(endpoints::Endpoints::writing_to(routes.clone()))
+        .interceptor(DateProbe { clock: clock.clone() })
         .build();
-    aws_sdk_s3::Client::from_conf(config)
+    let direct = match (conn.retry_mode, keys) {
+        (RetryMode::Standard, Some(keys)) => {
+            let settings = HttpConnectorSettings::builder().connect_timeout(conn.timeout.min(CONNECT_TIMEOUT)).build();
+            aws_smithy_http_client::default_connector(&settings, Some(SharedAsyncSleep::new(TokioSleep::new())))
+                .map(|http| Arc::new(Direct::new(http, routes, keys, (conn.max_attempts, conn.timeout), clock)))
+        }
+        _ => None,
+    };
+    (aws_sdk_s3::Client::from_conf(config), direct)
 }
 
 /// The CloudFront client of a run, from the same AWS chain (profile, region, credentials) as the
@@ -231,7 +261,11 @@ where
             None => code.to_owned(),
         };
     }
-    // The chain of causes, each once: "dispatch failure: io error: ...: Connection refused".
+    causes(err)
+}
+
+/// The chain of causes of `err`, each once: "dispatch failure: io error: ...: Connection refused".
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = next {

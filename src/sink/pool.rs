@@ -26,6 +26,8 @@ use crate::model::LocalFile;
 /// What every worker needs.
 pub struct SinkContext {
     pub client: aws_sdk_s3::Client,
+    /// Sends the small uploads the client would, without its orchestrator, when it can.
+    pub direct: Option<Arc<crate::s3client::Direct>>,
     pub target: Target,
     pub tracker: Arc<Tracker>,
     pub multipart_threshold: u64,

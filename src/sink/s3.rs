@@ -229,6 +229,7 @@ mod tests {
         .await;
         let ctx = Arc::new(SinkContext {
             client,
+            direct: None,
             target: Target::parse("s3://bkt/site").unwrap(),
             tracker: Arc::new(Tracker::default()),
             multipart_threshold: u64::MAX,

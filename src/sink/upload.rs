@@ -20,6 +20,7 @@
 use std::path::Path;
 
 use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
 
 use super::file::{
     ATTEMPTS, Content, Sending, Source, Stat, UploadError, open, open_and_check, recorded_source, source, stat, stream,
@@ -28,7 +29,8 @@ use super::made::Made;
 use super::{FailedOp, SinkContext};
 use crate::content::md5_of;
 use crate::error::{Op, StoreError};
-use crate::model::{Encoding, Known, LocalFile, Time};
+use crate::model::{Encoding, Known, LocalFile, Time, fields};
+use crate::s3client::direct::DIRECT_BELOW;
 
 /// What an upload made, and how many bytes it sent.
 pub(super) struct Sent {
@@ -180,7 +182,7 @@ async fn upload_from(
 async fn send_inline(ctx: &SinkContext, file: &LocalFile, bytes: &[u8]) -> Result<Sent, UploadError> {
     let length = bytes.len() as u64;
     let md5 = ctx.learn.then(|| md5_of(bytes));
-    let made = put(ctx, file, (length, None), length, ByteStream::from(bytes.to_vec())).await?;
+    let made = put_bytes(ctx, file, (length, None), length, Bytes::copy_from_slice(bytes)).await?;
     Ok(Sent { known: made.known(length, file.mtime, md5), bytes: length })
 }
 
@@ -199,7 +201,7 @@ async fn send(
         Content::Whole { bytes, encoding } => {
             let length = bytes.len() as u64;
             let md5 = ctx.learn.then(|| md5_of(&bytes));
-            let made = put(ctx, file, (length, encoding), size, ByteStream::from(bytes)).await?;
+            let made = put_bytes(ctx, file, (length, encoding), size, Bytes::from(bytes)).await?;
             // The state knows a compressed entry by its source's size.
             let known = made.known(if encoding.is_some() { size } else { length }, mtime, md5);
             return Ok(Sent { known, bytes: length });
@@ -221,6 +223,32 @@ async fn send(
         }
     };
     Ok(Sent { known: made.known(size, mtime, md5), bytes })
+}
+
+/// [`put`] of bytes held in memory: sent directly (`s3client::direct`) when they are small and the
+/// client can, through the SDK otherwise.
+async fn put_bytes(
+    ctx: &SinkContext,
+    file: &LocalFile,
+    (length, encoding): Sending,
+    source: u64,
+    bytes: Bytes,
+) -> Result<Made, UploadError> {
+    if let Some(direct) = ctx.direct.as_ref().filter(|_| length < DIRECT_BELOW) {
+        let key = ctx.target.key(&file.key);
+        let mut headers = fields::header_list(&file.content_type(&ctx.charset), file.meta.as_deref());
+        if let Some(encoding) = encoding {
+            fields::set_header(&mut headers, "Content-Encoding".into(), encoding.token().to_owned());
+        }
+        if let Some(size) = recorded_source(file, source) {
+            fields::set_header(&mut headers, format!("x-amz-meta-{}", fields::SOURCE_SIZE).into(), size);
+        }
+        let sent = Time::now();
+        if let Some(put) = direct.put(&ctx.target.bucket, &key, headers, bytes.clone()).await {
+            return Ok(Made::between(ctx, sent, put?.as_deref()));
+        }
+    }
+    put(ctx, file, (length, encoding), source, ByteStream::from(bytes)).await
 }
 
 /// One PutObject of `length` bytes, compressed with `encoding` when it is set, made from `source`

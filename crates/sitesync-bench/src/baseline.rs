@@ -8,9 +8,10 @@
 //! Each runs in its own child process (a hidden subcommand of this binary) so its CPU and peak
 //! RSS are measured exactly like sitesync's, and prints one JSON line with what it counted. The
 //! listings use the bare SDK (static credentials, request and response checksums only when
-//! required, no interceptors); the PutObject loop uses sitesync's own client settings
-//! (`sitesync::s3client::client`: retries, timeouts, checksums, endpoint rules, stalled-stream
-//! protection), so the first sync's ratio to it is the pipeline's cost alone.
+//! required, no interceptors); the PutObject loop sends as sitesync sends (`sitesync::s3client::
+//! clients`: a body under 1 MiB by the direct PutObject, a larger one through the SDK client with
+//! sitesync's retries, timeouts, checksums, endpoint rules and stalled-stream protection), so the
+//! first sync's ratio to it is the pipeline's cost alone.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,10 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::EncodingType;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sitesync::s3client::Direct;
+use sitesync::s3client::direct::DIRECT_BELOW;
 use tokio::task::JoinSet;
 
 use crate::paths;
@@ -68,8 +72,9 @@ pub fn client_with(endpoint: &str, key: &str, secret: &str, region: &str) -> aws
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// The client sitesync builds for the same server, with the same credentials.
-async fn sitesync_client(endpoint: &str) -> Result<aws_sdk_s3::Client> {
+/// The client sitesync builds for the same server, with the same credentials, and its direct
+/// PutObject of small bodies.
+async fn sitesync_clients(endpoint: &str) -> Result<(aws_sdk_s3::Client, Option<Arc<Direct>>)> {
     let key = std::env::var("AWS_ACCESS_KEY_ID").context("AWS_ACCESS_KEY_ID")?;
     let secret = std::env::var("AWS_SECRET_ACCESS_KEY").context("AWS_SECRET_ACCESS_KEY")?;
     let conn = sitesync::s3client::Connection {
@@ -79,7 +84,7 @@ async fn sitesync_client(endpoint: &str) -> Result<aws_sdk_s3::Client> {
         static_credentials: Some((key, secret)),
         ..Default::default()
     };
-    Ok(sitesync::s3client::client(&conn, Default::default()).await)
+    Ok(sitesync::s3client::clients(&conn, Default::default()).await)
 }
 
 /// Walks `root` and stats every file, with `threads` threads sharing a queue of directories.
@@ -271,8 +276,11 @@ async fn list_stream(
 /// PutObject of every file under `root` (keys relative to it, under the prefix), `workers` at a
 /// time. The file list is gathered first; reading each file is part of the loop, as it is for
 /// any uploader.
-pub async fn put(at: &Endpoint, root: &Path, workers: usize) -> Result<Counted> {
-    let client = sitesync_client(&at.endpoint).await?;
+pub async fn put(at: &Endpoint, root: &Path, workers: usize, sdk: bool) -> Result<Counted> {
+    let (client, direct) = sitesync_clients(&at.endpoint).await?;
+    let direct = direct.filter(|_| !sdk);
+    // The bucket's first request runs the endpoint rules, as a run's listing does.
+    client.list_objects_v2().bucket(&at.bucket).max_keys(1).send().await.context("ListObjectsV2")?;
     let mut files = Vec::new();
     let mut stack = vec![root.to_owned()];
     while let Some(dir) = stack.pop() {
@@ -293,18 +301,20 @@ pub async fn put(at: &Endpoint, root: &Path, workers: usize) -> Result<Counted> 
             let Some(path) = pending.next() else { break };
             let rel = path.strip_prefix(root)?.to_str().context("a non-UTF-8 file name")?;
             let key = format!("{}{rel}", at.prefix);
-            let (client, bucket) = (client.clone(), at.bucket.clone());
+            let (client, direct, bucket) = (client.clone(), direct.clone(), at.bucket.clone());
             tasks.spawn(async move {
-                let body = std::fs::read(&path).with_context(|| format!("reading {}", paths::shown(&path)))?;
+                let body =
+                    Bytes::from(std::fs::read(&path).with_context(|| format!("reading {}", paths::shown(&path)))?);
                 let len = body.len() as u64;
-                client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(&key)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .with_context(|| format!("PutObject {key}"))?;
+                // As sitesync sends it: directly below 1 MiB, through the SDK above.
+                if let Some(direct) = direct.filter(|_| len < DIRECT_BELOW)
+                    && let Some(sent) = direct.put(&bucket, &key, Vec::new(), body.clone()).await
+                {
+                    sent.with_context(|| format!("PutObject {key}"))?;
+                    return anyhow::Ok(len);
+                }
+                let request = client.put_object().bucket(bucket).key(&key).body(ByteStream::from(body));
+                request.send().await.with_context(|| format!("PutObject {key}"))?;
                 anyhow::Ok(len)
             });
         }

@@ -144,6 +144,9 @@ enum Role {
         root: PathBuf,
         #[arg(long, default_value_t = 64)]
         workers: usize,
+        /// Every PutObject through the SDK's client, small bodies included: the SDK's own floor.
+        #[arg(long)]
+        sdk: bool,
     },
 }
 
@@ -223,7 +226,7 @@ fn play(role: Role) -> Result<ExitCode> {
         Role::Walk { root, threads } => baseline::walk(&root, threads)?,
         Role::Md5sum { root, threads } => baseline::md5sum(&root, threads)?,
         Role::List { at, split, parallel } => runtime()?.block_on(baseline::list(&at, split, parallel))?,
-        Role::Put { at, root, workers } => runtime()?.block_on(baseline::put(&at, &root, workers))?,
+        Role::Put { at, root, workers, sdk } => runtime()?.block_on(baseline::put(&at, &root, workers, sdk))?,
     };
     println!("{}", serde_json::to_string(&counted)?);
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,121 @@
+//! Small uploads are sent without the SDK's orchestrator (`s3client::direct`), large ones through
+//! it: the same objects, with the same headers, under the same keys.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use support::proxy::{Fault, Head, Rule};
+use support::{BUCKET, Store, Tree};
+
+/// A rule that never fires and notes the method and target of every request it sees.
+fn recorder() -> (Rule, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let noted = seen.clone();
+    let rule = Rule::new(Fault::InternalError).when(move |head: &Head| {
+        noted.lock().unwrap().push(format!("{} {}", head.method, head.target));
+        false
+    });
+    (rule, seen)
+}
+
+fn head(store: &Store, key: &str) -> HeadObjectOutput {
+    store
+        .block_on(store.client.head_object().bucket(BUCKET).key(key).send())
+        .unwrap_or_else(|e| panic!("head {key}: {e:?}"))
+}
+
+/// What a visitor and the next run see of an object's headers.
+fn headers(object: &HeadObjectOutput) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {:?}",
+        object.content_type(),
+        object.cache_control(),
+        object.content_disposition(),
+        object.content_language(),
+        object.metadata().map(|m| m.iter().collect::<std::collections::BTreeMap<_, _>>())
+    )
+}
+
+const HEADERS: &str = r#"
+[[transform]]
+type = "headers"
+[[transform.rules]]
+glob = "**"
+cache_control = "public, max-age=60"
+content_disposition = "inline"
+content_language = "fr"
+metadata = { team = "web" }
+"#;
+
+#[test]
+fn small_files_are_put_directly_with_the_headers_the_sdk_sets_on_large_ones() {
+    let store = Store::start();
+    let tree = Tree::new();
+    let large: Vec<u8> = (0..3 * 512 * 1024u32).map(|i| (i % 251) as u8).collect();
+    tree.file("large.txt", &large);
+    tree.file("small.txt", "small");
+    // Every character the key encoding escapes, and some it does not.
+    let odd = "odd names/a b+c%d~e(f)[g]{h}=i&j;k,l:m@n!o$p'q*r^s`t|u\"v<w>x#y?z é€😀.txt";
+    tree.file(odd, "odd");
+    tree.config(HEADERS);
+    let (rule, seen) = recorder();
+    let proxy = store.proxy(1, vec![rule]);
+
+    tree.sync(&proxy.endpoint(), &[]).run().code(0);
+    let published: BTreeMap<String, Vec<u8>> =
+        store.objects().into_iter().filter(|(k, _)| !k.contains("/.sitesync/")).collect();
+    assert!(published == tree.expected(), "{:?}", published.keys());
+
+    let puts: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("PUT /bkt/site/") && !r.contains("/.sitesync/"))
+        .cloned()
+        .collect();
+    assert_eq!(puts.len(), 3, "{puts:#?}");
+    let through_sdk: Vec<&String> = puts.iter().filter(|r| r.contains("x-id=PutObject")).collect();
+    assert_eq!(through_sdk, ["PUT /bkt/site/large.txt?x-id=PutObject"], "only the large file goes through the SDK");
+
+    let (small, large) = (head(&store, "site/small.txt"), head(&store, "site/large.txt"));
+    assert_eq!(headers(&small), headers(&large));
+    assert_eq!(small.cache_control(), Some("public, max-age=60"));
+    assert_eq!(small.metadata().unwrap()["team"], "web");
+    assert_eq!(headers(&head(&store, &format!("site/{odd}"))), headers(&large));
+
+    // What was put directly is known to the next run as what the SDK put.
+    let run = tree.sync(&proxy.endpoint(), &["--json"]).run().code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((report["uploaded"].as_u64(), report["unchanged"].as_u64()), (Some(0), Some(3)));
+}
+
+#[test]
+fn a_small_put_refused_by_the_server_names_its_code_and_is_not_retried() {
+    let store = Store::start();
+    let tree = Tree::new();
+    tree.file("index.html", "<p>hi</p>");
+    tree.config("max_attempts = 4\n");
+    let proxy = store.proxy(1, vec![Rule::new(Fault::BadRequest).when(Head::is_put)]);
+    let run = tree.sync(&proxy.endpoint(), &[]).run().code(1);
+    assert!(run.stderr.contains("upload index.html: InvalidArgument: Injected by the test proxy."), "{}", run.stderr);
+    assert_eq!(proxy.injected(Fault::BadRequest), 1, "a 400 is not retried");
+}
+
+#[test]
+fn a_small_put_throttled_failed_and_reset_is_retried_until_it_goes_through() {
+    let store = Store::start();
+    let tree = Tree::new();
+    tree.file("index.html", "<p>hi</p>");
+    tree.config("max_attempts = 4\n");
+    let once = |fault| Rule::new(fault).when(Head::is_put).limit(1);
+    let faults = [Fault::SlowDown, Fault::InternalError, Fault::Reset];
+    let proxy = store.proxy(1, faults.into_iter().map(once).collect());
+    tree.sync(&proxy.endpoint(), &[]).run().code(0);
+    for fault in faults {
+        assert_eq!(proxy.injected(fault), 1, "{fault:?}");
+    }
+    assert_eq!(store.objects().get("site/index.html").map(Vec::as_slice), Some(&b"<p>hi</p>"[..]));
+}
