@@ -144,8 +144,8 @@ impl Direct {
         Direct { http, routes, keys, attempts: attempts.max(1), timeout, clock }
     }
 
-    /// Puts `body` under `key` in `bucket` with `headers` (lowercase names; Content-Length is
-    /// added), retrying as the SDK would, and gives the object's ETag as S3 answered it. `None`
+    /// Puts `body` under `key` in `bucket` with `headers` (Content-Length is added), retrying as
+    /// the SDK would, and gives the object's ETag as S3 answered it. `None`
     /// when it sent nothing because the SDK must send this one: the bucket's endpoint is not known
     /// yet or not plain SigV4, or a header cannot be sent as it is.
     pub async fn put(
@@ -286,7 +286,54 @@ fn element(xml: &[u8], name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::future;
+
     use super::*;
+
+    /// A credentials chain that counts its loads, each giving credentials valid for `lasting`.
+    #[derive(Debug)]
+    struct Counting {
+        loads: Arc<AtomicU32>,
+        lasting: Option<Duration>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            let n = self.loads.fetch_add(1, Ordering::SeqCst);
+            let expiry = self.lasting.map(|d| SystemTime::now() + d);
+            future::ProvideCredentials::ready(Ok(Credentials::new(format!("AKID{n}"), "secret", None, expiry, "test")))
+        }
+    }
+
+    async fn access_key(keys: &Keys) -> String {
+        let identity = keys.identity().await.unwrap();
+        identity.data::<Credentials>().unwrap().access_key_id().to_owned()
+    }
+
+    #[tokio::test]
+    async fn credentials_are_loaded_once_and_again_before_they_expire() {
+        let loads = Arc::new(AtomicU32::new(0));
+        let lasting = Keys::chain(SharedCredentialsProvider::new(Counting { loads: loads.clone(), lasting: None }));
+        for _ in 0..3 {
+            assert_eq!(access_key(&lasting).await, "AKID0");
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "credentials without an expiry are kept");
+
+        let loads = Arc::new(AtomicU32::new(0));
+        // Valid for an hour: kept. Valid for less than the margin: loaded again for each request.
+        let hour = Some(Duration::from_secs(3600));
+        let keys = Keys::chain(SharedCredentialsProvider::new(Counting { loads: loads.clone(), lasting: hour }));
+        assert_eq!((access_key(&keys).await, access_key(&keys).await), ("AKID0".into(), "AKID0".into()));
+        let soon = Some(CREDENTIALS_MARGIN / 2);
+        let keys = Keys::chain(SharedCredentialsProvider::new(Counting { loads: loads.clone(), lasting: soon }));
+        assert_eq!((access_key(&keys).await, access_key(&keys).await), ("AKID1".into(), "AKID2".into()));
+    }
 
     #[test]
     fn error_documents_give_their_code_and_message() {

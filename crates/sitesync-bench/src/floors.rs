@@ -46,8 +46,13 @@ pub fn put_loop(ctx: &Ctx, tree: &Tree, bucket: &str) -> Result<Row> {
         &workers,
     ]
     .map(str::to_owned);
+    let mut args = args.to_vec();
+    if ctx.opts.sdk_loop {
+        args.push("--sdk".into());
+    }
     let put = ctx.baseline(&args, n)?;
-    rows::counted("PutObject loop", &[put], n, &format!("{workers} in flight, separate bucket"))
+    let through = if ctx.opts.sdk_loop { ", through the SDK" } else { "" };
+    rows::counted("PutObject loop", &[put], n, &format!("{workers} in flight{through}, separate bucket"))
 }
 
 /// ListObjectsV2 of the `n` keys sitesync put in `bucket`: one stream, then split by the

@@ -41,6 +41,8 @@ pub struct Options {
     pub site: Option<PathBuf>,
     /// Also measure keeping a deploy history, and a rollback.
     pub history: bool,
+    /// The PutObject loop through the SDK's client only (`put --sdk`).
+    pub sdk_loop: bool,
 }
 
 /// A run in progress: its options, the server every scenario talks to, and a runtime for the

@@ -99,6 +99,10 @@ struct RunArgs {
     /// and on (what keeping costs), a rollback of it, and a sync of the build it rolls back to.
     #[arg(long)]
     history: bool,
+    /// The PutObject loop sends every request through the SDK's client, as sitesync did before
+    /// its direct PutObject of small bodies: the loop to compare an older binary with.
+    #[arg(long)]
+    sdk_loop: bool,
     /// Extra environment for sitesync, repeatable (e.g. SITESYNC_LIST_PARALLEL=1) to compare settings.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     sitesync_env: Vec<(String, String)>,
@@ -212,6 +216,7 @@ fn options(args: RunArgs) -> Result<harness::Options> {
         ledger: args.ledger,
         site: args.site,
         history: args.history,
+        sdk_loop: args.sdk_loop,
     })
 }
 
