@@ -93,6 +93,28 @@ fn small_files_are_put_directly_with_the_headers_the_sdk_sets_on_large_ones() {
 }
 
 #[test]
+fn direct_put_false_sends_every_upload_through_the_sdk() {
+    let store = Store::start();
+    let tree = Tree::new();
+    tree.file("index.html", "<p>hi</p>");
+    tree.file("app.js", "run()");
+    tree.config("direct_put = false\n");
+    let (rule, seen) = recorder();
+    let proxy = store.proxy(1, vec![rule]);
+    tree.sync(&proxy.endpoint(), &[]).run().code(0);
+    let mut puts: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("PUT /bkt/site/") && !r.contains("/.sitesync/"))
+        .cloned()
+        .collect();
+    puts.sort();
+    assert_eq!(puts, ["PUT /bkt/site/app.js?x-id=PutObject", "PUT /bkt/site/index.html?x-id=PutObject"]);
+    assert_eq!(store.objects().get("site/app.js").map(Vec::as_slice), Some(&b"run()"[..]));
+}
+
+#[test]
 fn a_small_put_refused_by_the_server_names_its_code_and_is_not_retried() {
     let store = Store::start();
     let tree = Tree::new();

@@ -28,6 +28,9 @@ pub struct StoreConfig {
     /// Seconds one attempt of a request may take before it is abandoned and retried; uploads
     /// get 4 s more per MiB they send.
     pub timeout: f64,
+    /// A body under 1 MiB goes up by sitesync's own signed PutObject (`s3client::direct`);
+    /// `false` sends every request through the SDK.
+    pub direct_put: bool,
 }
 
 impl Default for StoreConfig {
@@ -41,6 +44,7 @@ impl Default for StoreConfig {
             max_attempts: s3client::DEFAULT_MAX_ATTEMPTS,
             retry_mode: "standard".into(),
             timeout: s3client::DEFAULT_TIMEOUT_SECS,
+            direct_put: true,
         }
     }
 }
@@ -71,6 +75,7 @@ impl StoreConfig {
             max_attempts: origins.in_range("max_attempts", self.max_attempts, 1..=20, "")?,
             retry_mode: origins.choice("retry_mode", &self.retry_mode, &modes)?,
             timeout: Duration::from_secs_f64(origins.in_range("timeout", self.timeout, 0.1..=3600.0, " seconds")?),
+            direct_put: self.direct_put,
         };
         Ok(Store { connection, local_store: self.local_store })
     }

@@ -21,6 +21,7 @@ pub async fn connect(
             max_attempts: configured.max_attempts,
             retry_mode: configured.retry_mode,
             timeout: configured.timeout,
+            direct_put: configured.direct_put,
             ..local_store(dir).await?
         },
         None => configured.clone(),

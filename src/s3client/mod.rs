@@ -73,6 +73,8 @@ pub struct Connection {
     pub retry_mode: RetryMode,
     /// Time one attempt of a request may take before it is abandoned and retried.
     pub timeout: Duration,
+    /// Small bodies go up by the [`Direct`] PutObject; `false` sends everything through the SDK.
+    pub direct_put: bool,
 }
 
 /// Attempts per request, the first included, unless configured (`max_attempts`).
@@ -92,6 +94,7 @@ impl Default for Connection {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_mode: RetryMode::default(),
             timeout: Duration::from_secs_f64(DEFAULT_TIMEOUT_SECS),
+            direct_put: true,
         }
     }
 }
@@ -117,8 +120,8 @@ pub async fn client(conn: &Connection, clock: Arc<Clock>) -> aws_sdk_s3::Client 
 }
 
 /// The S3 client of a run, and beside it the [`Direct`] PutObject of small bodies, which shares its
-/// credentials, endpoint rules, retries, timeouts and clock. No `Direct` with adaptive retries
-/// (the SDK paces those) or without credentials.
+/// credentials, endpoint rules, retries, timeouts and clock. No `Direct` when the connection
+/// turns it off, with adaptive retries (the SDK paces those) or without credentials.
 pub async fn clients(conn: &Connection, clock: Arc<Clock>) -> (aws_sdk_s3::Client, Option<Arc<Direct>>) {
     let (mut builder, keys) = match &conn.static_credentials {
         Some((access, secret)) => {
@@ -153,7 +156,7 @@ pub async fn clients(conn: &Connection, clock: Arc<Clock>) -> (aws_sdk_s3::Clien
         .interceptor(DateProbe { clock: clock.clone() })
         .build();
     let direct = match (conn.retry_mode, keys) {
-        (RetryMode::Standard, Some(keys)) => {
+        (RetryMode::Standard, Some(keys)) if conn.direct_put => {
             let settings = HttpConnectorSettings::builder().connect_timeout(conn.timeout.min(CONNECT_TIMEOUT)).build();
             aws_smithy_http_client::default_connector(&settings, Some(SharedAsyncSleep::new(TokioSleep::new())))
                 .map(|http| Arc::new(Direct::new(http, routes, keys, (conn.max_attempts, conn.timeout), clock)))
