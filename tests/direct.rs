@@ -21,6 +21,16 @@ fn recorder() -> (Rule, Arc<Mutex<Vec<String>>>) {
     (rule, seen)
 }
 
+/// The PutObjects of the site's own keys (not the run's records under `.sitesync/`) that a
+/// [`recorder`] saw, sorted.
+fn site_puts(seen: &Mutex<Vec<String>>) -> Vec<String> {
+    let seen = seen.lock().unwrap();
+    let mut puts: Vec<String> =
+        seen.iter().filter(|r| r.starts_with("PUT /bkt/site/") && !r.contains("/.sitesync/")).cloned().collect();
+    puts.sort();
+    puts
+}
+
 fn head(store: &Store, key: &str) -> HeadObjectOutput {
     store
         .block_on(store.client.head_object().bucket(BUCKET).key(key).send())
@@ -69,13 +79,7 @@ fn small_files_are_put_directly_with_the_headers_the_sdk_sets_on_large_ones() {
         store.objects().into_iter().filter(|(k, _)| !k.contains("/.sitesync/")).collect();
     assert!(published == tree.expected(), "{:?}", published.keys());
 
-    let puts: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.starts_with("PUT /bkt/site/") && !r.contains("/.sitesync/"))
-        .cloned()
-        .collect();
+    let puts = site_puts(&seen);
     assert_eq!(puts.len(), 3, "{puts:#?}");
     let through_sdk: Vec<&String> = puts.iter().filter(|r| r.contains("x-id=PutObject")).collect();
     assert_eq!(through_sdk, ["PUT /bkt/site/large.txt?x-id=PutObject"], "only the large file goes through the SDK");
@@ -102,14 +106,7 @@ fn direct_put_false_sends_every_upload_through_the_sdk() {
     let (rule, seen) = recorder();
     let proxy = store.proxy(1, vec![rule]);
     tree.sync(&proxy.endpoint(), &[]).run().code(0);
-    let mut puts: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.starts_with("PUT /bkt/site/") && !r.contains("/.sitesync/"))
-        .cloned()
-        .collect();
-    puts.sort();
+    let puts = site_puts(&seen);
     assert_eq!(puts, ["PUT /bkt/site/app.js?x-id=PutObject", "PUT /bkt/site/index.html?x-id=PutObject"]);
     assert_eq!(store.objects().get("site/app.js").map(Vec::as_slice), Some(&b"run()"[..]));
 }
