@@ -483,3 +483,29 @@ fn listing_across_pages() {
     assert_eq!(keys.len(), count);
     assert!(keys.contains(&"site/p/1000a".to_owned()) && !keys.contains(&"site/p/0999".to_owned()));
 }
+
+#[test]
+fn files_read_with_a_hanging_upload_and_changed_meanwhile_are_sent_with_their_new_bytes() {
+    // One worker reads the small files queued together on one trip, and checks each after its
+    // upload on a later trip. While the first upload hangs, every file is rewritten with as many
+    // bytes and an older mtime, which neither the size nor the mtime rule of a later run would
+    // see: the hanging file and those read with it must be found changed and sent again, the
+    // others read as they are now.
+    let mut test = Test::new();
+    let names = ["a.css", "b.css", "c.css", "d.css", "e.css", "f.css", "g.css", "h.css"];
+    for name in names {
+        test = test.file(name, format!("old {name}"));
+    }
+    let (tx, fired) = std::sync::mpsc::channel();
+    let proxy = test.server.proxy(1, vec![Rule::new(Fault::Stall).when(Head::is_put).limit(1).notify(tx)]);
+    let child = test.tree.sync(&proxy.endpoint(), &["--workers", "1"]).spawn();
+    fired.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+    for name in names {
+        test.write(name, format!("new {name}"));
+    }
+    proxy.release();
+    let outcome = support::wait(child, std::time::Duration::from_secs(60)).success();
+    assert!(outcome.stderr.contains("changed during upload (attempt 1 of 3)"), "{outcome}");
+    let files: BTreeMap<String, String> = names.iter().map(|n| (format!("site/{n}"), format!("new {n}"))).collect();
+    assert_eq!(test.contents(), files, "{outcome}");
+}

@@ -120,24 +120,30 @@ pub(super) type Opened = Result<(Stat, Content), UploadError>;
 /// Stats the file and checks it can be read, in one trip to the blocking pool; a small file is
 /// read whole on the same trip, a compressed entry compressed.
 pub(super) async fn open(path: &Path, encoding: Option<Encoding>) -> Opened {
-    open_and_check(path, encoding, None).await.0
+    let (mut opened, _) = open_and_check(vec![(path.to_owned(), encoding)], Vec::new()).await;
+    opened.pop().unwrap_or(Err(UploadError::NoFile))
 }
 
-/// [`open`], and on the same trip the stat of `check`, a file uploaded before.
+/// [`open`] of each file of `files`, and on the same trip the stat of each of `checks`, files
+/// uploaded before (`None`: an entry without a file): one trip for a batch of small files and the
+/// checks of the batch before it. The answers come in the order asked.
 pub(super) async fn open_and_check(
-    path: &Path,
-    encoding: Option<Encoding>,
-    check: Option<PathBuf>,
-) -> (Opened, Option<Result<Stat, UploadError>>) {
-    let path = path.to_owned();
+    files: Vec<(PathBuf, Option<Encoding>)>,
+    checks: Vec<Option<PathBuf>>,
+) -> (Vec<Opened>, Vec<Result<Stat, UploadError>>) {
     let trip = tokio::task::spawn_blocking(move || {
-        let checked = check.map(|c| stat_now(&c));
-        (open_now(&path, encoding), checked)
+        let checked = checks.iter().map(|c| c.as_deref().map_or(Err(UploadError::NoFile), stat_now)).collect();
+        (files.iter().map(|(path, encoding)| open_now(path, *encoding)).collect(), checked)
     });
     match trip.await {
         Ok(done) => done,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
+}
+
+/// [`stat`] of each of `paths`, in one trip.
+pub(super) async fn stat_all(paths: Vec<Option<PathBuf>>) -> Vec<Result<Stat, UploadError>> {
+    open_and_check(Vec::new(), paths).await.1
 }
 
 fn open_now(path: &Path, encoding: Option<Encoding>) -> Opened {

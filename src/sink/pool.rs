@@ -1,7 +1,10 @@
 //! The workers of the S3 sink: a pool of tasks sharing one bounded queue of jobs.
 //!
 //! The queue holds twice as many jobs as there are workers, so whoever feeds it waits while the
-//! workers are busy instead of filling memory. A worker that panics is reported as a failure of
+//! workers are busy instead of filling memory. A worker that takes a small upload also takes the
+//! small uploads queued behind it, up to a batch (`gather`), and reads them on one trip to the
+//! blocking pool: a trip costs more CPU than reading a small file. It still sends one request at
+//! a time, so the workers are the requests in flight. A worker that panics is reported as a failure of
 //! the run (which then sends no deletes), not left to bring the process down or to pass unseen.
 //!
 //! When the run keeps a history, a worker keeps the object under a key (`history::keep`) just
@@ -108,19 +111,32 @@ impl Pool {
         for _ in 0..workers {
             let (ctx, rx) = (ctx.clone(), rx.clone());
             set.spawn(async move {
-                // The worker's last small upload, checked on its next trip to the blocking pool.
-                let mut unchecked = None;
+                // The worker's last small uploads, checked on its next trip to the blocking pool.
+                let mut unchecked = Vec::new();
+                // A job taken from the queue after a batch it could not join.
+                let mut next = None;
                 loop {
-                    let job = rx.lock().await.recv().await;
-                    let Some(job) = job else { break };
+                    let (job, batch) = match next.take() {
+                        Some(job) => (job, Vec::new()),
+                        None => {
+                            let mut rx = rx.lock().await;
+                            let Some(job) = rx.recv().await else { break };
+                            let batch = gather(&mut rx, &job, &mut next);
+                            (job, batch)
+                        }
+                    };
                     if ctx.cancelled() {
                         continue;
                     }
                     match job {
                         Job::Upload { file, added } => {
-                            if ctx.keep_first(&file.key, added, FailedOp::Upload).await.is_some() {
-                                unchecked = upload::run(&ctx, file, added, unchecked.take()).await;
+                            let mut kept = Vec::with_capacity(batch.len() + 1);
+                            for (file, added) in std::iter::once((file, added)).chain(batch) {
+                                if ctx.keep_first(&file.key, added, FailedOp::Upload).await.is_some() {
+                                    kept.push((file, added));
+                                }
                             }
+                            unchecked = upload::run(&ctx, kept, std::mem::take(&mut unchecked)).await;
                         }
                         Job::Copy { file, source, added } => {
                             if ctx.keep_first(&file.key, added, FailedOp::Copy).await.is_some() {
@@ -164,4 +180,31 @@ impl Pool {
             }
         }
     }
+}
+
+/// The small uploads queued right now behind `first` when it is one, to read on the same trip to
+/// the blocking pool (see `upload::batchable`): at most [`upload::BATCH_FILES`] files and
+/// [`upload::BATCH_BYTES`] in all. Taking only what is already queued keeps a worker from waiting
+/// for a batch to fill, and from holding the last files of a run while the others are idle. A job
+/// that cannot join the batch is left in `next`, the queue having no way to look before taking.
+fn gather(rx: &mut mpsc::Receiver<Job>, first: &Job, next: &mut Option<Job>) -> Vec<(LocalFile, bool)> {
+    let Job::Upload { file, .. } = first else { return Vec::new() };
+    if !upload::batchable(file) {
+        return Vec::new();
+    }
+    let (mut batch, mut bytes) = (Vec::new(), file.size);
+    while batch.len() + 1 < upload::BATCH_FILES {
+        match rx.try_recv() {
+            Ok(Job::Upload { file, added }) if upload::batchable(&file) && bytes + file.size <= upload::BATCH_BYTES => {
+                bytes += file.size;
+                batch.push((file, added));
+            }
+            Ok(other) => {
+                *next = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    batch
 }

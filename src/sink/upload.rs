@@ -6,9 +6,9 @@
 //! it keeps changing.
 //!
 //! A site is mostly small files, and for those the trips to the blocking thread pool cost more
-//! CPU than the reading: a small file is stat'ed, opened and read in one trip and sent from
-//! memory, and its check after the upload rides on the same worker's next trip (see
-//! [`Unchecked`]). Only then is it counted as uploaded. A compressed entry is compressed on that
+//! CPU than the reading: a worker stats, opens and reads a batch of small files in one trip and
+//! sends them from memory, and their checks after the upload ride on the same worker's next trip
+//! (see [`Unchecked`]). Only then is each counted as uploaded. A compressed entry is compressed on that
 //! same trip (a large one into a temporary file, see `packed`), at most one a core at a time; what
 //! is sent, and what decides a multipart upload, is then the compressed bytes, while the local
 //! state records the source file's size and mtime with their MD5, and the object the source's size
@@ -23,7 +23,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
 use super::file::{
-    ATTEMPTS, Content, Sending, Source, Stat, UploadError, open, open_and_check, recorded_source, source, stat, stream,
+    ATTEMPTS, Content, Opened, Sending, Source, Stat, UploadError, open, open_and_check, recorded_source, source, stat,
+    stat_all, stream,
 };
 use super::made::Made;
 use super::{FailedOp, SinkContext};
@@ -56,8 +57,8 @@ fn record(ctx: &SinkContext, file: &LocalFile, added: bool, sent: Result<Sent, U
 
 /// A small file sent whose check after the upload is still to be done.
 ///
-/// Each worker keeps at most one, and checks it on its next trip to the blocking pool, the one
-/// that reads the next file: a small file then costs one trip instead of two.
+/// A worker keeps those of its last batch, and checks them on its next trip to the blocking pool,
+/// the one that reads its next batch: a small file then costs a share of one trip instead of two.
 pub(super) struct Unchecked {
     file: LocalFile,
     added: bool,
@@ -66,35 +67,64 @@ pub(super) struct Unchecked {
     sent: Sent,
 }
 
-/// Uploads `file`, and settles the worker's `previous` upload on the same trip to the blocking
-/// pool. Returns the upload to check on the next trip; large files are checked at once.
-pub(super) async fn run(
-    ctx: &SinkContext,
-    file: LocalFile,
-    added: bool,
-    previous: Option<Unchecked>,
-) -> Option<Unchecked> {
-    if file.inline_bytes().is_some() {
-        // Nothing to read: the worker's last upload is checked on its next trip to the pool.
-        run_checked(ctx, &file, added).await;
+/// Files a worker reads on one trip to the blocking pool, at most.
+pub(super) const BATCH_FILES: usize = 8;
+
+/// The bytes of a batch, by the sizes the scan saw: what a worker holds read ahead of its
+/// requests stays what one file read whole may be.
+pub(super) const BATCH_BYTES: u64 = super::file::READ_WHOLE;
+
+/// Whether `file` may share a trip to the blocking pool with others: a plain file small enough
+/// that several fit in a batch. A compressed entry waits for a compression slot on its own trip.
+pub(super) fn batchable(file: &LocalFile) -> bool {
+    file.path().is_some() && file.encoding().is_none() && file.size <= BATCH_BYTES / 4
+}
+
+/// Uploads `files`, reading every one on a single trip to the blocking pool that also settles the
+/// worker's `previous` uploads (several files when they are [`batchable`], else one). Returns the
+/// uploads to check on the next trip; large files are checked at once. Once the run is stopping,
+/// files read but not yet sent are dropped as queued jobs are.
+pub(super) async fn run(ctx: &SinkContext, files: Vec<(LocalFile, bool)>, previous: Vec<Unchecked>) -> Vec<Unchecked> {
+    let (mut reading, mut opens) = (Vec::with_capacity(files.len()), Vec::with_capacity(files.len()));
+    for (file, added) in files {
+        if file.inline_bytes().is_some() {
+            // Nothing to read: the worker's last uploads are checked on its next trip to the pool.
+            run_checked(ctx, &file, added).await;
+            continue;
+        }
+        match source(&file) {
+            Ok(path) => opens.push((path.to_owned(), file.encoding())),
+            Err(error) => {
+                ctx.tracker.failed(file.key.clone(), FailedOp::Upload, error.to_string());
+                continue;
+            }
+        }
+        reading.push((file, added));
+    }
+    if reading.is_empty() {
         return previous;
     }
-    let path = match source(&file) {
-        Ok(path) => path,
-        Err(error) => {
-            finish(ctx, previous).await;
-            ctx.tracker.failed(file.key.clone(), FailedOp::Upload, error.to_string());
-            return None;
-        }
-    };
-    let check = previous.as_ref().and_then(|p| p.file.path()).map(Path::to_owned);
+    let checks = previous.iter().map(|p| p.file.path().map(Path::to_owned)).collect();
     let (opened, checked) = {
-        let _slot = compressing(ctx, file.encoding()).await;
-        open_and_check(path, file.encoding(), check).await
+        let _slot = compressing(ctx, opens.iter().find_map(|(_, encoding)| *encoding)).await;
+        open_and_check(opens, checks).await
     };
-    if let (Some(previous), Some(after)) = (previous, checked) {
+    for (previous, after) in previous.into_iter().zip(checked) {
         settle(ctx, previous, after).await;
     }
+    let mut unchecked = Vec::with_capacity(reading.len());
+    for ((file, added), opened) in reading.into_iter().zip(opened) {
+        if ctx.cancelled() {
+            break;
+        }
+        unchecked.extend(send_opened(ctx, file, added, opened).await);
+    }
+    unchecked
+}
+
+/// Sends a file from what its trip to the blocking pool prepared: a small one is left to check on
+/// the worker's next trip, a large one is checked at once.
+async fn send_opened(ctx: &SinkContext, file: LocalFile, added: bool, opened: Opened) -> Option<Unchecked> {
     let (before, content) = match opened {
         Ok(opened) => opened,
         Err(error) => {
@@ -103,12 +133,15 @@ pub(super) async fn run(
         }
     };
     if !matches!(content, Content::Whole { .. }) {
-        // A large file: sent from what this trip prepared, and checked at once.
         let sent = upload_from(ctx, &file, 1, Some((before, content))).await;
         record(ctx, &file, added, sent);
         return None;
     }
-    match send(ctx, &file, path, before, content).await {
+    let sent = match source(&file) {
+        Ok(path) => send(ctx, &file, path, before, content).await,
+        Err(error) => Err(error),
+    };
+    match sent {
         Ok(sent) => Some(Unchecked { file, added, before, sent }),
         Err(error) => {
             ctx.tracker.failed(file.key.clone(), FailedOp::Upload, error.to_string());
@@ -124,13 +157,13 @@ async fn compressing(ctx: &SinkContext, encoding: Option<Encoding>) -> Option<to
     ctx.compressing.acquire().await.ok()
 }
 
-/// Checks the worker's last upload, when it has no next file to read.
-pub(super) async fn finish(ctx: &SinkContext, last: Option<Unchecked>) {
-    if let Some(last) = last {
-        let after = match source(&last.file) {
-            Ok(path) => stat(path).await,
-            Err(e) => Err(e),
-        };
+/// Checks the worker's last uploads, when it has no next file to read, in one trip.
+pub(super) async fn finish(ctx: &SinkContext, last: Vec<Unchecked>) {
+    if last.is_empty() {
+        return;
+    }
+    let after = stat_all(last.iter().map(|l| l.file.path().map(Path::to_owned)).collect()).await;
+    for (last, after) in last.into_iter().zip(after) {
         settle(ctx, last, after).await;
     }
 }
