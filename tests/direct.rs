@@ -1,5 +1,5 @@
 //! Small uploads are sent without the SDK's orchestrator (`s3client::direct`), large ones through
-//! it: the same objects, with the same headers, under the same keys.
+//! it: the same objects, with the same headers, under the same keys, over HTTP and over TLS.
 
 mod support;
 
@@ -137,4 +137,39 @@ fn a_small_put_throttled_failed_and_reset_is_retried_until_it_goes_through() {
         assert_eq!(proxy.injected(fault), 1, "{fault:?}");
     }
     assert_eq!(store.objects().get("site/index.html").map(Vec::as_slice), Some(&b"<p>hi</p>"[..]));
+}
+
+#[test]
+fn over_https_small_files_are_put_directly_and_large_ones_through_the_sdk() {
+    // As against AWS: TLS in front of the fault proxy, whose recorder sees the decrypted requests.
+    let store = Store::start();
+    let tree = Tree::new();
+    let large: Vec<u8> = (0..3 * 512 * 1024u32).map(|i| (i % 253) as u8).collect();
+    tree.file("large.bin", &large);
+    tree.file("index.html", "<p>over TLS</p>");
+    tree.file("a b/c+d.css", "body{}");
+    let (rule, seen) = recorder();
+    let proxy = store.proxy(1, vec![rule]);
+    let https = store.tls(proxy.addr);
+    let ca = support::tls::ca_file();
+
+    tree.sync(&https, &[]).env("SSL_CERT_FILE", &ca).run().code(0);
+    let published: BTreeMap<String, Vec<u8>> =
+        store.objects().into_iter().filter(|(k, _)| !k.contains("/.sitesync/")).collect();
+    assert!(published == tree.expected(), "{:?}", published.keys());
+    assert_eq!(
+        site_puts(&seen),
+        ["PUT /bkt/site/a%20b/c%2Bd.css", "PUT /bkt/site/index.html", "PUT /bkt/site/large.bin?x-id=PutObject"]
+    );
+    let run = tree.sync(&https, &["--json"]).env("SSL_CERT_FILE", &ca).run().code(0);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!((report["uploaded"].as_u64(), report["unchanged"].as_u64()), (Some(0), Some(3)));
+
+    // A server whose certificate no trusted CA signed is refused (the store is trusted alone).
+    tree.file("index.html", "<p>changed</p>");
+    let untrusted = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls/server.pem");
+    let refused = tree.sync(&https, &[]).env("SSL_CERT_FILE", untrusted).env("SITESYNC_MAX_ATTEMPTS", "1").run();
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(refused.stderr.contains("invalid peer certificate: UnknownIssuer"), "{refused}");
+    assert_eq!(store.objects()["site/index.html"], b"<p>over TLS</p>");
 }

@@ -18,6 +18,7 @@ pub mod moto;
 pub mod proxy;
 mod sigv4;
 mod store;
+pub mod tls;
 pub mod web;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,11 @@ pub fn mtime(path: &Path) -> SystemTime {
 }
 
 impl Store {
+    /// An `https://` endpoint in front of `upstream` (this server's address, or a proxy's).
+    pub fn tls(&self, upstream: std::net::SocketAddr) -> String {
+        tls::start(&self.handle(), upstream)
+    }
+
     /// A proxy in front of this server.
     pub fn proxy(&self, seed: u64, rules: Vec<proxy::Rule>) -> proxy::Proxy {
         proxy::Proxy::start(&self.handle(), self.addr, seed, rules)
