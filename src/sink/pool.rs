@@ -3,9 +3,9 @@
 //! The queue holds twice as many jobs as there are workers, so whoever feeds it waits while the
 //! workers are busy instead of filling memory. A worker that takes a small upload also takes the
 //! small uploads queued behind it, up to a batch (`gather`), and reads them on one trip to the
-//! blocking pool: a trip costs more CPU than reading a small file. It still sends one request at
-//! a time, so the workers are the requests in flight. A worker that panics is reported as a failure of
-//! the run (which then sends no deletes), not left to bring the process down or to pass unseen.
+//! blocking pool: a trip costs more CPU than reading a small file. It still sends one request at a
+//! time, so the workers are the requests in flight. A worker that panics is reported as a failure
+//! of the run (which then sends no deletes), not left to bring the process down or to pass unseen.
 //!
 //! When the run keeps a history, a worker keeps the object under a key (`history::keep`) just
 //! before it overwrites it, as part of the same job: keeping is bounded by the same workers, and

@@ -5,10 +5,10 @@
 //! new mtime, so the next run would not notice: the file is sent again, and reported as failed if
 //! it keeps changing.
 //!
-//! A site is mostly small files, and for those the trips to the blocking thread pool cost more
-//! CPU than the reading: a worker stats, opens and reads a batch of small files in one trip and
-//! sends them from memory, and their checks after the upload ride on the same worker's next trip
-//! (see [`Unchecked`]). Only then is each counted as uploaded. A compressed entry is compressed on that
+//! A site is mostly small files, and for those the trips to the blocking thread pool cost more CPU
+//! than the reading: a worker stats, opens and reads a batch of small files in one trip and sends
+//! them from memory, and their checks after the upload ride on the same worker's next trip (see
+//! [`Unchecked`]). Only then is each counted as uploaded. A compressed entry is compressed on that
 //! same trip (a large one into a temporary file, see `packed`), at most one a core at a time; what
 //! is sent, and what decides a multipart upload, is then the compressed bytes, while the local
 //! state records the source file's size and mtime with their MD5, and the object the source's size
