@@ -9,9 +9,10 @@
 //! RSS are measured exactly like sitesync's, and prints one JSON line with what it counted. The
 //! listings use the bare SDK (static credentials, request and response checksums only when
 //! required, no interceptors); the PutObject loop sends as sitesync sends (`sitesync::s3client::
-//! clients`: a body under 1 MiB by the direct PutObject, a larger one through the SDK client with
-//! sitesync's retries, timeouts, checksums, endpoint rules and stalled-stream protection), so the
-//! first sync's ratio to it is the pipeline's cost alone.
+//! clients`, and the Content-Type sitesync gives each key): a body under 1 MiB by the direct
+//! PutObject, a larger one through the SDK client with sitesync's retries, timeouts, checksums,
+//! endpoint rules and stalled-stream protection. So the first sync's ratio to it is the
+//! pipeline's cost alone.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::EncodingType;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sitesync::model::fields::header_list;
+use sitesync::model::mime::{Charset, content_type};
 use sitesync::s3client::Direct;
 use sitesync::s3client::direct::DIRECT_BELOW;
 use tokio::task::JoinSet;
@@ -306,14 +309,17 @@ pub async fn put(at: &Endpoint, root: &Path, workers: usize, sdk: bool) -> Resul
                 let body =
                     Bytes::from(std::fs::read(&path).with_context(|| format!("reading {}", paths::shown(&path)))?);
                 let len = body.len() as u64;
-                // As sitesync sends it: directly below 1 MiB, through the SDK above.
+                // As sitesync sends it: directly below 1 MiB, through the SDK above, with the
+                // Content-Type it gives the key.
+                let content_type = content_type(&key, &Charset::default());
                 if let Some(direct) = direct.filter(|_| len < DIRECT_BELOW)
-                    && let Some(sent) = direct.put(&bucket, &key, Vec::new(), body.clone()).await
+                    && let Some(sent) = direct.put(&bucket, &key, header_list(&content_type, None), body.clone()).await
                 {
                     sent.with_context(|| format!("PutObject {key}"))?;
                     return anyhow::Ok(len);
                 }
-                let request = client.put_object().bucket(bucket).key(&key).body(ByteStream::from(body));
+                let request = client.put_object().bucket(bucket).key(&key).content_type(content_type);
+                let request = request.body(ByteStream::from(body));
                 request.send().await.with_context(|| format!("PutObject {key}"))?;
                 anyhow::Ok(len)
             });
