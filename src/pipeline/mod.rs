@@ -13,6 +13,7 @@
 mod connect;
 mod history;
 mod local;
+mod locks;
 pub mod plan;
 mod probe;
 pub mod rollback;
@@ -62,7 +63,7 @@ pub async fn run(config: &Config, opts: &RunOptions) -> Result<Report, Error> {
         signal = stop.forced() => Err(Error::CutShort(signal)),
     };
     match bucket_lock {
-        Some(lock) => stages::release(lock, outcome).await,
+        Some(lock) => locks::release(lock, outcome).await,
         None => outcome,
     }
 }
@@ -78,7 +79,7 @@ async fn run_until_stopped(
     // Plugins are created before anything is sent: one that refuses its settings is a
     // configuration error.
     let chain = stages::chain(config)?;
-    let _lock = stages::lock(config, opts, stop).await?;
+    let _lock = locks::lock(config, opts, stop).await?;
     // Before anything is sent: the distribution may need it once the redirects are published.
     if let Some(site) = config.chain.site().filter(|_| !opts.dry_run) {
         site.write_function().map_err(crate::config::ConfigError::from)?;

@@ -13,6 +13,7 @@ use std::time::Instant;
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::connect::connect;
+use super::locks;
 use super::stages::{self, Finished};
 use crate::after::{AfterRun, WriteRecord};
 use crate::clock::Clock;
@@ -79,18 +80,18 @@ async fn run_until_stopped(config: &BucketConfig, opts: &RollbackOptions, stop: 
     let held = match opts.dry_run {
         true => None,
         false => {
-            let what = stages::LockedTarget {
+            let what = locks::LockedTarget {
                 target: &config.target,
                 shard: None,
                 mode: config.remote_lock,
                 wait: opts.wait_lock,
             };
-            stages::take_bucket_lock(what, (&client, &clock), stop).await?
+            locks::take_bucket_lock(what, (&client, &clock), stop).await?
         }
     };
     let outcome = roll_back(config, opts, stop, (client, clock), started).await;
     match held {
-        Some(lock) => stages::release(lock, outcome).await,
+        Some(lock) => locks::release(lock, outcome).await,
         None => outcome,
     }
 }
@@ -147,7 +148,7 @@ async fn take_lock(config: &BucketConfig, opts: &RollbackOptions, stop: &Stop) -
     if opts.dry_run {
         return Ok(None);
     }
-    stages::this_machines_lock(&config.lock_path(), &config.target.to_string(), opts.wait_lock, stop).await.map(Some)
+    locks::this_machines_lock(&config.lock_path(), &config.target.to_string(), opts.wait_lock, stop).await.map(Some)
 }
 
 fn context(
