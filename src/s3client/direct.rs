@@ -6,8 +6,9 @@
 //! the wire. For a body already in memory and under 1 MiB, most files of a site, [`Direct`] sends
 //! the request the SDK would: to the endpoint S3's rules gave the bucket (the SDK's rules, run for
 //! the bucket's first request, see [`super::endpoints`]), the key encoded as the SDK encodes it,
-//! signed by the SDK's SigV4 signer with the credentials of the client's chain, over the SDK's
-//! default HTTP connector (TLS, connect timeout, connection pool).
+//! signed with the credentials of the client's chain as the SDK's SigV4 signer signs it (see
+//! [`super::sigv4`]), over the SDK's default HTTP connector (TLS, connect timeout, connection
+//! pool).
 //!
 //! What the orchestrator does that a correct request needs is done here too: every attempt is
 //! bounded by the attempt timeout; what the SDK's standard mode retries is retried (throttling and
@@ -21,12 +22,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings, UriPathNormalizationMode,
-    sign,
-};
-use aws_sigv4::sign::v4;
 use aws_smithy_http::label::{EncodingStrategy, fmt_string};
 use aws_smithy_runtime_api::client::http::{HttpConnector, SharedHttpConnector};
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -38,6 +35,7 @@ use bytes::Bytes;
 
 use super::endpoints::{Route, Routes};
 use super::error::{Op, StoreError};
+use super::sigv4::{Signer, Unsigned};
 use crate::clock::Clock;
 use crate::model::Time;
 
@@ -83,6 +81,7 @@ pub struct Direct {
     attempts: u32,
     timeout: Duration,
     clock: Arc<Clock>,
+    signer: Signer,
 }
 
 /// Where the signing identity comes from.
@@ -141,7 +140,7 @@ impl Direct {
         (attempts, timeout): (u32, Duration),
         clock: Arc<Clock>,
     ) -> Direct {
-        Direct { http, routes, keys, attempts: attempts.max(1), timeout, clock }
+        Direct { http, routes, keys, attempts: attempts.max(1), timeout, clock, signer: Signer::default() }
     }
 
     /// Puts `body` under `key` in `bucket` with `headers` (Content-Length is added), retrying as
@@ -231,30 +230,26 @@ impl Direct {
         body: &Bytes,
         identity: &Identity,
     ) -> Result<HttpRequest, String> {
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(identity)
-            .region(&route.signing_region)
-            .name(&route.signing_name)
-            .time(self.server_time())
-            .settings(settings)
-            .build()
-            .map_err(|e| format!("cannot sign: {e}"))?
-            .into();
-        let pairs = headers.iter().map(|(name, value)| (name.as_ref(), value.as_str()));
-        let signable = SignableRequest::new("PUT", url, pairs, SignableBody::Bytes(body))
-            .map_err(|e| format!("cannot sign: {e}"))?;
-        let (instructions, _signature) = sign(signable, &params).map_err(|e| format!("cannot sign: {e}"))?.into_parts();
-        let mut request = http::Request::builder().method("PUT").uri(url).header("user-agent", USER_AGENT);
+        let credentials = identity.data::<Credentials>().ok_or("cannot sign: the identity is not AWS credentials")?;
+        let unsigned = Unsigned { url, headers, body, region: &route.signing_region, service: &route.signing_name };
+        let signature =
+            self.signer.sign(&unsigned, credentials, self.server_time()).ok_or_else(|| format!("cannot sign {url}"))?;
+        let bad = |e: aws_smithy_runtime_api::http::HttpError| format!("bad request: {e}");
+        let mut request = HttpRequest::new(SdkBody::from(body.clone()));
+        request.set_method("PUT").map_err(bad)?;
+        request.set_uri(url).map_err(|e| format!("bad request: {e}"))?;
+        let sent = request.headers_mut();
+        sent.try_append("user-agent", USER_AGENT).map_err(bad)?;
         for (name, value) in headers {
-            request = request.header(name.as_ref(), value);
+            sent.try_append(name.clone(), value.clone()).map_err(bad)?;
         }
-        let mut request = request.body(SdkBody::from(body.clone())).map_err(|e| format!("bad request: {e}"))?;
-        instructions.apply_to_request_http1x(&mut request);
-        HttpRequest::try_from(request).map_err(|e| format!("bad request: {e}"))
+        sent.try_insert("x-amz-date", signature.date_time).map_err(bad)?;
+        sent.try_insert("x-amz-content-sha256", signature.content_sha256).map_err(bad)?;
+        if let Some(token) = signature.security_token {
+            sent.try_insert("x-amz-security-token", token).map_err(bad)?;
+        }
+        sent.try_insert("authorization", signature.authorization).map_err(bad)?;
+        Ok(request)
     }
 
     /// Now, on the server's clock when an answer has measured the offset.

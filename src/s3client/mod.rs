@@ -58,6 +58,7 @@ use direct::Keys;
 pub use error::{Op, StoreError};
 
 mod endpoints;
+mod sigv4;
 
 /// Where and how to reach S3.
 #[derive(Debug, Clone)]
