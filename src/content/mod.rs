@@ -175,8 +175,15 @@ impl Parts {
     }
 }
 
+/// `bytes` in lowercase hexadecimal, as S3 writes an ETag and SigV4 a digest.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// What a digest says of an object's ETag: equal, different, or nothing (the ETag is absent, or

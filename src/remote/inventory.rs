@@ -179,7 +179,7 @@ impl Reader {
         };
         let rows = rows::read(MultiGzDecoder::new(&mut data), &self.columns, &self.target, keep);
         io::copy(&mut data, &mut io::sink()).map_err(|_| InventoryError::Cut)?;
-        let actual = manifest::hex(&data.md5.finalize());
+        let actual = crate::content::hex(&data.md5.finalize());
         if !actual.eq_ignore_ascii_case(file.md5.trim()) {
             return Err(InventoryError::FileChecksum { expected: file.md5.clone(), actual });
         }

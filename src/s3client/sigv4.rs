@@ -21,6 +21,8 @@ use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
 use aws_smithy_types::date_time::{DateTime, Format};
 use sha2::{Digest, Sha256};
 
+use crate::content::hex;
+
 /// Headers SigV4 leaves unsigned (`aws-sigv4`'s default exclusions), and those the signature
 /// itself sets.
 const UNSIGNED: [&str; 4] = ["authorization", "user-agent", "x-amzn-trace-id", "transfer-encoding"];
@@ -168,14 +170,6 @@ fn trim_all(value: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 #[cfg(test)]

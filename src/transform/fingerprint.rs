@@ -43,7 +43,7 @@ impl Fingerprint {
             return String::new();
         }
         let digest = Md5::digest(Value::Array(tables).to_string().as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::content::hex(&digest);
         let v = serde_json::json!({ "sitesync_chain": 2, "digest": hex, "plugins": &self.plugins });
         format!("{v}\n")
     }

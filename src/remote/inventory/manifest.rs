@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::InventoryError;
 use super::rows::Columns;
+use crate::content::hex;
 use crate::error::{Op, StoreError};
 use crate::keys::target::{ObjectUrl, Target};
 use crate::remote::RemoteError;
@@ -95,10 +96,6 @@ fn check_md5(manifest: &[u8], checksum: &[u8]) -> Result<(), InventoryError> {
         true => Ok(()),
         false => Err(InventoryError::ManifestChecksum { expected, actual }),
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses the manifest and refuses what the run cannot use.
